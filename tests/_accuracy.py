@@ -88,9 +88,9 @@ def samples(name, dtype, n, seed=0):
     wide = {"exp": (-104, 89) if dt == np.float32 else (-746, 710),
             "log": (0, 4), "sigmoid": (-110, 40) if dt == np.float32 else (-750, 40),
             "tanh": (-25, 25)}[name]
+    m = n - 2 * (n // 4) - bits.size  # what the non-finite bit patterns left out, too
     parts = [rng.uniform(*wide, n // 4), rng.uniform(-3, 3, n // 4),
-             np.ldexp(rng.uniform(0.5, 1, n - 3 * (n // 4)), rng.integers(-40, 6, n - 3 * (n // 4)))
-             * rng.choice([-1, 1], n - 3 * (n // 4))]
+             np.ldexp(rng.uniform(0.5, 1, m), rng.integers(-40, 6, m)) * rng.choice([-1, 1], m)]
     x = np.concatenate(parts + [bits]).astype(dt)
     if name == "log":
         x = np.abs(x)

@@ -1,0 +1,353 @@
+"""The NumPy reference LSTM: the executable specification every backend reproduces bit for bit.
+
+One LSTM layer (gate order i, f, g, o as in PyTorch) and a linear head, time-major input
+``x`` of shape (T, B, I). Every floating-point operation below is written in the order and
+with the parentheses of docs/arithmetic.md, using ``arith`` for all transcendental functions
+and sums: no ``np.exp``/``np.tanh``/``np.log``, no BLAS, no pairwise ``np.sum``.
+
+Notation: H hidden units, O outputs; ``a`` are gate pre-activations (B, 4H); ``h``/``c`` are
+the hidden and cell states; ``tc = tanh(c)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import arith
+from .config import ConfigError, ModelConfig, TrainConfig
+
+PARAM_NAMES = ("W_ih", "W_hh", "b", "W_out", "b_out")
+
+
+# ---- parameters ----------------------------------------------------------------------------
+
+def init_params(cfg: ModelConfig, dtype=np.float64, seed: int = 0) -> dict:
+    """Host-side initialization from numpy.random.Generator(PCG64(seed)).
+
+    "uniform" draws, in this order, W_ih, W_hh, b_ih, b_hh, W_out, b_out from
+    U(-1/sqrt(H), 1/sqrt(H)) exactly as torch.nn.LSTM + torch.nn.Linear(H, O) do, and
+    b = b_ih + b_hh. "orthogonal" then replaces each gate block of W_hh by an orthogonal
+    matrix (QR of a Gaussian draw), which trains long windows more steadily.
+    """
+    dt = np.dtype(dtype)
+    arith.constants(dt)  # rejects unsupported dtypes
+    I, H, O = cfg.input_size, cfg.hidden_size, cfg.output_size
+    rng = np.random.Generator(np.random.PCG64(seed))
+    k = 1.0 / np.sqrt(H)
+    u = lambda *shape: rng.uniform(-k, k, shape)  # noqa: E731 - float64 draws, cast once
+    W_ih, W_hh, b_ih, b_hh = u(4 * H, I), u(4 * H, H), u(4 * H), u(4 * H)
+    W_out, b_out = u(O, H), u(O)
+    if cfg.init == "orthogonal":
+        for g in range(4):
+            q, r = np.linalg.qr(rng.standard_normal((H, H)))
+            W_hh[g * H:(g + 1) * H] = q * np.sign(np.diag(r))
+    params = {"W_ih": W_ih, "W_hh": W_hh, "b": b_ih + b_hh, "W_out": W_out, "b_out": b_out}
+    return {n: np.ascontiguousarray(params[n], dtype=dt) for n in PARAM_NAMES}
+
+
+def check_params(params: dict) -> tuple:
+    """Validate names, shapes and one common float dtype; return (I, H, O, dtype)."""
+    missing = [n for n in PARAM_NAMES if n not in params]
+    if missing:
+        raise ConfigError(f"parameters lack {', '.join(missing)}; expected {', '.join(PARAM_NAMES)}")
+    dt = np.asarray(params["W_ih"]).dtype
+    if dt not in arith.DTYPES:
+        raise ConfigError(f"parameters must be float32 or float64, got {dt}")
+    four_h, I = np.shape(params["W_ih"])
+    H = four_h // 4
+    O = np.shape(params["W_out"])[0]
+    want = {"W_ih": (4 * H, I), "W_hh": (4 * H, H), "b": (4 * H,), "W_out": (O, H), "b_out": (O,)}
+    for n, shape in want.items():
+        p = np.asarray(params[n])
+        if p.shape != shape or p.dtype != dt or four_h != 4 * H:
+            raise ConfigError(f"parameter {n} has shape {p.shape} and dtype {p.dtype}; "
+                              f"expected {shape} and {dt}")
+    return I, H, O, dt
+
+
+# ---- forward -------------------------------------------------------------------------------
+
+def forward(params: dict, x, cfg: ModelConfig | None = None, state=None):
+    """Run the sequence. Returns (outputs (T, B, O), cache).
+
+    a_t = b + x_t W_ih^T + h_{t-1} W_hh^T   (one accumulator: bias, input terms k ascending,
+                                              then recurrent terms k ascending)
+    i, f, o = sigmoid(a_i), sigmoid(a_f), sigmoid(a_o);  g = tanh(a_g)
+    c_t = (f * c_{t-1}) + (i * g);  h_t = o * tanh(c_t)
+    y_t = b_out + h_t W_out^T
+    ``state`` is an optional (h0, c0) pair of (B, H) arrays, zeros by default.
+    """
+    I, H, O, dt = check_params(params)
+    if cfg is not None and (cfg.input_size, cfg.hidden_size, cfg.output_size) != (I, H, O):
+        raise ConfigError(f"parameters are for (I, H, O) = {(I, H, O)}, config says "
+                          f"{(cfg.input_size, cfg.hidden_size, cfg.output_size)}")
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[2] != I or x.dtype != dt:
+        raise ConfigError(f"x must be a (T, B, {I}) {dt} array (time-major), got {x.shape} {x.dtype}")
+    T, B, _ = x.shape
+    if T == 0 or B == 0:
+        raise ConfigError(f"x must have at least one time step and one sample, got {x.shape}")
+    h = np.empty((T + 1, B, H), dt)
+    c = np.empty((T + 1, B, H), dt)
+    if state is None:
+        h[0], c[0] = 0, 0
+    else:
+        h[0], c[0] = state
+    W_hh_T = np.ascontiguousarray(params["W_hh"].T)
+    # The input projection for all steps at once: rows are independent, bits are the same.
+    xproj = arith.matmul(params["b"][None, :], x.reshape(T * B, I),
+                         np.ascontiguousarray(params["W_ih"].T)).reshape(T, B, 4 * H)
+    gates = np.empty((T, B, 4 * H), dt)  # activated i, f, g, o
+    tc = np.empty((T, B, H), dt)
+    for t in range(T):
+        a = arith.matmul(xproj[t], h[t], W_hh_T)
+        gates[t, :, 0:2 * H] = arith.sigmoid(a[:, 0:2 * H])
+        gates[t, :, 2 * H:3 * H] = arith.tanh(a[:, 2 * H:3 * H])
+        gates[t, :, 3 * H:] = arith.sigmoid(a[:, 3 * H:])
+        i, f, g, o = (gates[t, :, k * H:(k + 1) * H] for k in range(4))
+        c[t + 1] = (f * c[t]) + (i * g)
+        tc[t] = arith.tanh(c[t + 1])
+        h[t + 1] = o * tc[t]
+    out = arith.matmul(params["b_out"][None, :], h[1:].reshape(T * B, H),
+                       np.ascontiguousarray(params["W_out"].T)).reshape(T, B, O)
+    cache = {"x": x, "h": h, "c": c, "gates": gates, "tc": tc}
+    return out, cache
+
+
+def final_state(cache):
+    """(h_T, c_T) of a forward pass, to continue the sequence with ``forward(state=...)``."""
+    return cache["h"][-1].copy(), cache["c"][-1].copy()
+
+
+# ---- losses --------------------------------------------------------------------------------
+
+def loss_grad(out, y, cfg: TrainConfig):
+    """Loss and its gradient with respect to the outputs (zeros where the loss does not look).
+
+    MSE:  d = y_hat - y;  loss = (sum of d*d) / N;  dy = (d + d) / N
+    CE:   m = max_o z;  e = exp(z - m);  s = sum_o e;  l = log(s) - (z_y - m);
+          loss = (sum of l) / N;  dz = ((e / s) - onehot) / N
+    N counts the terms (T*B*O or B*O for MSE; T*B or B for CE); sums run over t, then b,
+    then o, ascending, from +0.
+    """
+    out = np.asarray(out)
+    T, B, O = out.shape
+    dt = out.dtype
+    z = out if cfg.loss_on == "all" else out[-1:]
+    y = np.asarray(y)
+    dy = np.zeros_like(out)
+    dz = dy if cfg.loss_on == "all" else dy[-1:]
+    if cfg.loss == "mse":
+        want = (T, B, O) if cfg.loss_on == "all" else (B, O)
+        if y.shape != want or y.dtype != dt:
+            raise ConfigError(f"MSE targets must be a {want} {dt} array, got {y.shape} {y.dtype}")
+        d = z - y.reshape(z.shape)
+        n = dt.type(d.size)
+        loss = arith.sum_sq(d) / n
+        dz[...] = (d + d) / n
+    else:
+        want = (T, B) if cfg.loss_on == "all" else (B,)
+        if y.shape != want or not np.issubdtype(y.dtype, np.integer):
+            raise ConfigError(f"cross-entropy targets must be a {want} integer array of class "
+                              f"indices, got {y.shape} {y.dtype}")
+        if y.size and (y.min() < 0 or y.max() >= O):
+            raise ConfigError(f"cross-entropy targets must lie in [0, {O}), got {y.min()}..{y.max()}")
+        yi = y.reshape(z.shape[:2])
+        m = z.max(axis=2, keepdims=True)  # exact
+        e = arith.exp(z - m)
+        s = arith.ordered_sum(e, axis=2)
+        z_y = np.take_along_axis(z - m, yi[..., None], axis=2)[..., 0]
+        lt = arith.log(s) - z_y
+        n = dt.type(lt.size)
+        loss = arith.ordered_sum(lt.reshape(-1)) / n
+        p = e / s[..., None]
+        onehot = np.zeros_like(p)
+        np.put_along_axis(onehot, yi[..., None], dt.type(1), axis=2)
+        dz[...] = (p - onehot) / n
+    return dt.type(loss), dy
+
+
+# ---- backward ------------------------------------------------------------------------------
+
+def backward(params: dict, cache: dict, dy):
+    """Backpropagation through time. Returns gradients keyed like ``params``.
+
+    For t = T-1 .. 0 (one accumulator each, from +0):
+      dh = sum_o dy_t[o] W_out[o, :]  then  + sum_j da_{t+1}[j] W_hh[j, :]  (j ascending)
+      dc = ((dh * o) * (1 - (tc * tc))) + (dc_{t+1} * f_{t+1})
+      da_i = (dc * g) * (i * (1 - i));   da_f = (dc * c_{t-1}) * (f * (1 - f))
+      da_g = (dc * i) * (1 - (g * g));   da_o = (dh * tc) * (o * (1 - o))
+    Weight gradients afterwards, summing over (t ascending, then b ascending):
+      dW_ih = da^T x,  dW_hh = da^T h_{t-1},  db = sum da,  dW_out = dy^T h_t,  db_out = sum dy
+    """
+    I, H, O, dt = check_params(params)
+    x, h, c, gates, tc = (cache[k] for k in ("x", "h", "c", "gates", "tc"))
+    T, B, _ = x.shape
+    one = dt.type(1)
+    dy = np.asarray(dy, dt)
+    da = np.empty((T, B, 4 * H), dt)
+    dc_next = np.zeros((B, H), dt)  # dc_{t+1} * f_{t+1}
+    zero_bh = np.zeros((B, H), dt)
+    for t in reversed(range(T)):
+        dh = arith.matmul(zero_bh, dy[t], params["W_out"])
+        if t + 1 < T:
+            dh = arith.matmul(dh, da[t + 1], params["W_hh"])
+        i, f, g, o = (gates[t, :, k * H:(k + 1) * H] for k in range(4))
+        dc = ((dh * o) * (one - (tc[t] * tc[t]))) + dc_next
+        da[t, :, 0:H] = (dc * g) * (i * (one - i))
+        da[t, :, H:2 * H] = (dc * c[t]) * (f * (one - f))
+        da[t, :, 2 * H:3 * H] = (dc * i) * (one - (g * g))
+        da[t, :, 3 * H:] = (dh * tc[t]) * (o * (one - o))
+        dc_next = dc * f
+    da2 = da.reshape(T * B, 4 * H)
+    da2_T = np.ascontiguousarray(da2.T)
+    dy2 = dy.reshape(T * B, O)
+    return {
+        "W_ih": arith.matmul(None, da2_T, x.reshape(T * B, I)),
+        "W_hh": arith.matmul(None, da2_T, h[:-1].reshape(T * B, H)),
+        "b": arith.ordered_sum(da2, axis=0),
+        "W_out": arith.matmul(None, np.ascontiguousarray(dy2.T), h[1:].reshape(T * B, H)),
+        "b_out": arith.ordered_sum(dy2, axis=0),
+    }
+
+
+def loss_and_grads(params: dict, x, y, cfg: TrainConfig):
+    """Forward, loss and backpropagation through time: (loss, grads)."""
+    out, cache = forward(params, x)
+    loss, dy = loss_grad(out, y, cfg)
+    return loss, backward(params, cache, dy)
+
+
+# ---- clipping and optimizers ---------------------------------------------------------------
+
+def global_norm(grads: dict):
+    """sqrt of the sum of squares: per row (columns ascending), then rows ascending over
+    W_ih, W_hh, b, W_out, b_out in that order (a 1-D tensor has one element per row)."""
+    rows = [arith.ordered_sum((g * g).reshape(g.shape[0], -1), axis=1)
+            for g in (np.asarray(grads[n]) for n in PARAM_NAMES)]
+    return np.sqrt(arith.ordered_sum(np.concatenate(rows)))
+
+
+def clip_grads(grads: dict, max_norm):
+    """If the global norm exceeds max_norm (> 0), scale every gradient by max_norm / norm."""
+    if not max_norm:
+        return grads
+    norm = global_norm(grads)
+    dt = norm.dtype
+    clip = dt.type(max_norm)
+    if not norm > clip:
+        return grads
+    scale = clip / norm
+    return {n: g * scale for n, g in grads.items()}
+
+
+def init_opt_state(params: dict, cfg: TrainConfig) -> dict:
+    """Optimizer state: step count, and moments (Adam) or velocities (SGD with momentum)."""
+    _, _, _, dt = check_params(params)
+    zeros = lambda: {n: np.zeros_like(params[n]) for n in PARAM_NAMES}  # noqa: E731
+    if cfg.optimizer == "adam":
+        return {"step": 0, "b1_pow": dt.type(1), "b2_pow": dt.type(1), "m": zeros(), "v": zeros()}
+    if cfg.momentum:
+        return {"step": 0, "velocity": zeros()}
+    return {"step": 0}
+
+
+def apply_update(params: dict, grads: dict, opt: dict, cfg: TrainConfig):
+    """One optimizer step on clipped gradients. Returns (params, opt_state), both new.
+
+    SGD:  p = p - (lr * g);  with momentum: v = (mu * v) + g;  p = p - (lr * v)
+    Adam: m = (b1 * m) + ((1 - b1) * g);  v = (b2 * v) + ((1 - b2) * (g * g));
+          b1_pow = b1_pow * b1;  b2_pow = b2_pow * b2  (running products from 1);
+          step = lr / (1 - b1_pow);  bc = sqrt(1 - b2_pow);
+          p = p - (step * (m / ((sqrt(v) / bc) + eps)))
+    All scalars are working-dtype values (cfg floats rounded once).
+    """
+    _, _, _, dt = check_params(params)
+    one = dt.type(1)
+    lr = dt.type(cfg.lr)
+    new = dict(opt)
+    new["step"] = opt["step"] + 1
+    if cfg.optimizer == "sgd":
+        if cfg.momentum:
+            mu = dt.type(cfg.momentum)
+            vel = {n: (mu * opt["velocity"][n]) + grads[n] for n in PARAM_NAMES}
+            new["velocity"] = vel
+            return {n: params[n] - (lr * vel[n]) for n in PARAM_NAMES}, new
+        return {n: params[n] - (lr * grads[n]) for n in PARAM_NAMES}, new
+    b1, b2, eps = dt.type(cfg.beta1), dt.type(cfg.beta2), dt.type(cfg.eps)
+    new["b1_pow"] = opt["b1_pow"] * b1
+    new["b2_pow"] = opt["b2_pow"] * b2
+    step = lr / (one - new["b1_pow"])
+    bc = np.sqrt(one - new["b2_pow"])
+    m = {n: (b1 * opt["m"][n]) + ((one - b1) * grads[n]) for n in PARAM_NAMES}
+    v = {n: (b2 * opt["v"][n]) + ((one - b2) * (grads[n] * grads[n])) for n in PARAM_NAMES}
+    new["m"], new["v"] = m, v
+    return {n: params[n] - (step * (m[n] / ((np.sqrt(v[n]) / bc) + eps)))
+            for n in PARAM_NAMES}, new
+
+
+def train_step(params: dict, opt: dict, x, y, cfg: TrainConfig):
+    """loss_and_grads, clip_grads, apply_update: (loss, params, opt_state)."""
+    loss, grads = loss_and_grads(params, x, y, cfg)
+    params, opt = apply_update(params, clip_grads(grads, cfg.clip), opt, cfg)
+    return loss, params, opt
+
+
+# ---- epochs --------------------------------------------------------------------------------
+
+def batch_order(n: int, cfg: TrainConfig, rng: np.random.Generator):
+    """Minibatches of sample indices for one epoch: rng.permutation(n) when shuffling (one
+    draw per epoch), consecutive slices of batch_size (0 = all), the last one possibly short."""
+    idx = rng.permutation(n) if cfg.shuffle else np.arange(n)
+    bs = n if cfg.batch_size == 0 else min(cfg.batch_size, n)
+    return [idx[s:s + bs] for s in range(0, n, bs)]
+
+
+def take_batch(x, y, idx, cfg: TrainConfig):
+    """The samples ``idx`` of time-major inputs and their targets."""
+    x = np.asarray(x)
+    y = np.asarray(y)
+    ys = y[:, idx] if cfg.loss_on == "all" else y[idx]
+    return np.ascontiguousarray(x[:, idx]), np.ascontiguousarray(ys)
+
+
+def mean_loss(losses, counts, dtype):
+    """Sample-weighted mean of batch losses: (sum of loss_i * n_i) / (sum n_i), in order."""
+    dt = np.dtype(dtype)
+    acc = dt.type(0)
+    for loss, n in zip(losses, counts):
+        acc = acc + (dt.type(loss) * dt.type(n))
+    return acc / dt.type(sum(counts))
+
+
+def evaluate(params: dict, x, y, cfg: TrainConfig):
+    """The loss on (x, y) without updating anything."""
+    out, _ = forward(params, x)
+    return loss_grad(out, y, cfg)[0]
+
+
+def train(params: dict, data, cfg: TrainConfig, opt_state=None, rng=None, valid=None):
+    """Train for cfg.epochs. Returns (params, history).
+
+    ``data`` is (x, y) with x (T, N, I); ``rng`` (default Generator(PCG64(cfg.seed))) only
+    shuffles. history = {"train_loss": [...], "valid_loss": [...] if valid is given,
+    "opt_state": the optimizer state to resume from}.
+    """
+    _, _, _, dt = check_params(params)
+    x, y = data
+    n = np.shape(x)[1]
+    rng = np.random.Generator(np.random.PCG64(cfg.seed)) if rng is None else rng
+    opt = init_opt_state(params, cfg) if opt_state is None else opt_state
+    history = {"train_loss": [], "valid_loss": []}
+    for _ in range(cfg.epochs):
+        losses, counts = [], []
+        for idx in batch_order(n, cfg, rng):
+            xb, yb = take_batch(x, y, idx, cfg)
+            loss, params, opt = train_step(params, opt, xb, yb, cfg)
+            losses.append(loss)
+            counts.append(len(idx))
+        history["train_loss"].append(mean_loss(losses, counts, dt))
+        if valid is not None:
+            history["valid_loss"].append(evaluate(params, *valid, cfg))
+    history["opt_state"] = opt
+    return params, history
