@@ -42,7 +42,7 @@ CASES = (
          TrainConfig(loss="mse", loss_on="last", optimizer="adam", lr=0.01, clip=0.5,
                      epochs=3, batch_size=4, seed=2), 5, 9),
     Case("ce_all_momentum_clip", ModelConfig(3, 13, 3),
-         TrainConfig(loss="ce", optimizer="sgd", lr=0.1, momentum=0.9, clip=1.0, epochs=2,
+         TrainConfig(loss="ce", optimizer="sgd", lr=0.5, momentum=0.9, clip=0.1, epochs=2,
                      batch_size=5, seed=3), 7, 11),
     Case("ce_last_adam_b1_t1", ModelConfig(2, 4, 4),
          TrainConfig(loss="ce", loss_on="last", optimizer="adam", lr=0.05, epochs=3,
