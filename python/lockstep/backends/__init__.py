@@ -1,0 +1,156 @@
+"""The backend registry: name -> backend class, and why an unavailable one is unavailable.
+
+A backend trains one model configuration with the arithmetic of docs/arithmetic.md, so every
+backend, strategy and device gives the bits of the NumPy reference. Interface (API):
+
+    class SomeBackend(Backend):
+        name = "cpu"; strategies = ("default",); devices = ("cpu",)
+        @classmethod
+        def available(cls, device=None) -> (bool, str)
+        def __init__(self, model_cfg, train_cfg, dtype, strategy=None, device=None)
+        def load(self, params, opt_state)          # host NumPy in, kept wherever it computes
+        def train_epoch(self, batches) -> list    # per-batch losses (working-dtype scalars)
+        def evaluate(self, x, y) -> loss
+        def predict(self, x) -> outputs (T, B, O)
+        def state(self) -> (params, opt_state)    # host NumPy out
+
+``batches`` is an ``EpochBatches``: the full (x, y) of the epoch and the sample indices of each
+minibatch in order. A device backend may upload x and y once and gather batches on the device
+(``EpochBatches.data_key`` tells it whether the data changed since the last epoch).
+A run is named ``backend:strategy@device``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import ConfigError
+
+# name -> "module:Class"; modules are imported lazily so a missing optional dependency makes
+# one backend unavailable (with the reason) instead of breaking the package.
+REGISTRY = {
+    "numpy": "lockstep.backends.numpy_ref:NumpyBackend",
+    "cpu": "lockstep.backends.cpu:CpuBackend",
+    "cuda-raw": "lockstep.backends.cuda_raw:CudaRawBackend",
+    "numba-cuda": "lockstep.backends.numba_cuda:NumbaCudaBackend",
+}
+# "auto" picks the first available in this order: fastest bit-exact backend first.
+AUTO_ORDER = ("cuda-raw@gpu", "numba-cuda@gpu", "cpu", "numpy")
+
+
+@dataclass
+class EpochBatches:
+    """One epoch's minibatches: x (T, N, I), targets y, and the index array of each batch."""
+
+    x: np.ndarray
+    y: np.ndarray
+    indices: list
+    loss_on: str = "all"
+    data_key: object = field(default=None)  # same key => same x and y as the previous epoch
+
+    def __iter__(self):
+        for idx in self.indices:
+            ys = self.y[:, idx] if self.loss_on == "all" else self.y[idx]
+            yield np.ascontiguousarray(self.x[:, idx]), np.ascontiguousarray(ys)
+
+    def __len__(self):
+        return len(self.indices)
+
+
+class Backend:
+    """Base class: the shared validation and naming; subclasses implement the arithmetic."""
+
+    name = "?"
+    strategies: tuple = ("default",)
+    devices: tuple = ("cpu",)
+
+    @classmethod
+    def available(cls, device=None):
+        return True, "available"
+
+    def __init__(self, model_cfg, train_cfg, dtype, strategy=None, device=None):
+        self.model_cfg, self.train_cfg = model_cfg, train_cfg
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ConfigError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.strategy = strategy or self.strategies[0]
+        if self.strategy not in self.strategies:
+            raise ConfigError(f"backend {self.name} has strategies {', '.join(self.strategies)}; "
+                              f"got {self.strategy!r}")
+        self.device = device or self.devices[0]
+        if self.device not in self.devices:
+            raise ConfigError(f"backend {self.name} runs on {', '.join(self.devices)}; "
+                              f"got {self.device!r}")
+
+    @property
+    def run_name(self):
+        return run_name(self.name, self.strategy, self.device)
+
+
+def run_name(backend, strategy, device):
+    return f"{backend}:{strategy}@{device}"
+
+
+def get(name: str):
+    """The backend class registered under ``name`` (imports it)."""
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown backend {name!r}; choose one of auto, {', '.join(REGISTRY)}")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def availability(name: str, device=None):
+    """(available, reason) without raising: a backend whose module cannot be imported is
+    unavailable, and the import error is the reason."""
+    try:
+        cls = get(name)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any import failure is a reason to report
+        return False, f"cannot import {REGISTRY[name].split(':')[0]}: {type(e).__name__}: {e}"
+    try:
+        return cls.available(device)
+    except Exception as e:  # noqa: BLE001
+        return False, f"{type(e).__name__}: {e}"
+
+
+def runs(names=None):
+    """Every (backend, strategy, device, available, reason) for the given backend names."""
+    out = []
+    for name in names or REGISTRY:
+        try:
+            cls = get(name)
+        except ConfigError:
+            raise
+        except Exception:  # noqa: BLE001
+            ok, why = availability(name)
+            out.append((name, None, None, ok, why))
+            continue
+        for device in cls.devices:
+            ok, why = availability(name, device)
+            for strategy in cls.strategies:
+                out.append((name, strategy, device, ok, why))
+    return out
+
+
+def resolve(name: str, device=None):
+    """(backend name, device) for a user's choice; "auto" = the fastest available."""
+    if name != "auto":
+        ok, why = availability(name, device)
+        if not ok:
+            raise ConfigError(f"backend {name} is unavailable: {why}")
+        return name, device
+    for choice in AUTO_ORDER:
+        n, _, d = choice.partition("@")
+        if availability(n, d or None)[0]:
+            return n, d or None
+    return "numpy", None
+
+
+def create(name, model_cfg, train_cfg, dtype, strategy=None, device=None):
+    """Instantiate a backend by name ("auto" allowed)."""
+    name, device = resolve(name, device)
+    return get(name)(model_cfg, train_cfg, dtype, strategy=strategy, device=device)
