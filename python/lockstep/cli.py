@@ -1,82 +1,340 @@
-"""The ``lockstep`` command line."""
+"""The ``lockstep`` command line: info, data, train, forecast, check, bench.
+
+stdout carries only ``--json`` output; logs, tables and progress go to stderr.
+Exit codes: 0 ok, 1 a check failed or training diverged, 2 bad input (nothing written).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
+from pathlib import Path
 
 import numpy as np
 
-from . import __version__, data, reference
-from .config import ConfigError, ModelConfig, TrainConfig
+from . import __version__
+
+DEFAULT_OUT = "lockstep-out"
 
 
-def _windows(series, window):
-    """Time-major (T, N, 1) inputs and next-value targets at every step."""
-    n = len(series) - window
-    x = np.stack([series[i:i + window] for i in range(n)], axis=1)[..., None]
-    y = np.stack([series[i + 1:i + window + 1] for i in range(n)], axis=1)[..., None]
-    return x, y
+class UsageError(ValueError):
+    """Bad command-line input: one line, exit code 2."""
+
+
+def err(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _emit_json(obj):
+    print(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def _writable_dir(path: Path):
+    """Fail now (before any work) if ``path`` cannot be created or written."""
+    p = path
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"--out {path} exists and is not a directory; choose a directory")
+    while not p.exists():
+        p = p.parent
+    if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
+        raise UsageError(f"output directory {path} is not writable; choose another --out")
+
+
+def _month_labels(last: str, n: int):
+    m = re.fullmatch(r"(\d{4})-(\d{2})", last or "")
+    if not m:
+        return [f"t+{i + 1}" for i in range(n)]
+    y, mo = int(m.group(1)), int(m.group(2))
+    out = []
+    for _ in range(n):
+        mo += 1
+        if mo > 12:
+            y, mo = y + 1, 1
+        out.append(f"{y:04d}-{mo:02d}")
+    return out
+
+
+def _load_series(args):
+    from . import data
+
+    return data.resolve(args.data, value_column=getattr(args, "value_column", None),
+                        time_column=getattr(args, "time_column", None))
+
+
+# ---- info ----------------------------------------------------------------------------------
+
+def cmd_info(args):
+    from . import backends
+
+    rows = backends.runs()
+    runs = [{"run": backends.run_name(n, s, d) if s else n, "available": ok, "reason": why}
+            for n, s, d, ok, why in rows]
+    info = {"version": __version__, "runs": runs, "auto": "%s@%s" % backends.resolve("auto")}
+    try:
+        from . import _cpu
+
+        info["cpu_build"] = _cpu.build_info()
+    except ImportError as e:
+        info["cpu_build"] = {"error": str(e)}
+    info["cpus"] = os.cpu_count()
+    if args.json:
+        _emit_json(info)
+        return 0
+    err(f"lockstep {__version__}  ({info['cpus']} CPUs; auto backend = {info['auto']})")
+    width = max(len(r["run"]) for r in runs)
+    for r in runs:
+        err(f"  {r['run']:<{width}}  {'yes' if r['available'] else 'no '}  "
+            f"{'' if r['available'] else r['reason']}")
+    return 0
+
+
+# ---- data ----------------------------------------------------------------------------------
+
+def cmd_data(args):
+    s = _load_series(args)
+    d = s.describe()
+    if args.plot:
+        from . import plots
+
+        plots.series(s, args.plot)
+        d["plot"] = str(args.plot)
+    if args.json:
+        _emit_json(d)
+        return 0
+    err(f"{d['source']}: {d['rows']} rows, columns {', '.join(d['columns'])}"
+        + (f", {d['start']} .. {d['end']}" if d["start"] else "")
+        + (f", period {d['period']}" if d["period"] else ""))
+    for j, name in enumerate(d["columns"]):
+        err(f"  {name}: min {d['min'][j]:.6g}  max {d['max'][j]:.6g}  mean {d['mean'][j]:.6g}  "
+            f"std {d['std'][j]:.6g}")
+    return 0
+
+
+# ---- train ---------------------------------------------------------------------------------
+
+def _settings_from_args(args, series):
+    from .forecast import ForecastSettings
+
+    kw = dict(task=args.task, hidden_size=args.hidden, window=args.window, epochs=args.epochs,
+              lr=args.lr, optimizer=args.optimizer, batch_size=args.batch_size, clip=args.clip,
+              dtype=args.dtype, seed=args.seed, log=not args.no_log, diff=args.diff,
+              season=args.season, patience=args.patience if args.patience > 0 else None,
+              holdout=args.holdout, loss_on=args.loss_on, momentum=args.momentum)
+    if args.task == "classify-change" and args.train_start is None:
+        kw["train_start"] = 0.4  # the seed's choice
+    elif args.train_start is not None:
+        kw["train_start"] = args.train_start
+    return ForecastSettings(**kw)
 
 
 def cmd_train(args):
-    series = np.log(data.load("airpassengers"))
-    train_part = series[:-args.holdout]
-    mu, sd = train_part.mean(), train_part.std()
-    scaled = ((series - mu) / sd).astype(args.dtype)
-    x, y = _windows(scaled[:-args.holdout], args.window)
-    params = reference.init_params(ModelConfig(1, args.hidden, 1), args.dtype, seed=args.seed)
-    cfg = TrainConfig(optimizer="adam", lr=args.lr, epochs=args.epochs, batch_size=16,
-                      clip=1.0, seed=args.seed)
-    params, hist = reference.train(params, (x, y), cfg)
-    for e, loss in enumerate(hist["train_loss"]):
-        print(f"epoch {e:3d}  train loss {float(loss):.9g}", file=sys.stderr)
-    if args.json:
-        print(json.dumps({"history": {"train_loss": [float(v) for v in hist["train_loss"]]}}))
-    return 0
+    from . import checkpoint, plots
+    from .forecast import Forecaster
 
-
-def cmd_info(args):
-    from . import _cpu
-
-    info = {"version": __version__, "backends": {"numpy": "available"},
-            "cpu_build": _cpu.build_info()}
-    if args.json:
-        print(json.dumps(info))
+    out = Path(args.out)
+    ck_path = out / "checkpoint.npz"
+    _writable_dir(out)
+    series = _load_series(args)
+    settings = _settings_from_args(args, series)
+    if args.resume and not ck_path.is_file():
+        raise UsageError(f"--resume: no checkpoint in {out}; train without --resume first")
+    if ck_path.exists() and not (args.resume or args.force):
+        raise UsageError(f"{ck_path} exists: pass --resume to continue it, --force to replace it, "
+                         "or another --out")
+    if args.resume:
+        checkpoint.load(ck_path)  # corrupt or foreign files fail here, before any work
+    fc = Forecaster(backend=args.backend, strategy=args.strategy, device=args.device,
+                    quiet=args.quiet, **{k: v for k, v in settings.to_dict().items()})
+    # Checkpoints are replaced atomically after each good epoch: an old one (--force)
+    # survives until the new run has a good epoch of its own.
+    fc.fit(series, checkpoint_path=ck_path, resume=args.resume)
+    state = fc.state
+    result = {"backend": fc.trainer.run_name, "epochs": state.epoch, "stopped": state.stopped,
+              "best_epoch": state.best_epoch, "checkpoint": str(ck_path) if state.epoch else None,
+              "history": fc.history}
+    if state.stopped == "diverged" and state.epoch == 0:
+        err("lockstep: training diverged in the first epoch; nothing was written")
+        if args.json:
+            _emit_json(result)
+        return 1
+    if settings.holdout > 0:
+        ev = fc.evaluate_holdout()
+        result["metrics"] = ev["metrics"]
+        result["baseline"] = ev["baseline"]
+        result["forecast"] = ev["forecast"].tolist()
+        start = len(series) - settings.holdout
+        fc_values, base = ev["forecast"], ev["baseline_forecast"]
     else:
-        for k, v in info.items():
-            print(f"{k}: {v}")
+        fc_values = fc.predict(settings.window, series.values)
+        start, base = len(series), None
+        result["forecast"] = fc_values.tolist()
+    try:
+        plots.losses(fc.history, out / "losses.png", title=f"{series.source}: {fc.trainer.run_name}",
+                     best_epoch=state.best_epoch)
+        plots.forecast(series, out / "forecast.png", fc_values, start, base,
+                       title=f"{series.source}: forecast of the last {settings.holdout} points"
+                       if settings.holdout else f"{series.source}: forecast")
+        result["plots"] = [str(out / "losses.png"), str(out / "forecast.png")]
+    except plots.PlotUnavailable as e:
+        err(f"lockstep: no plots: {e}")
+    if settings.holdout > 0:
+        rows = [(f"lockstep ({fc.trainer.run_name})", result["metrics"]),
+                (f"seasonal naive (period {fc.baseline_season})",
+                 result["baseline"]["seasonal_naive"])]
+        w = max(len(r[0]) for r in rows) + 2
+        err(f"forecast of the last {settings.holdout} points:")
+        err(f"  {'':<{w}}{'RMSE':>10}{'MAE':>10}{'MAPE %':>10}")
+        for name, m in rows:
+            err(f"  {name:<{w}}{m['rmse']:10.3f}{m['mae']:10.3f}{m['mape']:10.3f}")
+    err(f"checkpoint: {ck_path}  ({state.epoch} epochs, {state.stopped})")
+    if args.json:
+        _emit_json(result)
+    if state.stopped == "diverged":
+        err("lockstep: training diverged; the checkpoint holds the last good epoch")
+        return 1
     return 0
 
+
+# ---- forecast ------------------------------------------------------------------------------
+
+def cmd_forecast(args):
+    from .forecast import Forecaster
+
+    if args.horizon <= 0:
+        raise UsageError(f"--horizon must be a positive integer, got {args.horizon}")
+    fc = Forecaster.from_checkpoint(args.checkpoint, backend=args.backend)
+    s = fc.series
+    values = fc.predict(args.horizon, s.values)
+    labels = _month_labels(s.time[-1] if s.time else "", args.horizon)
+    if args.plot:
+        from . import plots
+
+        plots.forecast(s, args.plot, values, len(s), None,
+                       title=f"{s.source}: {args.horizon}-step forecast")
+    if args.json:
+        _emit_json({"checkpoint": str(args.checkpoint), "columns": s.names, "time": labels,
+                    "forecast": values.tolist()})
+    else:
+        for lab, row in zip(labels, values):
+            err(f"{lab}  " + "  ".join(f"{v:.6g}" for v in row))
+    return 0
+
+
+# ---- check / bench (registered by their modules) -------------------------------------------
+
+def cmd_check(args):
+    from . import harness
+
+    return harness.cli_check(args)
+
+
+def cmd_bench(args):
+    from . import bench
+
+    return bench.cli_bench(args)
+
+
+# ---- parser --------------------------------------------------------------------------------
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="lockstep", description=__doc__)
+    p = argparse.ArgumentParser(prog="lockstep", description="Bit-identical LSTM training for "
+                                "time-series forecasting.")
     p.add_argument("--version", action="version", version=f"lockstep {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train on the bundled AirPassengers series")
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--hidden", type=int, default=32)
-    t.add_argument("--window", type=int, default=12)
-    t.add_argument("--holdout", type=int, default=24)
-    t.add_argument("--lr", type=float, default=0.01)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--dtype", choices=["float32", "float64"], default="float64")
-    t.add_argument("--json", action="store_true")
-    t.set_defaults(func=cmd_train)
-    i = sub.add_parser("info", help="backends and build facts")
+
+    i = sub.add_parser("info", help="backends, devices and why an unavailable one is unavailable")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
+
+    d = sub.add_parser("data", help="describe a series")
+    d.add_argument("--data", default="airpassengers", help="airpassengers or a CSV path")
+    d.add_argument("--value-column", action="append", help="value column (repeat for several)")
+    d.add_argument("--time-column")
+    d.add_argument("--plot", type=Path)
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_data)
+
+    t = sub.add_parser("train", help="train, forecast the holdout, compare with seasonal naive")
+    t.add_argument("--data", default="airpassengers", help="airpassengers or a CSV path")
+    t.add_argument("--value-column", action="append", help="value column (repeat for several)")
+    t.add_argument("--time-column")
+    t.add_argument("--task", choices=["regress", "classify-change"], default="regress")
+    t.add_argument("--holdout", type=int, default=24, help="points held out at the end (24)")
+    t.add_argument("--epochs", type=int, default=150)
+    t.add_argument("--patience", type=int, default=50, help="early stopping (0 = off)")
+    t.add_argument("--hidden", type=int, default=32)
+    t.add_argument("--window", type=int, default=12)
+    t.add_argument("--lr", type=float, default=0.005)
+    t.add_argument("--optimizer", choices=["sgd", "adam"], default="adam")
+    t.add_argument("--momentum", type=float, default=0.0)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--clip", type=float, default=1.0, help="global-norm clipping (0 = off)")
+    t.add_argument("--loss-on", choices=["all", "last"], default="all")
+    t.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    t.add_argument("--no-log", action="store_true", help="no log transform")
+    t.add_argument("--diff", action="store_true", help="also difference at lag 1")
+    t.add_argument("--season", type=int, default=None,
+                   help="seasonal difference lag (default: the data's period, 0 = off)")
+    t.add_argument("--train-start", type=float, default=None,
+                   help="fraction of the series to skip at the start")
+    t.add_argument("--backend", default="auto")
+    t.add_argument("--strategy")
+    t.add_argument("--device")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default=DEFAULT_OUT, help=f"output directory ({DEFAULT_OUT})")
+    t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    t.add_argument("--force", action="store_true", help="replace a checkpoint in --out")
+    t.add_argument("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    f = sub.add_parser("forecast", help="forecast after the end of a checkpoint's series")
+    f.add_argument("--checkpoint", type=Path, default=Path(DEFAULT_OUT) / "checkpoint.npz")
+    f.add_argument("--horizon", type=int, required=True)
+    f.add_argument("--backend", default="auto")
+    f.add_argument("--plot", type=Path)
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(func=cmd_forecast)
+
+    c = sub.add_parser("check", help="train every backend from one seed and compare the bits")
+    c.add_argument("--backends", help="comma-separated backend names (default: all)")
+    c.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    c.add_argument("--epochs", type=int, default=2)
+    c.add_argument("--shape", default="1,13,1,12,8", help="I,H,O,T,B")
+    c.add_argument("--loss", choices=["mse", "ce"], default="mse")
+    c.add_argument("--optimizer", choices=["sgd", "adam"], default="adam")
+    c.add_argument("--clip", type=float, default=1.0)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_check)
+
+    b = sub.add_parser("bench", help="time every backend and strategy against the anchors")
+    b.add_argument("--preset", choices=["seed", "medium", "heavy"], default="seed")
+    b.add_argument("--backends", help="comma-separated backend names (default: all)")
+    b.add_argument("--repeat", type=int, default=1, help="timed repetitions per run")
+    b.add_argument("--json", type=Path, help="write the results as JSON to this file")
+    b.add_argument("--plot", type=Path, help="bar chart of speed-ups")
+    b.set_defaults(func=cmd_bench)
     return p
 
 
 def main(argv=None):
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DataError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as e:
-        print(f"lockstep: error: {e}", file=sys.stderr)
+    except (UsageError, ConfigError, DataError, CheckpointError) as e:
+        err(f"lockstep: error: {e}")
         return 2
+    except KeyboardInterrupt:
+        err("lockstep: interrupted; the last checkpoint is intact")
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,319 @@
+"""Forecaster: fit an LSTM to a series, forecast recursively in original units, compare with a
+seasonal-naive baseline. Checkpoints make runs resumable bit-exactly on any backend."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from . import backends, checkpoint, reference
+from .config import ConfigError, ModelConfig, TrainConfig
+from .data import DataError, Series
+from .data import prep
+from .train import Trainer, TrainState
+
+TASKS = ("regress", "classify-change")
+
+
+# ---- metrics and baselines ---------------------------------------------------------------
+
+def metrics(actual, predicted) -> dict:
+    """RMSE, MAE and MAPE (percent) over every value of a forecast."""
+    a = np.asarray(actual, np.float64).reshape(-1)
+    p = np.asarray(predicted, np.float64).reshape(-1)
+    if a.shape != p.shape or a.size == 0:
+        raise ValueError(f"actual and predicted must have the same non-zero size: {a.size} vs {p.size}")
+    err = p - a
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mape = float(np.mean(np.abs(err) / np.abs(a)) * 100) if np.all(a != 0) else float("nan")
+    return {"rmse": float(np.sqrt(np.mean(err * err))), "mae": float(np.mean(np.abs(err))),
+            "mape": mape}
+
+
+def seasonal_naive(history, horizon: int, season: int):
+    """y[n + h] = y[n + h - season * ceil(h / season)]: last season repeated (season 1 = naive)."""
+    h = np.asarray(history, np.float64)
+    h = h[:, None] if h.ndim == 1 else h
+    s = max(1, season)
+    if len(h) < s:
+        raise DataError(f"seasonal naive needs {s} values of history, got {len(h)}")
+    return np.stack([h[len(h) - s + (i % s)] for i in range(horizon)])
+
+
+# ---- settings ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ForecastSettings:
+    """Everything that determines a run's bits (the backend does not: all agree)."""
+
+    task: str = "regress"
+    hidden_size: int = 32
+    window: int = 12
+    epochs: int = 150
+    lr: float = 0.005
+    optimizer: str = "adam"
+    momentum: float = 0.0
+    batch_size: int = 16
+    clip: float = 1.0
+    loss_on: str = "all"
+    init: str = "uniform"
+    dtype: str = "float64"
+    seed: int = 0
+    log: bool = True
+    diff: bool = False
+    season: int | None = None  # None: the series' period (12 for monthly data) or 0
+    scale: str = "standard"
+    valid_size: int | None = None  # validation points; None: one season, or 10%
+    patience: int | None = 50
+    train_start: float = 0.0  # fraction of the series skipped at the start (the seed used 0.4)
+    holdout: int = 0
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window <= 0:
+            raise ConfigError(f"window must be a positive integer, got {self.window!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.holdout < 0:
+            raise ConfigError(f"holdout must be >= 0, got {self.holdout}")
+        if not 0 <= self.train_start < 1:
+            raise ConfigError(f"train_start must be in [0, 1), got {self.train_start}")
+        if self.valid_size is not None and self.valid_size < 0:
+            raise ConfigError(f"valid_size must be >= 0, got {self.valid_size}")
+        # Fail early on the model and training configs too (their own validation).
+        ModelConfig(1, self.hidden_size, 1, init=self.init)
+        self.train_config()
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(loss="mse" if self.task == "regress" else "ce", loss_on=self.loss_on,
+                           optimizer=self.optimizer, lr=self.lr, momentum=self.momentum,
+                           clip=self.clip, epochs=self.epochs, batch_size=self.batch_size,
+                           seed=self.seed)
+
+    def to_dict(self):
+        return asdict(self)
+
+
+# ---- the forecaster ------------------------------------------------------------------------
+
+class Forecaster:
+    """``Forecaster(hidden_size=..., window=..., backend=..., seed=...).fit(series)`` then
+    ``.predict(horizon)``: recursive multi-step forecasts in the series' original units."""
+
+    def __init__(self, hidden_size=32, window=12, backend="auto", seed=0, *, strategy=None,
+                 device=None, quiet=False, progress=None, logger=None, **settings):
+        self.settings = ForecastSettings(hidden_size=hidden_size, window=window, seed=seed,
+                                         **settings)
+        self.backend_name, self.strategy, self.device = backend, strategy, device
+        backends.resolve(backend, device)  # unknown or unavailable backends fail here
+        self.quiet, self.progress, self.logger = quiet, progress, logger
+        self.state = None
+        self.series = None
+
+    @property
+    def baseline_season(self) -> int:
+        """The seasonal-naive baseline's period: the data's own, else the settings', else 1."""
+        return self.series.period or self.settings.season or 1
+
+    # -- data preparation --
+    def _season(self, series: Series) -> int:
+        s = self.settings.season
+        return (series.period or 0) if s is None else s
+
+    def _prepare(self, series: Series):
+        st = self.settings
+        n_train = len(series) - st.holdout
+        start = int(st.train_start * n_train)
+        if st.task == "classify-change":
+            if series.n_series != 1:
+                raise DataError("the classify-change task needs a univariate series; pick one "
+                                "column with --value-column")
+            need = st.window + 3
+        else:
+            need = st.window + 2
+        season = self._season(series)
+        self.pipeline = prep.Pipeline(log=st.log, diff=st.diff,
+                                      season=season if st.task == "regress" else 0, scale=st.scale)
+        lags = self.pipeline.lags if st.task == "regress" else 1
+        if n_train - start - lags < need:
+            raise DataError(f"{series.source or 'the series'} has {len(series)} rows: too few for "
+                            f"holdout {st.holdout} + window {st.window} (+{lags} for differencing) "
+                            f"+ targets; need at least {st.holdout + start + lags + need} rows")
+        train_vals = series.values[start:n_train]
+        if st.task == "regress":
+            self.pipeline.fit(train_vals)
+            z = self.pipeline.forward(train_vals)
+            k = series.n_series
+            self.model_cfg = ModelConfig(k, st.hidden_size, k, init=st.init)
+        else:
+            nc = prep.normalized_change(series.values[:n_train, 0])[max(start - 1, 0):]
+            self.centroids = prep.kmeans_1d(nc)
+            z = prep.encode(nc, self.centroids)
+            self.model_cfg = ModelConfig(3, st.hidden_size, 3, init=st.init)
+        n_valid = st.valid_size if st.valid_size is not None else (season or max(1, len(z) // 10))
+        if len(z) - n_valid - st.window < 1:
+            n_valid = max(0, len(z) - st.window - 1)
+        (xt, yt), valid = prep.split_windows(z, st.window, n_valid, st.loss_on)
+        return self._model_io(xt, yt), None if valid is None else self._model_io(*valid)
+
+    def _model_io(self, x, y):
+        """Model inputs and targets: scaled values (regress) or one-hot tokens with class
+        targets (classify-change)."""
+        dt = np.dtype(self.settings.dtype)
+        if self.settings.task == "regress":
+            return x.astype(dt), y.astype(dt)
+        return prep.one_hot(x, 3, dt), y.astype(np.int64)
+
+    # -- training --
+    def fit(self, series, checkpoint_path=None, resume=False):
+        """Train on ``series`` minus its last ``holdout`` rows (a Series or an array)."""
+        series = series if isinstance(series, Series) else Series(np.asarray(series, float),
+                                                                  ["value"])
+        self.series = series
+        train, valid = self._prepare(series)
+        st = self.settings
+        self.trainer = Trainer(self.model_cfg, st.train_config(), backend=self.backend_name,
+                               dtype=st.dtype, strategy=self.strategy, device=self.device,
+                               patience=st.patience, quiet=self.quiet, progress=self.progress,
+                               log=self.logger)
+        if resume and checkpoint_path is not None:
+            self.state = self._resume_state(checkpoint_path, series)
+        else:
+            params = reference.init_params(self.model_cfg, np.dtype(st.dtype), seed=st.seed)
+            self.state = self.trainer.new_state(params)
+        on_epoch = (lambda s: self.save(checkpoint_path)) if checkpoint_path else None
+        self.state = self.trainer.fit(self.state, train, valid, on_epoch=on_epoch)
+        return self
+
+    @property
+    def params(self):
+        """The parameters used for forecasts: the best validation epoch's when there was
+        validation data, else the last epoch's."""
+        s = self.state
+        return s.best_params if s.best_params is not None else s.params
+
+    @property
+    def history(self):
+        return {"train_loss": [float(v) for v in self.state.train_loss],
+                "valid_loss": [float(v) for v in self.state.valid_loss]}
+
+    # -- forecasting --
+    def _predict_model_space(self, z_hist, horizon):
+        be = self.trainer.backend
+        be.load(self.params, None)
+        st = self.settings
+        buf = list(z_hist[-st.window:])
+        out = []
+        for _ in range(horizon):
+            w = np.array(buf[-st.window:])
+            if st.task == "regress":
+                y = be.predict(w[:, None, :].astype(st.dtype))[-1, 0]
+                nxt = y
+            else:
+                logits = be.predict(prep.one_hot(w, 3, np.dtype(st.dtype))[:, None, :])[-1, 0]
+                nxt = int(np.argmax(logits))
+            out.append(nxt)
+            buf.append(nxt)
+        return np.array(out)
+
+    def predict(self, horizon: int, history=None):
+        """Forecast ``horizon`` steps after ``history`` (default: the training part)."""
+        if self.state is None:
+            raise RuntimeError("fit() (or from_checkpoint()) first")
+        if horizon <= 0:
+            raise ConfigError(f"horizon must be a positive integer, got {horizon}")
+        st = self.settings
+        if history is None:
+            history = self.series.values[:len(self.series) - st.holdout]
+        history = np.asarray(history, np.float64).reshape(len(history), -1)
+        start = int(st.train_start * (len(self.series) - st.holdout))
+        if st.task == "regress":
+            z_hist = self.pipeline.forward(history[start:])
+            return self.pipeline.inverse(self._predict_model_space(z_hist, horizon), history[start:])
+        nc = prep.normalized_change(history[:, 0])
+        tokens = self._predict_model_space(prep.encode(nc, self.centroids), horizon)
+        changes = prep.decode(tokens, len(nc), self.centroids)
+        return (history[-1, 0] + np.cumsum(changes))[:, None]
+
+    def evaluate_holdout(self) -> dict:
+        """Forecast the held-out tail; metrics of the model and of seasonal naive."""
+        st = self.settings
+        if st.holdout <= 0:
+            raise ConfigError("evaluation needs a holdout: set holdout > 0")
+        history = self.series.values[:len(self.series) - st.holdout]
+        actual = self.series.values[len(self.series) - st.holdout:]
+        forecast = self.predict(st.holdout, history)
+        naive = seasonal_naive(history, st.holdout, self.baseline_season)
+        return {"forecast": forecast, "actual": actual, "baseline_forecast": naive,
+                "metrics": metrics(actual, forecast),
+                "baseline": {"seasonal_naive": metrics(actual, naive)}}
+
+    # -- checkpoints --
+    def _config(self):
+        return {"settings": self.settings.to_dict(), "model": self.model_cfg.to_dict(),
+                "train": self.settings.train_config().to_dict()}
+
+    def save(self, path):
+        s = self.state
+        extra = {"series": {"values": self.series.values, "names": self.series.names,
+                            "time": self.series.time, "source": self.series.source,
+                            "period": self.series.period, "fingerprint": self.series.fingerprint()},
+                 "pipeline": self.pipeline.state() if self.settings.task == "regress" else None,
+                 "centroids": getattr(self, "centroids", None) if self.settings.task != "regress"
+                 else None,
+                 "best": {"epoch": s.best_epoch, "valid": s.best_valid, "params": s.best_params}
+                 if s.best_params is not None else None,
+                 "stopped": s.stopped, "backend": self.trainer.run_name}
+        return checkpoint.save(path, params=s.params, opt_state=s.opt_state,
+                               rng_state=checkpoint.rng_state(s.rng), epoch=s.epoch,
+                               history={"train_loss": s.train_loss, "valid_loss": s.valid_loss},
+                               config=self._config(), extra=extra)
+
+    def _resume_state(self, path, series):
+        ck = checkpoint.load(path)
+        want, have = self._config(), ck["config"]
+        have_s = dict(have["settings"], epochs=want["settings"]["epochs"])
+        want_s = want["settings"]
+        diff = [k for k in want_s if have_s.get(k) != want_s[k]]
+        if diff:
+            k = diff[0]
+            raise checkpoint.CheckpointError(
+                f"checkpoint {path} was trained with {k}={have_s.get(k)!r}, this run asks for "
+                f"{want_s[k]!r}; use the same settings to resume, or drop --resume")
+        if ck["extra"]["series"]["fingerprint"] != series.fingerprint():
+            raise checkpoint.CheckpointError(
+                f"checkpoint {path} was trained on other data (fingerprint mismatch); resume with "
+                "the same --data, or drop --resume")
+        best = ck["extra"].get("best")
+        st = TrainState(params=ck["params"], opt_state=ck["opt_state"],
+                        rng=checkpoint.rng_from_state(ck["rng_state"]), epoch=ck["epoch"],
+                        train_loss=list(ck["history"]["train_loss"]),
+                        valid_loss=list(ck["history"]["valid_loss"]))
+        if best:
+            st.best_epoch, st.best_valid, st.best_params = best["epoch"], best["valid"], best["params"]
+        if ck["extra"].get("stopped") == "early-stop":
+            st.stopped = "early-stop"  # an uninterrupted run would not have gone on either
+        return st
+
+    @classmethod
+    def from_checkpoint(cls, path, backend="auto", strategy=None, device=None):
+        """A fitted Forecaster from a checkpoint, ready to predict."""
+        ck = checkpoint.load(path)
+        settings = dict(ck["config"]["settings"])
+        self = cls(backend=backend, strategy=strategy, device=device, quiet=True, **settings)
+        ex = ck["extra"]
+        s = ex["series"]
+        self.series = Series(np.asarray(s["values"]), list(s["names"]), s["time"],
+                             source=s["source"], period=s["period"])
+        self.model_cfg = ModelConfig(**ck["config"]["model"])
+        if ex.get("pipeline") is not None:
+            self.pipeline = prep.Pipeline.from_state(ex["pipeline"])
+        if ex.get("centroids") is not None:
+            self.centroids = np.asarray(ex["centroids"])
+        self.trainer = Trainer(self.model_cfg, self.settings.train_config(), backend=backend,
+                               dtype=self.settings.dtype, strategy=strategy, device=device,
+                               quiet=True)
+        self.state = self._resume_state(path, self.series)
+        return self
