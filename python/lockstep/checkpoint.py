@@ -94,7 +94,7 @@ def load(path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; train first or pass the right --checkpoint")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         meta = json.loads(str(arrays.pop("meta")))
     except Exception as e:  # noqa: BLE001 - any parse failure means a corrupt file

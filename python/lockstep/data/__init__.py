@@ -104,10 +104,10 @@ def _number(cell: str):
 def load_csv(path, value_columns=None, time_column=None) -> Series:
     """A univariate or multivariate series from a CSV file with a header row.
 
-    ``value_columns``: names or indices of the series (default: every column that is numeric
-    in all rows, except the time column); ``time_column``: name or index of a label column
-    (default: the first column if it is not numeric). Empty cells, non-numeric cells and
-    NaN/inf are errors that name the row and column.
+    ``value_columns``: names or indices of the series (default: every column but the time
+    column); ``time_column``: name or index of a label column (default: the first column when
+    its first cell is not a number). Empty or non-numeric cells and NaN/inf in a value column
+    are errors that name the line and column.
     """
     p = Path(path)
     if not p.exists():
@@ -132,22 +132,14 @@ def load_csv(path, value_columns=None, time_column=None) -> Series:
     for i, r in enumerate(body, start=2):
         if len(r) != len(header):
             raise DataError(f"{p} line {i} has {len(r)} cells but the header has {len(header)}")
-    numeric = [all(_number(r[j]) is not None for r in body) for j in range(len(header))]
     if time_column is not None:
         t_idx = _column_index(time_column, header, "time column")
-    elif not numeric[0] and len(header) > 1:
-        t_idx = 0
+    elif len(header) > 1 and _number(body[0][0]) is None:
+        t_idx = 0  # a leading non-numeric column holds the time labels
     else:
         t_idx = None
     if value_columns is None:
-        cols = [j for j in range(len(header)) if numeric[j] and j != t_idx]
-        if not cols:
-            bad = next((j for j in range(len(header)) if j != t_idx), None)
-            if bad is None:
-                raise DataError(f"{p} has no value column; add a numeric column")
-            r = next(i for i, row in enumerate(body) if _number(row[bad]) is None)
-            raise DataError(f"{p} line {r + 2}, column {header[bad]!r}: {body[r][bad]!r} is not a "
-                            "number; fix the cell or choose columns with --value-column")
+        cols = [j for j in range(len(header)) if j != t_idx]
     else:
         specs = [value_columns] if isinstance(value_columns, (str, int)) else list(value_columns)
         cols = [_column_index(c, header, "value column") for c in specs]
@@ -157,7 +149,7 @@ def load_csv(path, value_columns=None, time_column=None) -> Series:
             v = _number(r[j])
             if v is None:
                 raise DataError(f"{p} line {i + 2}, column {header[j]!r}: {r[j]!r} is not a number; "
-                                "fix or remove the row")
+                                "fix the cell or choose columns with --value-column")
             if not math.isfinite(v):
                 raise DataError(f"{p} line {i + 2}, column {header[j]!r}: {r[j].strip()} is not "
                                 "finite; remove or fill the value")

@@ -1,0 +1,128 @@
+"""The command line: JSON on stdout only, exit codes, and nothing written on bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lockstep import checkpoint, cli, reference
+
+FAST = ["--epochs", "3", "--hidden", "5", "--backend", "numpy", "--quiet"]
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, errout = capsys.readouterr()
+    return code, out, errout
+
+
+def snapshot(path):
+    return sorted((p.relative_to(path).as_posix(), p.stat().st_mtime_ns, p.stat().st_size)
+                  for p in path.rglob("*"))
+
+
+def test_train_writes_checkpoint_plots_and_json(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, stderr = run(capsys, "train", *FAST, "--out", str(out), "--json")
+    assert code == 0, stderr
+    res = json.loads(stdout)  # stdout is nothing but the JSON document
+    for key in ("rmse", "mae", "mape"):
+        assert key in res["metrics"] and key in res["baseline"]["seasonal_naive"]
+    assert len(res["history"]["train_loss"]) == 3 == len(res["history"]["valid_loss"])
+    assert res["checkpoint"] == str(out / "checkpoint.npz")
+    for f in ("checkpoint.npz", "losses.png", "forecast.png"):
+        assert (out / f).stat().st_size > 0
+    assert "seasonal naive" in stderr and "train 0." not in stdout
+
+
+def test_forecast_from_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(capsys, "train", *FAST, "--out", str(out))[0] == 0
+    code, stdout, _ = run(capsys, "forecast", "--checkpoint", str(out / "checkpoint.npz"),
+                          "--horizon", "5", "--json", "--plot", str(tmp_path / "f.png"))
+    res = json.loads(stdout)
+    assert code == 0 and res["time"] == ["1961-01", "1961-02", "1961-03", "1961-04", "1961-05"]
+    assert np.isfinite(res["forecast"]).all() and (tmp_path / "f.png").is_file()
+
+
+def test_cli_resume_equals_one_run(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    args = ["--hidden", "5", "--backend", "numpy", "--quiet", "--patience", "0"]
+    assert run(capsys, "train", *args, "--epochs", "4", "--out", str(a))[0] == 0
+    assert run(capsys, "train", *args, "--epochs", "2", "--out", str(b))[0] == 0
+    assert run(capsys, "train", *args, "--epochs", "4", "--out", str(b), "--resume")[0] == 0
+    ca, cb = checkpoint.load(a / "checkpoint.npz"), checkpoint.load(b / "checkpoint.npz")
+    for n in reference.PARAM_NAMES:
+        assert ca["params"][n].tobytes() == cb["params"][n].tobytes(), n
+
+
+def test_data_and_info(tmp_path, capsys):
+    code, stdout, _ = run(capsys, "data", "--json", "--plot", str(tmp_path / "s.png"))
+    d = json.loads(stdout)
+    assert code == 0 and d["rows"] == 144 and (tmp_path / "s.png").is_file()
+    code, stdout, _ = run(capsys, "info", "--json")
+    info = json.loads(stdout)
+    runs = {r["run"]: r for r in info["runs"]}
+    assert runs["numpy:reference@cpu"]["available"]
+    assert all(r["reason"] for r in info["runs"] if not r["available"])
+
+
+def bad_inputs(tmp_path):
+    tmp_path.joinpath("empty.csv").write_text("")
+    tmp_path.joinpath("text.csv").write_text("v\n1\nabc\n")
+    tmp_path.joinpath("nan.csv").write_text("v\n1\n2\nnan\n")
+    tmp_path.joinpath("short.csv").write_text("v\n" + "\n".join(str(i + 1) for i in range(20)))
+    tmp_path.joinpath("afile").write_text("x")
+    tmp_path.joinpath("corrupt").mkdir()
+    tmp_path.joinpath("corrupt", "checkpoint.npz").write_bytes(b"PK\x03\x04 not really")
+    return {
+        "missing file": ["--data", str(tmp_path / "nope.csv")],
+        "empty file": ["--data", str(tmp_path / "empty.csv")],
+        "non-numeric": ["--data", str(tmp_path / "text.csv")],
+        "nan": ["--data", str(tmp_path / "nan.csv")],
+        "too few rows": ["--data", str(tmp_path / "short.csv")],
+        "window 0": ["--window", "0"],
+        "hidden 0": ["--hidden", "0"],
+        "negative lr": ["--lr", "-0.1"],
+        "unknown backend": ["--backend", "tpu"],
+        "unwritable out": ["--out", str(tmp_path / "afile" / "sub")],
+        "corrupt checkpoint": ["--out", str(tmp_path / "corrupt"), "--resume"],
+        "resume nothing": ["--out", str(tmp_path / "nothing"), "--resume"],
+    }
+
+
+@pytest.mark.parametrize("case", [
+    "missing file", "empty file", "non-numeric", "nan", "too few rows", "window 0", "hidden 0",
+    "negative lr", "unknown backend", "unwritable out", "corrupt checkpoint", "resume nothing"])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, case):
+    argv = bad_inputs(tmp_path)[case]
+    if "--out" not in argv:
+        argv = argv + ["--out", str(tmp_path / "out")]
+    before = snapshot(tmp_path)
+    code, stdout, stderr = run(capsys, "train", "--epochs", "1", "--quiet", *argv)
+    assert code == 2, stderr
+    assert stdout == ""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lockstep: error: "), stderr
+    assert snapshot(tmp_path) == before, "a failed run changed files on disk"
+
+
+def test_mismatched_checkpoint_is_refused_and_kept(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(capsys, "train", *FAST, "--out", str(out))[0] == 0
+    before = snapshot(tmp_path)
+    code, _, stderr = run(capsys, "train", "--epochs", "4", "--hidden", "6", "--backend", "numpy",
+                          "--quiet", "--out", str(out), "--resume")
+    assert code == 2 and "hidden_size=5, this run asks for 6" in stderr
+    code, _, stderr = run(capsys, "train", *FAST, "--out", str(out))
+    assert code == 2 and "--force" in stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_console_script_entry_point():
+    r = subprocess.run([sys.executable, "-m", "lockstep.cli", "--version"], capture_output=True,
+                       text=True, env={**os.environ})
+    assert r.returncode == 0 and r.stdout.startswith("lockstep ")
