@@ -122,7 +122,8 @@ class Forecaster:
         s = self.settings.season
         return (series.period or 0) if s is None else s
 
-    def _prepare(self, series: Series):
+    def prepare(self, series: Series):
+        """Fit the preprocessing on the training part; ((x, y) train, (x, y) valid or None)."""
         st = self.settings
         n_train = len(series) - st.holdout
         start = int(st.train_start * n_train)
@@ -172,7 +173,7 @@ class Forecaster:
         series = series if isinstance(series, Series) else Series(np.asarray(series, float),
                                                                   ["value"])
         self.series = series
-        train, valid = self._prepare(series)
+        train, valid = self.prepare(series)
         st = self.settings
         self.trainer = Trainer(self.model_cfg, st.train_config(), backend=self.backend_name,
                                dtype=st.dtype, strategy=self.strategy, device=self.device,

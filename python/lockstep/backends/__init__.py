@@ -142,12 +142,12 @@ def resolve(name: str, device=None):
         ok, why = availability(name, device)
         if not ok:
             raise ConfigError(f"backend {name} is unavailable: {why}")
-        return name, device
+        return name, device or get(name).devices[0]
     for choice in AUTO_ORDER:
         n, _, d = choice.partition("@")
         if availability(n, d or None)[0]:
-            return n, d or None
-    return "numpy", None
+            return n, d or get(n).devices[0]
+    return "numpy", "cpu"
 
 
 def create(name, model_cfg, train_cfg, dtype, strategy=None, device=None):

@@ -1,0 +1,433 @@
+"""``lockstep bench``: the seed's timing table for every backend / strategy and the anchors.
+
+Every run of ours is first validated bit for bit against the numpy reference on a small slice
+of the preset (same shapes, few samples); anchors (PyTorch, a BLAS NumPy LSTM) are compared
+with a tolerance. Each implementation is then timed in its own child process, so that CPU
+times and peak memory belong to that run alone; one warm-up batch (compilation, caches) runs
+before the clock starts.
+
+FLOPs per training step and sample, per time step, counting the matrix products only
+(multiply and add = 2): forward gates 2*4H*(I+H), head 2*O*H; backward twice that (input
+gradient and weight gradient): total 6*(4H*(I+H) + O*H).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from . import backends, data, harness, reference
+from .config import ModelConfig, TrainConfig
+from .train import new_rng, run_epochs
+
+
+@dataclass(frozen=True)
+class Preset:
+    description: str
+    dtype: str
+    hidden: int
+    window: int
+    epochs: int
+    batch: int
+    loss: str
+    optimizer: str
+    lr: float
+    clip: float
+    series: int = 1  # synthetic series (inputs = outputs = series); 0 = the seed's task
+    length: int = 0
+    reference_batches: int | None = None  # time the reference on this many batches only
+
+
+PRESETS = {
+    "seed": Preset("the seed's workload: AirPassengers encoded change (3 classes), hidden 50, "
+                   "window 12, 5 epochs, SGD lr 0.1, clip 0.25", "float64", 50, 12, 5, 8, "ce",
+                   "sgd", 0.1, 0.25, series=0),
+    "medium": Preset("synthetic, 8 series x 1200 steps, hidden 128, window 24, batch 64, 2 epochs",
+                     "float32", 128, 24, 2, 64, "mse", "adam", 0.005, 1.0, 8, 1200, 4),
+    "heavy": Preset("synthetic, 32 series x 8000 steps, hidden 512, window 64, batch 256, 1 epoch "
+                    "(sized for a GPU)", "float32", 512, 64, 1, 256, "mse", "adam", 0.001, 1.0,
+                    32, 8000, 1),
+}
+
+
+def problem(name: str):
+    """(model_cfg, train_cfg, dtype, x, y) of a preset, deterministic."""
+    p = PRESETS[name]
+    dt = np.dtype(p.dtype)
+    tc = TrainConfig(loss=p.loss, optimizer=p.optimizer, lr=p.lr, clip=p.clip, epochs=p.epochs,
+                     batch_size=p.batch, seed=0)
+    if p.series == 0:
+        from .forecast import Forecaster
+
+        fc = Forecaster(hidden_size=p.hidden, window=p.window, task="classify-change",
+                        train_start=0.4, holdout=0, valid_size=0, dtype=p.dtype, backend="numpy")
+        (x, y), _ = fc.prepare(data.load("airpassengers"))
+        return fc.model_cfg, tc, dt, x, y
+    s = data.synthetic(p.series, p.length, seed=0)
+    from .data import prep
+
+    z = prep.Pipeline(log=True).fit(s.values).forward(s.values)
+    x, y = prep.windows(z, p.window)
+    mc = ModelConfig(p.series, p.hidden, p.series)
+    return mc, tc, dt, x.astype(dt), y.astype(dt)
+
+
+def flops_per_epoch(mc: ModelConfig, T: int, N: int) -> float:
+    H, I, O = mc.hidden_size, mc.input_size, mc.output_size
+    return 6.0 * (4 * H * (I + H) + O * H) * T * N
+
+
+def _subset(tc, x, y, n):
+    """The first n samples and the same training config (a validation slice)."""
+    return x[:, :n], (y[:, :n] if tc.loss_on == "all" else y[:n])
+
+
+# ---- implementations ----------------------------------------------------------------------
+
+def _train_ours(spec, mc, tc, dt, x, y, epochs, max_batches=None):
+    name, strategy, device = harness.parse_run(spec)
+    be = backends.get(name)(mc, tc, dt, strategy=strategy, device=device)
+    be.load(reference.init_params(mc, dt, seed=tc.seed), None)
+    if max_batches is not None:
+        n = min(x.shape[1], max_batches * tc.batch_size)
+        x, y = _subset(tc, x, y, n)
+    losses = list(run_epochs(be, x, y, tc, new_rng(tc.seed), epochs, data_key=id(x)))
+    params, _ = be.state()
+    return np.array(losses, dt), params, x.shape[1]
+
+
+def _torch_train(mc, tc, dt, x, y, epochs, device="cpu"):
+    import torch
+
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    tdt = torch.float64 if dt == np.float64 else torch.float32
+    params = reference.init_params(mc, dt, seed=tc.seed)
+    from .interop import to_torch
+
+    lstm = torch.nn.LSTM(mc.input_size, mc.hidden_size).to(device=device, dtype=tdt)
+    lin = torch.nn.Linear(mc.hidden_size, mc.output_size).to(device=device, dtype=tdt)
+    sd_lstm, sd_lin = to_torch(params)
+    lstm.load_state_dict(sd_lstm)
+    lin.load_state_dict(sd_lin)
+    # The same model as ours: one bias. Updating torch's second bias too would double the
+    # bias's effective learning rate; it stays at zero through a learning rate of 0 (freezing
+    # it with requires_grad=False makes torch leave its fast fused LSTM path).
+    ps = list(lstm.parameters()) + list(lin.parameters())
+    fixed = [lstm.bias_hh_l0]
+    groups = [{"params": [q for q in ps if q is not fixed[0]]}, {"params": fixed, "lr": 0.0}]
+    opt = (torch.optim.Adam(groups, lr=tc.lr, betas=(tc.beta1, tc.beta2), eps=tc.eps)
+           if tc.optimizer == "adam" else torch.optim.SGD(groups, lr=tc.lr, momentum=tc.momentum))
+    xt = torch.from_numpy(np.ascontiguousarray(x)).to(device)
+    yt = torch.from_numpy(np.ascontiguousarray(y)).to(device)
+    rng = new_rng(tc.seed)
+    losses = []
+    for _ in range(epochs):
+        tot, cnt = 0.0, 0
+        for idx in reference.batch_order(x.shape[1], tc, rng):
+            i = torch.from_numpy(idx).to(device)
+            out = lin(lstm(xt[:, i])[0])
+            yb = yt[:, i] if tc.loss_on == "all" else yt[i]
+            z = out if tc.loss_on == "all" else out[-1]
+            loss = (torch.nn.functional.mse_loss(z, yb) if tc.loss == "mse" else
+                    torch.nn.functional.cross_entropy(z.reshape(-1, z.shape[-1]), yb.reshape(-1)))
+            opt.zero_grad()
+            loss.backward()
+            if tc.clip:
+                lstm.bias_hh_l0.grad = None  # not a parameter of our model: not in the norm
+                torch.nn.utils.clip_grad_norm_(ps, tc.clip)
+            opt.step()
+            tot += loss.item() * len(idx)
+            cnt += len(idx)
+        losses.append(tot / cnt)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return np.array(losses)
+
+
+def _blas_train(mc, tc, dt, x, y, epochs):
+    """A plain NumPy LSTM as a user would write it: np.dot (BLAS), np.exp, np.tanh."""
+    p = reference.init_params(mc, dt, seed=tc.seed)
+    H = mc.hidden_size
+    rng = new_rng(tc.seed)
+    m = {k: np.zeros_like(v) for k, v in p.items()}
+    v2 = {k: np.zeros_like(v) for k, v in p.items()}
+    step = 0
+    sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    losses = []
+    for _ in range(epochs):
+        tot, cnt = 0.0, 0
+        for idx in reference.batch_order(x.shape[1], tc, rng):
+            xb = x[:, idx]
+            yb = y[:, idx] if tc.loss_on == "all" else y[idx]
+            T, B, _ = xb.shape
+            h = np.zeros((T + 1, B, H), dt)
+            c = np.zeros((T + 1, B, H), dt)
+            gs = np.zeros((T, B, 4 * H), dt)
+            for t in range(T):
+                a = xb[t].dot(p["W_ih"].T) + h[t].dot(p["W_hh"].T) + p["b"]
+                g = np.concatenate([sig(a[:, :2 * H]), np.tanh(a[:, 2 * H:3 * H]),
+                                    sig(a[:, 3 * H:])], axis=1)
+                gs[t] = g
+                c[t + 1] = g[:, H:2 * H] * c[t] + g[:, :H] * g[:, 2 * H:3 * H]
+                h[t + 1] = g[:, 3 * H:] * np.tanh(c[t + 1])
+            out = h[1:].dot(p["W_out"].T) + p["b_out"]
+            if tc.loss == "mse":
+                d = out - yb
+                loss = (d * d).mean()
+                dy = 2 * d / d.size
+            else:
+                e = np.exp(out - out.max(-1, keepdims=True))
+                pr = e / e.sum(-1, keepdims=True)
+                onehot = np.eye(out.shape[-1], dtype=dt)[yb]
+                loss = -np.log((pr * onehot).sum(-1)).mean()
+                dy = (pr - onehot) / (T * B)
+            grads = {k: np.zeros_like(v) for k, v in p.items()}
+            grads["W_out"] = np.einsum("tbo,tbh->oh", dy, h[1:])
+            grads["b_out"] = dy.sum((0, 1))
+            dhn = np.zeros((B, H), dt)
+            dcn = np.zeros((B, H), dt)
+            for t in reversed(range(T)):
+                g = gs[t]
+                i, f, gg, o = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
+                tc_ = np.tanh(c[t + 1])
+                dh = dy[t].dot(p["W_out"]) + dhn
+                dc = dh * o * (1 - tc_ * tc_) + dcn
+                da = np.concatenate([dc * gg * i * (1 - i), dc * c[t] * f * (1 - f),
+                                     dc * i * (1 - gg * gg), dh * tc_ * o * (1 - o)], axis=1)
+                grads["W_ih"] += da.T.dot(xb[t])
+                grads["W_hh"] += da.T.dot(h[t])
+                grads["b"] += da.sum(0)
+                dhn = da.dot(p["W_hh"])
+                dcn = dc * f
+            if tc.clip:
+                norm = np.sqrt(sum((g * g).sum() for g in grads.values()))
+                if norm > tc.clip:
+                    grads = {k: g * (tc.clip / norm) for k, g in grads.items()}
+            step += 1
+            for k in p:
+                if tc.optimizer == "adam":
+                    m[k] = tc.beta1 * m[k] + (1 - tc.beta1) * grads[k]
+                    v2[k] = tc.beta2 * v2[k] + (1 - tc.beta2) * grads[k] ** 2
+                    mh = m[k] / (1 - tc.beta1 ** step)
+                    vh = v2[k] / (1 - tc.beta2 ** step)
+                    p[k] = (p[k] - tc.lr * mh / (np.sqrt(vh) + tc.eps)).astype(dt)
+                else:
+                    p[k] = (p[k] - tc.lr * grads[k]).astype(dt)
+            tot += float(loss) * len(idx)
+            cnt += len(idx)
+        losses.append(tot / cnt)
+    return np.array(losses)
+
+
+ANCHORS = ("torch@cpu", "torch-cudnn@gpu", "numpy-blas@cpu")
+
+
+def anchor_available(name):
+    if name == "numpy-blas@cpu":
+        return True, "available"
+    try:
+        import torch
+    except ImportError:
+        return False, "PyTorch is not installed (optional anchor)"
+    if name == "torch-cudnn@gpu" and not torch.cuda.is_available():
+        return False, "no CUDA device for PyTorch"
+    return True, "available"
+
+
+def _run_anchor(name, mc, tc, dt, x, y, epochs):
+    if name == "numpy-blas@cpu":
+        return _blas_train(mc, tc, dt, x, y, epochs)
+    return _torch_train(mc, tc, dt, x, y, epochs, device="cuda" if "gpu" in name else "cpu")
+
+
+# ---- one measured run (in a child process) ------------------------------------------------
+
+def _peak_gpu_bytes(spec):
+    try:
+        if spec.startswith("torch"):
+            import torch
+
+            return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None
+        if spec.endswith("@gpu"):
+            import cupy
+
+            return int(cupy.get_default_memory_pool().total_bytes())
+    except Exception:  # noqa: BLE001 - memory figures are best effort
+        return None
+    return None
+
+
+def measure(spec: str, preset: str) -> dict:
+    """Validate, warm up, then time one implementation on a preset (call in a fresh process)."""
+    mc, tc, dt, x, y = problem(preset)
+    p = PRESETS[preset]
+    nval = min(x.shape[1], 2 * min(p.batch, 4) + 1)
+    tval = TrainConfig(**{**tc.to_dict(), "batch_size": min(p.batch, 4)})
+    xv, yv = _subset(tc, x, y, nval)
+    ref_losses, ref_params, _ = _train_ours("numpy", mc, tval, dt, xv, yv, 1)
+    anchor = spec in ANCHORS
+    if anchor:
+        got = _run_anchor(spec, mc, tval, dt, xv, yv, 1)
+        tol = 1e-4 if dt == np.float32 else 1e-9
+        valid = bool(np.allclose(got, ref_losses.astype(float), rtol=tol, atol=0))
+        validation = f"loss within {tol:g} relative" if valid else \
+            f"loss {got[0]!r} vs reference {float(ref_losses[0])!r}"
+        _run_anchor(spec, mc, tval, dt, xv[:, :min(p.batch, 4)], yv[:min(p.batch, 4)] if
+                    tc.loss_on == "last" else yv[:, :min(p.batch, 4)], 1)  # warm-up
+    else:
+        got, params, _ = _train_ours(spec, mc, tval, dt, xv, yv, 1)
+        valid = harness.bits_equal(got, ref_losses) and all(
+            harness.bits_equal(params[n], ref_params[n]) for n in reference.PARAM_NAMES)
+        validation = "same bits" if valid else "DIFFERENT BITS"
+    max_batches = p.reference_batches if spec.startswith("numpy:") else None
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    if anchor:
+        losses = _run_anchor(spec, mc, tc, dt, x, y, tc.epochs)
+        n_used = x.shape[1]
+    else:
+        losses, _, n_used = _train_ours(spec, mc, tc, dt, x, y, tc.epochs, max_batches)
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    scale = x.shape[1] / n_used  # the reference may time a prefix and extrapolate
+    return {
+        "run": spec, "validated": valid, "validation": validation,
+        "wall_s": wall * scale, "user_s": (r1.ru_utime - r0.ru_utime) * scale,
+        "sys_s": (r1.ru_stime - r0.ru_stime) * scale, "extrapolated": scale != 1,
+        "peak_rss_mb": r1.ru_maxrss / 1024, "peak_gpu_mb": (lambda b: None if b is None else b / 2**20)(
+            _peak_gpu_bytes(spec)),
+        "samples": int(x.shape[1]) * tc.epochs, "final_loss": float(np.asarray(losses)[-1]),
+        "gflops": flops_per_epoch(mc, x.shape[0], x.shape[1]) * tc.epochs / (wall * scale) / 1e9,
+    }
+
+
+def _measure_child(spec, preset, env=None, timeout=3600):
+    r = subprocess.run([sys.executable, "-m", "lockstep.bench", spec, preset], capture_output=True,
+                       text=True, env={**os.environ, **(env or {})}, timeout=timeout)
+    if r.returncode != 0:
+        tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"run": spec, "error": tail}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def bench(preset="seed", names=None, progress=True) -> dict:
+    """Measure every available run of ``names`` (default: all) and the anchors."""
+    names = list(names or backends.REGISTRY)
+    if "numpy" not in names:
+        names.insert(0, "numpy")
+    todo, unavailable = [], []
+    for name, strategy, device, ok, why in backends.runs(names):
+        spec = backends.run_name(name, strategy, device) if strategy else name
+        env = getattr(backends.get(name), "device_env", {}).get(device) if strategy else None
+        if ok:
+            todo.append((spec, None))
+        elif env and any(os.environ.get(k) != v for k, v in env.items()) and preset == "seed":
+            todo.append((spec, env))  # simulators are far too slow for larger presets
+        else:
+            unavailable.append({"run": spec, "reason": why})
+    for a in ANCHORS:
+        ok, why = anchor_available(a)
+        (todo.append((a, None)) if ok else unavailable.append({"run": a, "reason": why}))
+    bar = None
+    if progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), file=sys.stderr, unit="run", leave=False)
+    results = []
+    for spec, env in todo:
+        if bar:
+            bar.set_description(spec)
+        results.append(_measure_child(spec, preset, env))
+        if bar:
+            bar.update(1)
+    if bar:
+        bar.close()
+    ref = next((r for r in results if r["run"].startswith("numpy:") and "wall_s" in r), None)
+    for r in results:
+        if ref and "wall_s" in r:
+            r["speedup"] = ref["wall_s"] / r["wall_s"]
+            r["efficiency_pct"] = 100 * r["speedup"]
+    mc, tc, dt, x, y = problem(preset)
+    return {"preset": preset, "description": PRESETS[preset].description,
+            "config": asdict(PRESETS[preset]), "shape": {"I": mc.input_size, "H": mc.hidden_size,
+                                                         "O": mc.output_size, "T": int(x.shape[0]),
+                                                         "N": int(x.shape[1])},
+            "machine": machine(), "results": results, "unavailable": unavailable}
+
+
+def machine() -> dict:
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__, "date": time.strftime("%Y-%m-%d")}
+
+
+def _fmt_s(v):
+    return "-" if v is None else (f"{v:.3g} s" if v < 100 else f"{v / 60:.1f} min")
+
+
+def table(res) -> str:
+    head = ["implementation", "user", "sys", "total CPU", "wall", "efficiency", "GFLOP/s",
+            "samples/s", "peak RSS", "check"]
+    rows = []
+    for r in res["results"]:
+        if "error" in r:
+            rows.append([r["run"], "ERROR: " + r["error"]] + [""] * 8)
+            continue
+        rows.append([r["run"] + (" (extrapolated)" if r["extrapolated"] else ""),
+                     _fmt_s(r["user_s"]), _fmt_s(r["sys_s"]), _fmt_s(r["user_s"] + r["sys_s"]),
+                     _fmt_s(r["wall_s"]), f"{r.get('efficiency_pct', 0):.0f}%",
+                     f"{r['gflops']:.3g}", f"{r['samples'] / r['wall_s']:.4g}",
+                     f"{r['peak_rss_mb']:.0f} MB" + (f" + {r['peak_gpu_mb']:.0f} MB GPU"
+                                                       if r.get("peak_gpu_mb") else ""),
+                     r["validation"]])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def cli_bench(args):
+    from .cli import err
+
+    names = args.backends.split(",") if args.backends else None
+    for n in names or []:
+        backends.get(n)
+    res = bench(args.preset, names)
+    err(f"preset {res['preset']}: {res['description']}")
+    err(f"shape I,H,O,T,N = {res['shape']}; machine: {res['machine']['cpu']} "
+        f"({res['machine']['cpus']} CPUs)")
+    err(table(res))
+    for u in res["unavailable"]:
+        err(f"  not run: {u['run']}: {u['reason']}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(res, indent=2))
+    if args.plot:
+        from . import plots
+
+        ok = [r for r in res["results"] if "speedup" in r]
+        plots.speedups([r["run"] for r in ok], [r["speedup"] for r in ok], args.plot,
+                       title=f"lockstep bench --preset {args.preset}: speed-up over numpy")
+    bad = [r["run"] for r in res["results"] if not r.get("validated", False)
+           and not r["run"].startswith(ANCHORS)]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(sys.argv[1], sys.argv[2])))
