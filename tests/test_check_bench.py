@@ -65,9 +65,9 @@ def test_harness_problem_has_a_short_last_batch():
     assert x.shape == (4, 11, 2) and 11 % tc.batch_size != 0
 
 
-def test_bench_measures_and_validates(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(bench, "ANCHORS", ("numpy-blas@cpu",))
+def test_bench_measures_and_validates(tmp_path, capsys):
     code, _, err = run(capsys, "bench", "--preset", "seed", "--backends", "numpy",
+                       "--anchors", "numpy-blas@cpu",
                        "--json", str(tmp_path / "b.json"), "--plot", str(tmp_path / "b.png"))
     assert code == 0, err
     res = json.loads((tmp_path / "b.json").read_text())

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import backends, data, harness, reference
-from .config import ModelConfig, TrainConfig
+from .config import ConfigError, ModelConfig, TrainConfig
 from .train import new_rng, run_epochs
 
 
@@ -42,7 +42,7 @@ class Preset:
     clip: float
     series: int = 1  # synthetic series (inputs = outputs = series); 0 = the seed's task
     length: int = 0
-    reference_batches: int | None = None  # time the reference on this many batches only
+    reference_samples: int | None = None  # time the reference on this many samples only
 
 
 PRESETS = {
@@ -50,10 +50,10 @@ PRESETS = {
                    "window 12, 5 epochs, SGD lr 0.1, clip 0.25", "float64", 50, 12, 5, 8, "ce",
                    "sgd", 0.1, 0.25, series=0),
     "medium": Preset("synthetic, 8 series x 1200 steps, hidden 128, window 24, batch 64, 2 epochs",
-                     "float32", 128, 24, 2, 64, "mse", "adam", 0.005, 1.0, 8, 1200, 4),
+                     "float32", 128, 24, 2, 64, "mse", "adam", 0.005, 1.0, 8, 1200, 256),
     "heavy": Preset("synthetic, 32 series x 8000 steps, hidden 512, window 64, batch 256, 1 epoch "
                     "(sized for a GPU)", "float32", 512, 64, 1, 256, "mse", "adam", 0.001, 1.0,
-                    32, 8000, 1),
+                    32, 8000, 32),
 }
 
 
@@ -91,13 +91,12 @@ def _subset(tc, x, y, n):
 
 # ---- implementations ----------------------------------------------------------------------
 
-def _train_ours(spec, mc, tc, dt, x, y, epochs, max_batches=None):
+def _train_ours(spec, mc, tc, dt, x, y, epochs, max_samples=None):
     name, strategy, device = harness.parse_run(spec)
     be = backends.get(name)(mc, tc, dt, strategy=strategy, device=device)
     be.load(reference.init_params(mc, dt, seed=tc.seed), None)
-    if max_batches is not None:
-        n = min(x.shape[1], max_batches * tc.batch_size)
-        x, y = _subset(tc, x, y, n)
+    if max_samples is not None:
+        x, y = _subset(tc, x, y, min(x.shape[1], max_samples))
     losses = list(run_epochs(be, x, y, tc, new_rng(tc.seed), epochs, data_key=id(x)))
     params, _ = be.state()
     return np.array(losses, dt), params, x.shape[1]
@@ -288,16 +287,16 @@ def measure(spec: str, preset: str) -> dict:
         valid = harness.bits_equal(got, ref_losses) and all(
             harness.bits_equal(params[n], ref_params[n]) for n in reference.PARAM_NAMES)
         validation = "same bits" if valid else "DIFFERENT BITS"
-    max_batches = p.reference_batches if spec.startswith("numpy:") else None
+    max_samples = p.reference_samples if spec.startswith("numpy:") else None
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     if anchor:
         losses = _run_anchor(spec, mc, tc, dt, x, y, tc.epochs)
         n_used = x.shape[1]
     else:
-        losses, _, n_used = _train_ours(spec, mc, tc, dt, x, y, tc.epochs, max_batches)
+        losses, _, n_used = _train_ours(spec, mc, tc, dt, x, y, tc.epochs, max_samples)
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
-    scale = x.shape[1] / n_used  # the reference may time a prefix and extrapolate
+    scale = x.shape[1] / n_used  # the reference may time a prefix; extrapolated per sample
     return {
         "run": spec, "validated": valid, "validation": validation,
         "wall_s": wall * scale, "user_s": (r1.ru_utime - r0.ru_utime) * scale,
@@ -309,43 +308,43 @@ def measure(spec: str, preset: str) -> dict:
     }
 
 
-def _measure_child(spec, preset, env=None, timeout=3600):
+def _measure_child(spec, preset, timeout=3600):
     r = subprocess.run([sys.executable, "-m", "lockstep.bench", spec, preset], capture_output=True,
-                       text=True, env={**os.environ, **(env or {})}, timeout=timeout)
+                       text=True, timeout=timeout)
     if r.returncode != 0:
         tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
         return {"run": spec, "error": tail}
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def bench(preset="seed", names=None, progress=True) -> dict:
-    """Measure every available run of ``names`` (default: all) and the anchors."""
+def bench(preset="seed", names=None, progress=True, anchors=None) -> dict:
+    """Measure every available run of ``names`` (default: all) and the ``anchors`` (default:
+    all of ANCHORS)."""
     names = list(names or backends.REGISTRY)
     if "numpy" not in names:
         names.insert(0, "numpy")
     todo, unavailable = [], []
     for name, strategy, device, ok, why in backends.runs(names):
         spec = backends.run_name(name, strategy, device) if strategy else name
-        env = getattr(backends.get(name), "device_env", {}).get(device) if strategy else None
         if ok:
-            todo.append((spec, None))
-        elif env and any(os.environ.get(k) != v for k, v in env.items()) and preset == "seed":
-            todo.append((spec, env))  # simulators are far too slow for larger presets
-        else:
+            todo.append(spec)
+        else:  # simulators stay out too: timing them says nothing about the strategy
             unavailable.append({"run": spec, "reason": why})
-    for a in ANCHORS:
+    for a in ANCHORS if anchors is None else anchors:
+        if a not in ANCHORS:
+            raise ConfigError(f"unknown anchor {a!r}; choose from {', '.join(ANCHORS)}")
         ok, why = anchor_available(a)
-        (todo.append((a, None)) if ok else unavailable.append({"run": a, "reason": why}))
+        (todo.append(a) if ok else unavailable.append({"run": a, "reason": why}))
     bar = None
     if progress and sys.stderr.isatty():
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), file=sys.stderr, unit="run", leave=False)
     results = []
-    for spec, env in todo:
+    for spec in todo:
         if bar:
             bar.set_description(spec)
-        results.append(_measure_child(spec, preset, env))
+        results.append(_measure_child(spec, preset))
         if bar:
             bar.update(1)
     if bar:
@@ -408,7 +407,8 @@ def cli_bench(args):
     names = args.backends.split(",") if args.backends else None
     for n in names or []:
         backends.get(n)
-    res = bench(args.preset, names)
+    anchors = None if args.anchors is None else [a for a in args.anchors.split(",") if a]
+    res = bench(args.preset, names, anchors=anchors)
     err(f"preset {res['preset']}: {res['description']}")
     err(f"shape I,H,O,T,N = {res['shape']}; machine: {res['machine']['cpu']} "
         f"({res['machine']['cpus']} CPUs)")

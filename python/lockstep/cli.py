@@ -314,7 +314,8 @@ def build_parser():
     b = sub.add_parser("bench", help="time every backend and strategy against the anchors")
     b.add_argument("--preset", choices=["seed", "medium", "heavy"], default="seed")
     b.add_argument("--backends", help="comma-separated backend names (default: all)")
-    b.add_argument("--repeat", type=int, default=1, help="timed repetitions per run")
+    b.add_argument("--anchors", help="comma-separated anchors (default: torch@cpu, "
+                   "torch-cudnn@gpu, numpy-blas@cpu; empty = none)")
     b.add_argument("--json", type=Path, help="write the results as JSON to this file")
     b.add_argument("--plot", type=Path, help="bar chart of speed-ups")
     b.set_defaults(func=cmd_bench)
