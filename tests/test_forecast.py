@@ -1,5 +1,8 @@
 """Trainer, checkpoints and Forecaster: quality, bit-exact resume, divergence, metrics."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import assert_same_bits
@@ -20,13 +23,32 @@ def test_metrics_and_seasonal_naive():
                                   list(range(13, 25)) + [13, 14])
 
 
-def test_default_run_beats_seasonal_naive():
-    """The README's claim: default settings, AirPassengers, last 24 months held out."""
+def readme_table():
+    """The default run's metrics as the README states them."""
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        m = re.match(r"\s+(lockstep \(.*\)|seasonal naive \(period 12\))\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", line)
+        if m:
+            rows["lockstep" if m.group(1).startswith("lockstep") else "naive"] = \
+                [float(v) for v in m.group(2, 3, 4)]
+    return rows
+
+
+def test_default_run_beats_seasonal_naive_as_the_readme_says():
+    """Default settings, AirPassengers, last 24 months held out (the CLI's defaults)."""
+    from lockstep.cli import build_parser
+
+    args = build_parser().parse_args(["train"])
+    assert (args.holdout, args.epochs, args.hidden, args.window) == (24, 150, 32, 12)
     fc = Forecaster(holdout=24, quiet=True).fit(data.load("airpassengers"))
     ev = fc.evaluate_holdout()
     m, b = ev["metrics"], ev["baseline"]["seasonal_naive"]
     assert m["rmse"] < b["rmse"] and m["mape"] < b["mape"], (m, b)
     assert ev["forecast"].shape == (24, 1) and np.isfinite(ev["forecast"]).all()
+    readme = readme_table()
+    assert readme["lockstep"] == [round(m[k], 3) for k in ("rmse", "mae", "mape")], readme
+    assert readme["naive"] == [round(b[k], 3) for k in ("rmse", "mae", "mape")], readme
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(patience=2, optimizer="sgd", lr=0.05, momentum=0.9),

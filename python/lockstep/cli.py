@@ -240,6 +240,9 @@ def cmd_bench(args):
 # ---- parser --------------------------------------------------------------------------------
 
 def build_parser():
+    from .forecast import ForecastSettings
+
+    dflt = ForecastSettings()  # one source of truth for the training defaults
     p = argparse.ArgumentParser(prog="lockstep", description="Bit-identical LSTM training for "
                                 "time-series forecasting.")
     p.add_argument("--version", action="version", version=f"lockstep {__version__}")
@@ -263,17 +266,17 @@ def build_parser():
     t.add_argument("--time-column")
     t.add_argument("--task", choices=["regress", "classify-change"], default="regress")
     t.add_argument("--holdout", type=int, default=24, help="points held out at the end (24)")
-    t.add_argument("--epochs", type=int, default=150)
-    t.add_argument("--patience", type=int, default=50, help="early stopping (0 = off)")
-    t.add_argument("--hidden", type=int, default=32)
-    t.add_argument("--window", type=int, default=12)
-    t.add_argument("--lr", type=float, default=0.005)
-    t.add_argument("--optimizer", choices=["sgd", "adam"], default="adam")
-    t.add_argument("--momentum", type=float, default=0.0)
-    t.add_argument("--batch-size", type=int, default=16)
-    t.add_argument("--clip", type=float, default=1.0, help="global-norm clipping (0 = off)")
-    t.add_argument("--loss-on", choices=["all", "last"], default="all")
-    t.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    t.add_argument("--epochs", type=int, default=dflt.epochs)
+    t.add_argument("--patience", type=int, default=dflt.patience, help="early stopping (0 = off)")
+    t.add_argument("--hidden", type=int, default=dflt.hidden_size)
+    t.add_argument("--window", type=int, default=dflt.window)
+    t.add_argument("--lr", type=float, default=dflt.lr)
+    t.add_argument("--optimizer", choices=["sgd", "adam"], default=dflt.optimizer)
+    t.add_argument("--momentum", type=float, default=dflt.momentum)
+    t.add_argument("--batch-size", type=int, default=dflt.batch_size)
+    t.add_argument("--clip", type=float, default=dflt.clip, help="global-norm clipping (0 = off)")
+    t.add_argument("--loss-on", choices=["all", "last"], default=dflt.loss_on)
+    t.add_argument("--dtype", choices=["float32", "float64"], default=dflt.dtype)
     t.add_argument("--no-log", action="store_true", help="no log transform")
     t.add_argument("--diff", action="store_true", help="also difference at lag 1")
     t.add_argument("--season", type=int, default=None,
@@ -283,7 +286,7 @@ def build_parser():
     t.add_argument("--backend", default="auto")
     t.add_argument("--strategy")
     t.add_argument("--device")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=dflt.seed)
     t.add_argument("--out", default=DEFAULT_OUT, help=f"output directory ({DEFAULT_OUT})")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     t.add_argument("--force", action="store_true", help="replace a checkpoint in --out")
