@@ -252,18 +252,20 @@ def build_parser():
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
 
+    def data_args(parser):
+        parser.add_argument("--data", default="airpassengers", help="airpassengers or a CSV path")
+        parser.add_argument("--value-column", action="append",
+                            help="value column (repeat for several)")
+        parser.add_argument("--time-column")
+
     d = sub.add_parser("data", help="describe a series")
-    d.add_argument("--data", default="airpassengers", help="airpassengers or a CSV path")
-    d.add_argument("--value-column", action="append", help="value column (repeat for several)")
-    d.add_argument("--time-column")
+    data_args(d)
     d.add_argument("--plot", type=Path)
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_data)
 
     t = sub.add_parser("train", help="train, forecast the holdout, compare with seasonal naive")
-    t.add_argument("--data", default="airpassengers", help="airpassengers or a CSV path")
-    t.add_argument("--value-column", action="append", help="value column (repeat for several)")
-    t.add_argument("--time-column")
+    data_args(t)
     t.add_argument("--task", choices=["regress", "classify-change"], default="regress")
     t.add_argument("--holdout", type=int, default=24, help="points held out at the end (24)")
     t.add_argument("--epochs", type=int, default=dflt.epochs)
