@@ -1,13 +1,14 @@
 // Element-wise canonical math and the contraction canary, for checking canonical.h on a device
 // (and, through lockstep._simt, on the CPU): y[i] = f(x[i]) for i < n.
-#include "lockstep/canonical.h"
+#include "ls_cuda.cuh"
 
 #define LS_MAP(NAME, FN, T, SUFFIX)                                                    \
   extern "C" __global__ void NAME##_##SUFFIX(const T* __restrict__ x, T* __restrict__ y, \
                                              long long n) {                             \
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;                     \
     if (i < n) y[i] = lockstep::FN<T>(x[i]);                                            \
-  }
+  }                                                                                     \
+  LS_EXPORT(NAME##_##SUFFIX)
 
 LS_MAP(canonical_exp, ls_exp, float, f32)
 LS_MAP(canonical_exp, ls_exp, double, f64)
@@ -24,6 +25,7 @@ LS_MAP(canonical_tanh, ls_tanh, double, f64)
                                              long long n) {                                  \
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;                          \
     if (i < n) y[i] = (a[i] * b[i]) + c[i];                                                  \
-  }
+  }                                                                                          \
+  LS_EXPORT(muladd_##SUFFIX)
 LS_MULADD(float, f32)
 LS_MULADD(double, f64)

@@ -70,3 +70,25 @@ def test_results_are_cached_by_content(tmp_path, monkeypatch):
     files[0].write_bytes(b"sentinel")  # a hit returns the cached bytes without compiling
     assert cuda_build.compile(src, fname, "sm_80") == b"sentinel"
     assert cuda_build.compile(src + "\n", fname, "sm_80") == a  # new content, new key
+
+
+def test_kernel_path_gives_a_cached_cubin_and_includes_the_shared_headers(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOCKSTEP_CACHE", str(tmp_path))
+    path = cuda_build.kernel_path("lstm_fused", "sm_90")
+    assert path.is_file() and path.parent == tmp_path / "kernels"
+    assert path.read_bytes()[:4] == b"\x7fELF"  # a cubin, for cupy.RawModule(path=...)
+    assert cuda_build.kernel_path("lstm_fused", "sm_90") == path  # a cache hit: same file
+    opts = cuda_build.options("sm_90")
+    assert f"-I{cuda_build.cuda_dir()}" in opts and "--fmad=false" in opts
+    assert not any("ftz" in o or "fast" in o for o in opts)
+    assert (cuda_build.cuda_dir() / "ls_cuda.cuh").is_file()  # shipped with the .cu files
+
+
+def test_load_module_without_cupy_is_a_clear_error():
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("CuPy is installed")
+    except ImportError:
+        pass
+    with pytest.raises(cuda_build.KernelBuildError, match="CuPy is missing"):
+        cuda_build.load_module("lstm_common", "sm_90")

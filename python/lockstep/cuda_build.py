@@ -81,12 +81,13 @@ def options(arch: str, extra=()) -> list:
         raise KernelBuildError(f"options {bad} break the arithmetic contract (docs/arithmetic.md)")
     if not re.fullmatch(r"(sm|compute)_\d+a?", arch):
         raise KernelBuildError(f"architecture must look like sm_90 or compute_90, got {arch!r}")
-    return [f"--gpu-architecture={arch}", *CONTRACT_OPTIONS, f"-I{include_dir()}", *extra]
+    return [f"--gpu-architecture={arch}", *CONTRACT_OPTIONS, f"-I{include_dir()}",
+            f"-I{cuda_dir()}", *extra]
 
 
 def _headers_digest() -> str:
     h = hashlib.sha256()
-    for p in sorted(include_dir().rglob("*.h")):
+    for p in [*sorted(include_dir().rglob("*.h")), *sorted(cuda_dir().glob("*.cuh"))]:
         h.update(p.name.encode() + p.read_bytes())
     return h.hexdigest()
 
@@ -101,10 +102,7 @@ def compile(source: str, name: str, arch: str, target: str = "ptx", extra=(), ca
     if target == "cubin" and not arch.startswith("sm_"):
         raise KernelBuildError(f"a cubin needs a real architecture (sm_XX), got {arch}")
     opts = options(arch, extra)
-    version = nvrtc_version()
-    key = hashlib.sha256("\0".join([source, _headers_digest(), *opts, str(version), target])
-                         .encode()).hexdigest()[:32]
-    path = cache_dir() / f"{Path(name).stem}-{arch}-{key}.{target}"
+    path = _cache_path(source, name, arch, opts, target)
     if cache and path.is_file():
         return path.read_bytes()
     out = _nvrtc_compile(source, name, opts, target)
@@ -114,6 +112,13 @@ def compile(source: str, name: str, arch: str, target: str = "ptx", extra=(), ca
         tmp.write_bytes(out)
         os.replace(tmp, path)  # atomic: concurrent builders never see half a file
     return out
+
+
+def _cache_path(source: str, name: str, arch: str, opts, target: str) -> Path:
+    """Where compile() caches: keyed by source, headers, options, NVRTC version, arch, target."""
+    key = hashlib.sha256("\0".join([source, _headers_digest(), *opts, str(nvrtc_version()),
+                                    target]).encode()).hexdigest()[:32]
+    return cache_dir() / f"{Path(name).stem}-{arch}-{key}.{target}"
 
 
 def _nvrtc_compile(source: str, name: str, opts, target: str) -> bytes:
@@ -165,3 +170,34 @@ def ptx_violations(ptx: str, float32_only_suffix: str = "_f32") -> list:
             if n:
                 problems.append(f"{fname}: {n} f64 instruction(s) in a float32 kernel")
     return problems
+
+
+# ---- loading into CuPy ---------------------------------------------------------------------
+
+def kernel_path(name: str, arch: str, target: str = "cubin", extra=()) -> Path:
+    """Compile cuda/<name>.cu (cached) and return the path of the cached cubin or PTX file."""
+    fname, src = read_source(name)
+    compile(src, fname, arch, target=target, extra=extra, cache=True)  # writes the cache file
+    return _cache_path(src, fname, arch, options(arch, extra), target)
+
+
+def device_arch(device=None) -> str:
+    """The CuPy device's real architecture, e.g. "sm_90"."""
+    import cupy
+
+    dev = cupy.cuda.Device() if device is None else cupy.cuda.Device(device)
+    return f"sm_{dev.compute_capability}"
+
+
+def load_module(name: str, arch: str | None = None, extra=(), cooperative: bool = False):
+    """cuda/<name>.cu as a ``cupy.RawModule`` loaded from the cubin this module compiled (never
+    through ``RawModule(code=...)``, which adds ``-ftz=true``). With ``cooperative`` every kernel
+    of the module is launched with cuLaunchCooperativeKernel (all blocks resident, or an error)."""
+    try:
+        import cupy
+    except ImportError as e:
+        raise KernelBuildError("CuPy is missing: pip install cupy-cuda13x (or lockstep[cuda13])") \
+            from e
+    arch = arch or device_arch()
+    return cupy.RawModule(path=str(kernel_path(name, arch, "cubin", extra)),
+                          enable_cooperative_groups=cooperative)

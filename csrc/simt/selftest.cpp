@@ -1,0 +1,104 @@
+// Kernels that test the emulator's CUDA features one by one (tests/test_simt.py). Written
+// exactly as CUDA kernels; they are not in cuda/ because they test the emulator, not the model.
+#include "simt.h"
+
+// Every thread writes its ids: out[8 * g + ...] with g the global linear thread index.
+extern "C" __global__ void simt_selftest_ids(int* out) {
+  unsigned t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  unsigned b = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  unsigned g = b * (blockDim.x * blockDim.y * blockDim.z) + t;
+  int* o = out + 12 * (long long)g;
+  o[0] = threadIdx.x; o[1] = threadIdx.y; o[2] = threadIdx.z;
+  o[3] = blockIdx.x; o[4] = blockIdx.y; o[5] = blockIdx.z;
+  o[6] = blockDim.x; o[7] = blockDim.y; o[8] = blockDim.z;
+  o[9] = gridDim.x; o[10] = gridDim.y; o[11] = gridDim.z;
+}
+LS_EXPORT(simt_selftest_ids)
+
+// Static shared memory + __syncthreads: reverse each block's slice (n <= 1024 = blockDim.x).
+// With sync = 0 the barrier is skipped, and thread t reads s[n-1-t] before its owner wrote it.
+extern "C" __global__ void simt_selftest_reverse(const float* in, float* out, int sync) {
+  __shared__ float s[1024];
+  unsigned n = blockDim.x, t = threadIdx.x;
+  s[t] = in[blockIdx.x * n + t];
+  if (sync) __syncthreads();
+  out[blockIdx.x * n + t] = s[n - 1 - t];
+  if (sync) __syncthreads();  // nobody overwrites s before everyone read it (next launch)
+  s[t] = -1.0f;               // poison for the next block on this OS thread
+}
+LS_EXPORT(simt_selftest_reverse)
+
+// Many barriers in a loop: rotate a block-wide vector `rounds` times through shared memory.
+extern "C" __global__ void simt_selftest_rotate(const double* in, double* out, int rounds) {
+  __shared__ double s[1024];
+  unsigned n = blockDim.x, t = threadIdx.x;
+  double v = in[blockIdx.x * n + t];
+  for (int r = 0; r < rounds; ++r) {
+    s[t] = v;
+    __syncthreads();            // everyone wrote
+    v = s[(t + 1) % n];
+    __syncthreads();            // everyone read before the next round writes
+  }
+  out[blockIdx.x * n + t] = v;
+}
+LS_EXPORT(simt_selftest_rotate)
+
+// Dynamic shared memory: thread 0 sums the block's values in order after a barrier.
+extern "C" __global__ void simt_selftest_dynsum(const double* in, double* out) {
+  LS_DYN_SHARED(double, s);
+  unsigned n = blockDim.x, t = threadIdx.x;
+  s[t] = in[blockIdx.x * n + t];
+  __syncthreads();
+  if (t == 0) {
+    double acc = 0.0;
+    for (unsigned k = 0; k < n; ++k) acc = acc + s[k];
+    out[blockIdx.x] = acc;
+  }
+}
+LS_EXPORT(simt_selftest_dynsum)
+
+// Grid barrier: in each round every block publishes a value, then reads its left neighbour's
+// value of the same round. Needs every block resident and a barrier between write and read.
+extern "C" __global__ void simt_selftest_grid(long long* buf, long long* out, int rounds,
+                                              unsigned int* bar) {
+  unsigned nb = gridDim.x, b = blockIdx.x;
+  long long v = b;
+  for (int r = 0; r < rounds; ++r) {
+    if (threadIdx.x == 0) buf[(r & 1) * nb + b] = v;
+    LS_GRID_SYNC(bar);          // every block published round r
+    v = buf[(r & 1) * nb + (b + nb - 1) % nb] + v;
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[b] = v;
+}
+LS_EXPORT(simt_selftest_grid)
+
+// A thread that returns before a barrier the others wait at (a bug the emulator must report).
+extern "C" __global__ void simt_selftest_early_return(float* out) {
+  if (threadIdx.x == 0) return;
+  __syncthreads();
+  out[threadIdx.x] = 1.0f;
+}
+LS_EXPORT(simt_selftest_early_return)
+
+// Every parameter kind: scalars are written back through the pointers.
+extern "C" __global__ void simt_selftest_args(int a, long long b, unsigned int c, float d,
+                                              double e, const int* ci, int* oi, long long* ol,
+                                              float* of, double* od, const unsigned int* cu,
+                                              unsigned int* ou) {
+  oi[0] = a + ci[0];
+  ol[0] = b;
+  ou[0] = c + cu[0];
+  of[0] = d;
+  od[0] = e;
+}
+LS_EXPORT(simt_selftest_args)
+
+// Block 0 skips the grid barrier that the others wait at (a bug the emulator must report
+// instead of hanging).
+extern "C" __global__ void simt_selftest_grid_skip(int* out, unsigned int* bar) {
+  if (blockIdx.x == 0) return;
+  LS_GRID_SYNC(bar);
+  out[blockIdx.x] = 1;
+}
+LS_EXPORT(simt_selftest_grid_skip)

@@ -1,0 +1,277 @@
+// Kernels every strategy shares: batch gather, the ordered GEMMs (input projection, head,
+// weight gradients), the losses, global-norm clipping and the optimizers.
+//
+//   gather        dst[o, b, :] = src[o, idx[b], :]                       (a minibatch, on device)
+//   linear        out[r, c] = (bias[c] or out[r, c]) + sum_k x[r, k] * W[c, k]      (k ascending)
+//   matmul_nn     out[r, c] = (+0 or out[r, c]) + sum_k A[r, k] * Bm[k, c]          (k ascending)
+//   matmul_tn     out[r, c] = +0 + sum_n A[n, r] * Bm[n, c]              (n = t*B + b ascending)
+//   colsum        out[c] = +0 + sum_n A[n, c]
+//   loss_rows     per (t, b): dy (and the row's cross-entropy term)
+//   loss_sum      one thread: the loss, summed over t, b, o in order
+//   rowsq         per gradient row: +0 + sum_c g*g;  clip_norm: one thread, rows in order
+//   sgd, momentum, adam_scalars, adam: the updates of docs/arithmetic.md section 6
+// One thread per independent output; every output's own sum is sequential (no atomics, no
+// trees), which is the whole arithmetic contract for these kernels.
+#include "ls_lstm.cuh"
+
+namespace lsk {
+
+template <class T> __device__ __forceinline__ void gather(const T* src, const int* idx, T* dst,
+                                                          int outer, int N, int B, int inner) {
+  LS_FOR(e, (long long)outer * B * inner) {
+    long long i = e % inner, b = (e / inner) % B, o = e / ((long long)inner * B);
+    dst[e] = src[(o * N + idx[b]) * inner + i];
+  }
+}
+
+template <class T> __device__ __forceinline__ void linear(T* out, const T* x, const T* W,
+                                                          const T* bias, int R, int K, int C,
+                                                          int accumulate) {
+  LS_FOR(e, (long long)R * C) {
+    long long r = e / C, c = e % C;
+    T acc = accumulate ? out[e] : bias[c];
+    for (int k = 0; k < K; ++k) acc = acc + (x[r * K + k] * W[c * K + k]);
+    out[e] = acc;
+  }
+}
+
+template <class T> __device__ __forceinline__ void matmul_nn(T* out, const T* A, const T* Bm,
+                                                             int R, int K, int C, int accumulate) {
+  LS_FOR(e, (long long)R * C) {
+    long long r = e / C, c = e % C;
+    T acc = accumulate ? out[e] : T(0);
+    for (int k = 0; k < K; ++k) acc = acc + (A[r * K + k] * Bm[(long long)k * C + c]);
+    out[e] = acc;
+  }
+}
+
+template <class T> __device__ __forceinline__ void matmul_tn(T* out, const T* A, const T* Bm,
+                                                             int N, int R, int C) {
+  LS_FOR(e, (long long)R * C) {
+    long long r = e / C, c = e % C;
+    T acc = T(0);
+    for (int n = 0; n < N; ++n) acc = acc + (A[(long long)n * R + r] * Bm[(long long)n * C + c]);
+    out[e] = acc;
+  }
+}
+
+template <class T> __device__ __forceinline__ void colsum(T* out, const T* A, int N, int C) {
+  LS_FOR(c, C) {
+    T acc = T(0);
+    for (int n = 0; n < N; ++n) acc = acc + A[(long long)n * C + c];
+    out[c] = acc;
+  }
+}
+
+// Rows (t, b) of the outputs; with last != 0 only t = T-1 carries a loss (dy = 0 elsewhere).
+// MSE: d = z - y, dy = (d + d) / N.  CE (labels stored as exact floats): m = max_o z,
+// e = exp(z - m), s = +0 + sum_o e, lrow = log(s) - (z_y - m), dy = ((e / s) - onehot) / N.
+template <class T> __device__ __forceinline__ void loss_rows(const T* z, const T* y, T* dy, T* lrow,
+                                                             int Tn, int B, int O, int ce,
+                                                             int last) {
+  LS_FOR(row, (long long)Tn * B) {
+    long long t = row / B, b = row % B;
+    const T* zr = z + row * O;
+    T* dr = dy + row * O;
+    if (last && t != Tn - 1) {
+      for (int o = 0; o < O; ++o) dr[o] = T(0);
+      continue;
+    }
+    long long yrow = last ? b : row;
+    if (!ce) {
+      T n = (T)(last ? (long long)B * O : (long long)Tn * B * O);
+      for (int o = 0; o < O; ++o) {
+        T d = zr[o] - y[yrow * O + o];
+        dr[o] = (d + d) / n;
+      }
+    } else {
+      T n = (T)(last ? (long long)B : (long long)Tn * B);
+      int lab = (int)y[yrow];
+      T m = zr[0];
+      for (int o = 1; o < O; ++o) m = zr[o] > m ? zr[o] : m;
+      T s = T(0);
+      for (int o = 0; o < O; ++o) s = s + lockstep::ls_exp<T>(zr[o] - m);
+      lrow[row] = lockstep::ls_log<T>(s) - (zr[lab] - m);
+      for (int o = 0; o < O; ++o) {
+        T p = lockstep::ls_exp<T>(zr[o] - m) / s;
+        dr[o] = (p - (o == lab ? T(1) : T(0))) / n;
+      }
+    }
+  }
+}
+
+// One thread: the sequential sum over the loss's terms (t, then b, then o), divided by N.
+template <class T> __device__ __forceinline__ void loss_sum(const T* z, const T* y, const T* lrow,
+                                                            T* loss, int Tn, int B, int O, int ce,
+                                                            int last) {
+  if (blockIdx.x != 0 || threadIdx.x != 0) return;
+  long long t0 = last ? Tn - 1 : 0;
+  T acc = T(0);
+  long long terms = 0;
+  for (long long row = t0 * B; row < (long long)Tn * B; ++row) {
+    if (!ce) {
+      long long yrow = last ? row - t0 * B : row;
+      for (int o = 0; o < O; ++o) {
+        T d = z[row * O + o] - y[yrow * O + o];
+        acc = acc + (d * d);
+        ++terms;
+      }
+    } else {
+      acc = acc + lrow[row];
+      ++terms;
+    }
+  }
+  loss[0] = acc / (T)terms;
+}
+
+// The gradient rows of W_ih, W_hh, b, W_out, b_out in order (a 1-D tensor: one element a row),
+// over the flat layout [W_ih | W_hh | b | W_out | b_out].
+__device__ __forceinline__ void grad_row(long long r, int I, int H, int O, long long* off,
+                                         int* cols) {
+  long long H4 = 4LL * H, oWhh = H4 * I, ob = oWhh + H4 * H, oWout = ob + H4,
+            obout = oWout + (long long)O * H;
+  if (r < H4) { *off = r * I; *cols = I; }
+  else if (r < 2 * H4) { *off = oWhh + (r - H4) * H; *cols = H; }
+  else if (r < 3 * H4) { *off = ob + (r - 2 * H4); *cols = 1; }
+  else if (r < 3 * H4 + O) { *off = oWout + (r - 3 * H4) * H; *cols = H; }
+  else { *off = obout + (r - 3 * H4 - O); *cols = 1; }
+}
+
+template <class T> __device__ __forceinline__ void rowsq(const T* g, T* rows, int I, int H, int O) {
+  LS_FOR(r, 12LL * H + 2LL * O) {
+    long long off;
+    int cols;
+    grad_row(r, I, H, O, &off, &cols);
+    T acc = T(0);
+    for (int c = 0; c < cols; ++c) acc = acc + (g[off + c] * g[off + c]);
+    rows[r] = acc;
+  }
+}
+
+// info = (scale, 1) when norm > clip, else (_, 0): the update kernels then use g * scale or g.
+template <class T>
+__device__ __forceinline__ void clip_norm(const T* rows, int R, T clip, T* info) {
+  if (blockIdx.x != 0 || threadIdx.x != 0) return;
+  T acc = T(0);
+  for (int r = 0; r < R; ++r) acc = acc + rows[r];
+  T norm = lockstep::ls_sqrt(acc);
+  if (norm > clip) {
+    info[0] = clip / norm;
+    info[1] = T(1);
+  } else {
+    info[1] = T(0);
+  }
+}
+
+template <class T> __device__ __forceinline__ T clipped(T g, const T* info) {
+  return info[1] != T(0) ? g * info[0] : g;
+}
+
+template <class T> __device__ __forceinline__ void sgd(T* p, const T* g, int n, T lr,
+                                                       const T* info) {
+  LS_FOR(e, n) p[e] = p[e] - (lr * clipped(g[e], info));
+}
+
+template <class T> __device__ __forceinline__ void momentum(T* p, const T* g, T* vel, int n, T lr,
+                                                            T mu, const T* info) {
+  LS_FOR(e, n) {
+    T v = (mu * vel[e]) + clipped(g[e], info);
+    vel[e] = v;
+    p[e] = p[e] - (lr * v);
+  }
+}
+
+// pw = (b1_pow, b2_pow, step, bc): the running powers and this step's two scalars.
+template <class T> __device__ __forceinline__ void adam_scalars(T* pw, T b1, T b2, T lr) {
+  if (blockIdx.x != 0 || threadIdx.x != 0) return;
+  const T one = T(1);
+  pw[0] = pw[0] * b1;
+  pw[1] = pw[1] * b2;
+  pw[2] = lr / (one - pw[0]);
+  pw[3] = lockstep::ls_sqrt(one - pw[1]);
+}
+
+template <class T> __device__ __forceinline__ void adam(T* p, const T* g, T* m, T* v, int n, T b1,
+                                                        T b2, T eps, const T* pw, const T* info) {
+  const T one = T(1);
+  LS_FOR(e, n) {
+    T gg = clipped(g[e], info);
+    T mm = (b1 * m[e]) + ((one - b1) * gg);
+    T vv = (b2 * v[e]) + ((one - b2) * (gg * gg));
+    m[e] = mm;
+    v[e] = vv;
+    p[e] = p[e] - (pw[2] * (mm / ((lockstep::ls_sqrt(vv) / pw[3]) + eps)));
+  }
+}
+
+template <class T> __device__ __forceinline__ void fill(T* a, int n, T value) {
+  LS_FOR(e, n) a[e] = value;
+}
+
+}  // namespace lsk
+
+#define LS_COMMON_KERNELS(T, S)                                                                   \
+  extern "C" __global__ void gather_##S(const T* src, const int* idx, T* dst, int outer, int N,   \
+                                        int B, int inner) {                                       \
+    lsk::gather<T>(src, idx, dst, outer, N, B, inner);                                            \
+  }                                                                                               \
+  LS_EXPORT(gather_##S)                                                                           \
+  extern "C" __global__ void linear_##S(T* out, const T* x, const T* W, const T* bias, int R,     \
+                                        int K, int C, int accumulate) {                           \
+    lsk::linear<T>(out, x, W, bias, R, K, C, accumulate);                                         \
+  }                                                                                               \
+  LS_EXPORT(linear_##S)                                                                           \
+  extern "C" __global__ void matmul_nn_##S(T* out, const T* A, const T* Bm, int R, int K, int C,  \
+                                           int accumulate) {                                      \
+    lsk::matmul_nn<T>(out, A, Bm, R, K, C, accumulate);                                           \
+  }                                                                                               \
+  LS_EXPORT(matmul_nn_##S)                                                                        \
+  extern "C" __global__ void matmul_tn_##S(T* out, const T* A, const T* Bm, int N, int R, int C) { \
+    lsk::matmul_tn<T>(out, A, Bm, N, R, C);                                                       \
+  }                                                                                               \
+  LS_EXPORT(matmul_tn_##S)                                                                        \
+  extern "C" __global__ void colsum_##S(T* out, const T* A, int N, int C) {                       \
+    lsk::colsum<T>(out, A, N, C);                                                                 \
+  }                                                                                               \
+  LS_EXPORT(colsum_##S)                                                                           \
+  extern "C" __global__ void loss_rows_##S(const T* z, const T* y, T* dy, T* lrow, int Tn, int B, \
+                                           int O, int ce, int last) {                             \
+    lsk::loss_rows<T>(z, y, dy, lrow, Tn, B, O, ce, last);                                        \
+  }                                                                                               \
+  LS_EXPORT(loss_rows_##S)                                                                        \
+  extern "C" __global__ void loss_sum_##S(const T* z, const T* y, const T* lrow, T* loss, int Tn, \
+                                          int B, int O, int ce, int last) {                       \
+    lsk::loss_sum<T>(z, y, lrow, loss, Tn, B, O, ce, last);                                       \
+  }                                                                                               \
+  LS_EXPORT(loss_sum_##S)                                                                         \
+  extern "C" __global__ void rowsq_##S(const T* g, T* rows, int I, int H, int O) {                \
+    lsk::rowsq<T>(g, rows, I, H, O);                                                              \
+  }                                                                                               \
+  LS_EXPORT(rowsq_##S)                                                                            \
+  extern "C" __global__ void clip_norm_##S(const T* rows, int R, T clip, T* info) {               \
+    lsk::clip_norm<T>(rows, R, clip, info);                                                       \
+  }                                                                                               \
+  LS_EXPORT(clip_norm_##S)                                                                        \
+  extern "C" __global__ void sgd_##S(T* p, const T* g, int n, T lr, const T* info) {              \
+    lsk::sgd<T>(p, g, n, lr, info);                                                               \
+  }                                                                                               \
+  LS_EXPORT(sgd_##S)                                                                              \
+  extern "C" __global__ void momentum_##S(T* p, const T* g, T* vel, int n, T lr, T mu,            \
+                                          const T* info) {                                        \
+    lsk::momentum<T>(p, g, vel, n, lr, mu, info);                                                 \
+  }                                                                                               \
+  LS_EXPORT(momentum_##S)                                                                         \
+  extern "C" __global__ void adam_scalars_##S(T* pw, T b1, T b2, T lr) {                          \
+    lsk::adam_scalars<T>(pw, b1, b2, lr);                                                         \
+  }                                                                                               \
+  LS_EXPORT(adam_scalars_##S)                                                                     \
+  extern "C" __global__ void adam_##S(T* p, const T* g, T* m, T* v, int n, T b1, T b2, T eps,     \
+                                      const T* pw, const T* info) {                               \
+    lsk::adam<T>(p, g, m, v, n, b1, b2, eps, pw, info);                                           \
+  }                                                                                               \
+  LS_EXPORT(adam_##S)                                                                             \
+  extern "C" __global__ void fill_##S(T* a, int n, T value) { lsk::fill<T>(a, n, value); }        \
+  LS_EXPORT(fill_##S)
+
+LS_COMMON_KERNELS(float, f32)
+LS_COMMON_KERNELS(double, f64)

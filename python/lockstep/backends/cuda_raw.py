@@ -1,0 +1,474 @@
+"""Backend "cuda-raw": the cuda/*.cu kernels, driven from Python.
+
+Devices: ``gpu`` runs them through CuPy (cubins compiled by ``cuda_build``, never CuPy's own
+``RawModule(code=...)``); ``emu`` runs the very same kernels on the CPU through the SIMT
+emulator ``lockstep._simt`` with NumPy arrays in place of CuPy arrays. The driver below is
+written once against a small device abstraction (an array module plus ``launch``), so both
+devices share every launch, every buffer and every argument.
+
+Strategies (docs/cuda.md): ``naive`` (one kernel per operation per time step), ``fused`` (one
+kernel per time step, projection/head/weight gradients as GEMMs around the loop) and
+``persistent`` (one cooperative launch per sequence direction, W_hh slices in shared memory, a
+grid barrier between time steps).
+
+Inside an epoch parameters, optimizer state and data stay on the device; the host uploads the
+epoch's sample indices once and reads back only the batch losses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import reference
+from ..config import ConfigError
+from . import Backend
+
+# The emulator's "device": few SMs and 48 KiB of shared memory per block, so that the
+# persistent strategy's slicing (several blocks, partial last slice) is exercised on tiny H.
+EMU_PROPS = {"name": "SIMT emulator (lockstep._simt)", "sm_count": 4,
+             "smem_per_block": 48 * 1024}
+
+SOURCES = ("lstm_common", "lstm_naive", "lstm_fused", "lstm_persistent")
+COOPERATIVE = ("lstm_persistent",)  # modules whose kernels need a cooperative launch
+
+
+# ---- the persistent strategy's limits ------------------------------------------------------
+
+def persistent_plan(H: int, itemsize: int, sm_count: int, smem_per_block: int):
+    """(blocks, hs, shared-memory bytes) for the persistent kernels, or a ConfigError.
+
+    One block per SM (all must be resident for the grid barrier), each owning hs = ceil(H / SMs)
+    hidden units and holding 4 * hs * H weights of W_hh in shared memory.
+    """
+    hs = -(-H // sm_count)
+    smem = 4 * hs * H * itemsize
+    if smem > smem_per_block:
+        raise ConfigError(
+            f"strategy persistent cannot hold W_hh on chip for H={H} in "
+            f"{'float32' if itemsize == 4 else 'float64'}: it needs {smem} bytes of shared "
+            f"memory per block ({sm_count} SMs, {hs} units per block) but a block has "
+            f"{smem_per_block}; the largest H is "
+            f"{persistent_max_hidden(itemsize, sm_count, smem_per_block)}. "
+            f"Use strategy fused instead")
+    return -(-H // hs), hs, smem
+
+
+def persistent_max_hidden(itemsize: int, sm_count: int, smem_per_block: int) -> int:
+    """The largest H whose W_hh slices fit (4 * ceil(H / SMs) * H * itemsize grows with H)."""
+    lo, hi = 0, 1
+    while 4 * -(-hi // sm_count) * hi * itemsize <= smem_per_block:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if 4 * -(-mid // sm_count) * mid * itemsize <= smem_per_block:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+# ---- devices: an array module and a launcher -----------------------------------------------
+
+class _EmuDevice:
+    """NumPy arrays and lockstep._simt.launch."""
+
+    kind = "emu"
+    xp = np
+    threads = 32       # per block of an element-wise kernel: few fibers, still several
+    max_blocks = 2     # blocks, so grid-stride loops cross block boundaries
+    persistent_threads = 16
+
+    def __init__(self):
+        from .. import _simt
+
+        self._simt = _simt
+        self.props = dict(EMU_PROPS)
+
+    def launch(self, name, grid, block, args, shared_mem=0, cooperative=False):
+        self._simt.launch(name, grid, block, args, shared_mem, cooperative)
+
+    def upload(self, a, dtype=None):
+        return np.array(a, dtype=dtype, copy=True, order="C")
+
+    def download(self, a):
+        return np.array(a, copy=True)
+
+
+class _GpuDevice:
+    """CuPy arrays and cubins from cuda_build.load_module."""
+
+    kind = "gpu"
+    threads = 256
+    max_blocks = 4096
+    persistent_threads = 256
+
+    def __init__(self):
+        import cupy
+
+        from .. import cuda_build
+
+        self.xp = cupy
+        # CuPy decides cooperative launches per module (RawModule(enable_cooperative_groups=)).
+        self._modules = [(cuda_build.load_module(s, cooperative=s in COOPERATIVE),
+                          s in COOPERATIVE) for s in SOURCES]
+        self._fns = {}
+        dev = cupy.cuda.Device()
+        attrs = dev.attributes
+        self.props = {"name": cupy.cuda.runtime.getDeviceProperties(dev.id)["name"].decode(),
+                      "sm_count": attrs["MultiProcessorCount"],
+                      "smem_per_block": attrs.get("MaxSharedMemoryPerBlockOptin",
+                                                  attrs["MaxSharedMemoryPerBlock"])}
+
+    def _fn(self, name):
+        hit = self._fns.get(name)
+        if hit is None:
+            for m, coop in self._modules:
+                try:
+                    hit = (m.get_function(name), coop)
+                    break
+                except Exception:  # noqa: BLE001 - not in this module, try the next
+                    continue
+            if hit is None:
+                raise ConfigError(f"no kernel {name} in {', '.join(SOURCES)}")
+            self._fns[name] = hit
+        return hit
+
+    def launch(self, name, grid, block, args, shared_mem=0, cooperative=False):
+        fn, coop = self._fn(name)
+        if coop != cooperative:
+            raise ConfigError(f"kernel {name}: cooperative={cooperative}, but its module is "
+                              f"loaded with enable_cooperative_groups={coop}")
+        if shared_mem > 48 * 1024 and fn.max_dynamic_shared_size_bytes < shared_mem:
+            fn.max_dynamic_shared_size_bytes = shared_mem
+        fn(_dim(grid), _dim(block), tuple(args), shared_mem=shared_mem)
+
+    def upload(self, a, dtype=None):
+        return self.xp.asarray(np.ascontiguousarray(a, dtype=dtype))
+
+    def download(self, a):
+        return self.xp.asnumpy(a)
+
+
+def _dim(d):
+    return d if isinstance(d, tuple) else (d,)
+
+
+def _gpu_reason():
+    try:
+        import cupy
+    except ImportError:
+        return "CuPy is not installed (pip install cupy-cuda13x, or lockstep[cuda13])"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # noqa: BLE001 - no driver, no device: all mean unavailable
+        return f"no CUDA device answers: {type(e).__name__}: {e}"
+    if n < 1:
+        return "no CUDA device answers"
+    from .. import cuda_build
+
+    ok, why = cuda_build.nvrtc_available()
+    return None if ok else why
+
+
+# ---- the backend ---------------------------------------------------------------------------
+
+class CudaRawBackend(Backend):
+    name = "cuda-raw"
+    strategies = ("naive", "fused", "persistent")
+    devices = ("gpu", "emu")
+
+    @classmethod
+    def available(cls, device=None):
+        device = device or cls.devices[0]
+        if device == "emu":
+            try:
+                from .. import _simt  # noqa: F401
+            except ImportError as e:
+                return False, f"the SIMT emulator lockstep._simt is not built: {e}"
+            return True, "available"
+        if device != "gpu":
+            return False, f"unknown device {device!r}; cuda-raw runs on gpu or emu"
+        why = _gpu_reason()
+        return (False, why) if why else (True, "available")
+
+    def __init__(self, model_cfg, train_cfg, dtype, strategy=None, device=None):
+        super().__init__(model_cfg, train_cfg, dtype, strategy, device)
+        ok, why = self.available(self.device)
+        if not ok:
+            raise ConfigError(f"backend cuda-raw@{self.device} is unavailable: {why}")
+        self.dev = _EmuDevice() if self.device == "emu" else _GpuDevice()
+        self.xp = self.dev.xp
+        self.sfx = "_f32" if self.dtype == np.float32 else "_f64"
+        I, H, O = model_cfg.input_size, model_cfg.hidden_size, model_cfg.output_size
+        self.I, self.H, self.O = I, H, O
+        if self.strategy == "persistent":
+            self.plan = persistent_plan(H, self.dtype.itemsize, self.dev.props["sm_count"],
+                                        self.dev.props["smem_per_block"])
+        if train_cfg.loss == "ce" and O > 2 ** 24:
+            raise ConfigError("cross-entropy labels travel as exact floats: at most 2**24 classes")
+        H4 = 4 * H
+        self.off = {"W_ih": 0}
+        self.off["W_hh"] = H4 * I
+        self.off["b"] = self.off["W_hh"] + H4 * H
+        self.off["W_out"] = self.off["b"] + H4
+        self.off["b_out"] = self.off["W_out"] + O * H
+        self.P = self.off["b_out"] + O
+        self.shapes = {"W_ih": (H4, I), "W_hh": (H4, H), "b": (H4,), "W_out": (O, H),
+                       "b_out": (O,)}
+        self._cap = (0, 0)
+        self._data_key = self._x = self._y = None
+        self.p = None
+
+    # -- small helpers ----------------------------------------------------------------------
+    def _s(self, v):
+        return self.dtype.type(v)
+
+    def _k(self, name, n, args):
+        """An element-wise (grid-stride) kernel over n outputs."""
+        t = max(1, min(self.dev.threads, n))
+        self.dev.launch(name + self.sfx, max(1, min(self.dev.max_blocks, -(-n // t))), t,
+                        [_i(a) for a in args])
+
+    def _k1(self, name, args):
+        """A single-thread kernel (a contract-ordered serial sum)."""
+        self.dev.launch(name + self.sfx, 1, 1, [_i(a) for a in args])
+
+    def _view(self, flat, name):
+        o = self.off[name]
+        return flat[o:o + int(np.prod(self.shapes[name]))]
+
+    def _split(self, flat):
+        host = self.dev.download(flat)
+        return {n: host[self.off[n]:self.off[n] + int(np.prod(s))].reshape(s).copy()
+                for n, s in self.shapes.items()}
+
+    def _flat(self, tensors):
+        return self.dev.upload(np.concatenate([np.asarray(tensors[n], self.dtype).reshape(-1)
+                                               for n in reference.PARAM_NAMES]))
+
+    # -- state ------------------------------------------------------------------------------
+    def load(self, params, opt_state=None):
+        I, H, O, dt = reference.check_params(params)
+        if (I, H, O) != (self.I, self.H, self.O) or dt != self.dtype:
+            raise ConfigError(f"parameters are for (I, H, O) = {(I, H, O)} in {dt}; this backend "
+                              f"was built for {(self.I, self.H, self.O)} in {self.dtype}")
+        xp, cfg = self.xp, self.train_cfg
+        opt = reference.init_opt_state(params, cfg) if opt_state is None else opt_state
+        self.p = self._flat(params)
+        self.g = xp.zeros(self.P, self.dtype)
+        self.step = int(opt["step"])
+        self.info = xp.zeros(2, self.dtype)  # (clip scale, clipped?)
+        self.rows = xp.zeros(12 * H + 2 * O, self.dtype)
+        self.bar = xp.zeros(2, np.uint32)    # the persistent kernels' grid barrier
+        if cfg.optimizer == "adam":
+            self.m, self.v = self._flat(opt["m"]), self._flat(opt["v"])
+            self.pw = self.dev.upload(np.array([opt["b1_pow"], opt["b2_pow"], 0, 0], self.dtype))
+        elif cfg.momentum:
+            self.vel = self._flat(opt["velocity"])
+
+    def state(self):
+        if self.p is None:
+            raise ConfigError("cuda-raw: load(params, opt_state) first")
+        params = self._split(self.p)
+        opt = {"step": self.step}
+        if self.train_cfg.optimizer == "adam":
+            pw = self.dev.download(self.pw)
+            opt.update(b1_pow=self.dtype.type(pw[0]), b2_pow=self.dtype.type(pw[1]),
+                       m=self._split(self.m), v=self._split(self.v))
+        elif self.train_cfg.momentum:
+            opt["velocity"] = self._split(self.vel)
+        return params, opt
+
+    # -- buffers ----------------------------------------------------------------------------
+    def _ensure(self, Tn, B):
+        if Tn <= self._cap[0] and B <= self._cap[1]:
+            return
+        Tn, B = max(Tn, self._cap[0]), max(B, self._cap[1])
+        z = lambda n: self.xp.zeros(n, self.dtype)  # noqa: E731
+        H, H4, I, O = self.H, 4 * self.H, self.I, self.O
+        self.xb, self.yb = z(Tn * B * I), z(Tn * B * max(O, 1))
+        self.a, self.xproj, self.act = z(B * H4), z(Tn * B * H4), z(Tn * B * H4)
+        self.h, self.c, self.tc = z((Tn + 1) * B * H), z((Tn + 1) * B * H), z(Tn * B * H)
+        self.out, self.dy, self.lrow = z(Tn * B * O), z(Tn * B * O), z(Tn * B)
+        self.dh, self.dcn, self.da = z(B * H), z(B * H), z(Tn * B * H4)
+        self._cap = (Tn, B)
+
+    def _targets(self, y):
+        """MSE targets as they are; cross-entropy labels as exact floats (fewer than 2**24)."""
+        y = np.asarray(y)
+        if self.train_cfg.loss == "ce":
+            if not np.issubdtype(y.dtype, np.integer):
+                raise ConfigError(f"cross-entropy targets must be integer class indices, got "
+                                  f"{y.dtype}")
+            if y.size and (y.min() < 0 or y.max() >= self.O):
+                raise ConfigError(f"cross-entropy targets must lie in [0, {self.O}), got "
+                                  f"{y.min()}..{y.max()}")
+        elif y.dtype != self.dtype:
+            raise ConfigError(f"MSE targets must be {self.dtype}, got {y.dtype}")
+        return self.dev.upload(y.reshape(-1), self.dtype)
+
+    def _upload_data(self, x, y, key):
+        if key is None or key != self._data_key or self._x is None:
+            self._x = self.dev.upload(np.asarray(x, self.dtype).reshape(-1))
+            self._y = self._targets(y)
+            self._data_key = key
+
+    # -- one training step ------------------------------------------------------------------
+    def train_epoch(self, batches):
+        if self.p is None:
+            raise ConfigError("cuda-raw: load(params, opt_state) first")
+        x = np.asarray(batches.x)
+        if x.ndim != 3 or x.shape[2] != self.I or x.dtype != self.dtype:
+            raise ConfigError(f"x must be a (T, N, {self.I}) {self.dtype} array, got "
+                              f"{x.shape} {x.dtype}")
+        Tn, N, _ = x.shape
+        indices = [np.asarray(i) for i in batches.indices]
+        if not indices:
+            return []
+        self._upload_data(x, batches.y, batches.data_key)
+        self._ensure(Tn, max(len(i) for i in indices))
+        idx_all = self.dev.upload(np.concatenate(indices).astype(np.int32))
+        losses = self.xp.zeros(len(indices), self.dtype)
+        last = self.train_cfg.loss_on == "last"
+        ycols = self.O if self.train_cfg.loss == "mse" else 1
+        pos = 0
+        for bi, idx in enumerate(indices):
+            B = len(idx)
+            ib = idx_all[pos:pos + B]
+            pos += B
+            self._k("gather", Tn * B * self.I, [self._x, ib, self.xb, Tn, N, B, self.I])
+            outer = 1 if last else Tn
+            self._k("gather", outer * B * ycols, [self._y, ib, self.yb, outer, N, B, ycols])
+            self._forward(self.xb, Tn, B)
+            self._loss(Tn, B, losses[bi:bi + 1])
+            self._backward(Tn, B)
+            self._weight_grads(Tn, B)
+            self._update()
+        host = self.dev.download(losses)
+        return [self.dtype.type(v) for v in host]
+
+    def _forward(self, x, Tn, B):
+        H, H4, I, O = self.H, 4 * self.H, self.I, self.O
+        p = self.p
+        W_ih, W_hh, b = self._view(p, "W_ih"), self._view(p, "W_hh"), self._view(p, "b")
+        W_out, b_out = self._view(p, "W_out"), self._view(p, "b_out")
+        BH, BH4 = B * H, B * H4
+        self._k("fill", BH, [self.h, BH, self._s(0)])  # h_{-1} = c_{-1} = 0
+        self._k("fill", BH, [self.c, BH, self._s(0)])
+        h, c, tc, act = self.h, self.c, self.tc, self.act
+        if self.strategy == "naive":
+            for t in range(Tn):
+                a, act_t = self.a, act[t * BH4:]
+                self._k("linear", BH4, [a, x[t * B * I:], W_ih, b, B, I, H4, 0])
+                self._k("linear", BH4, [a, h[t * BH:], W_hh, b, B, H, H4, 1])
+                self._k("naive_gates", BH4, [a, act_t, B, H])
+                self._k("naive_cell", BH, [act_t, c[t * BH:], c[(t + 1) * BH:], tc[t * BH:],
+                                           h[(t + 1) * BH:], B, H])
+                self._k("linear", B * O, [self.out[t * B * O:], h[(t + 1) * BH:], W_out, b_out,
+                                          B, H, O, 0])
+            return
+        if self.strategy == "fused":
+            self._k("linear", Tn * BH4, [self.xproj, x, W_ih, b, Tn * B, I, H4, 0])
+            for t in range(Tn):
+                self._k("fused_fwd_step", BH, [self.xproj[t * BH4:], W_hh, h[t * BH:],
+                                               c[t * BH:], act[t * BH4:], c[(t + 1) * BH:],
+                                               tc[t * BH:], h[(t + 1) * BH:], B, H])
+        else:
+            blocks, hs, smem = self.plan
+            threads = max(1, min(self.dev.persistent_threads, B * hs))
+            self.dev.launch("persistent_fwd" + self.sfx, blocks, threads,
+                            [_i(a) for a in (x, W_ih, b, W_hh, act, h, c, tc, Tn, B, I, H, hs,
+                                             self.bar)], smem, True)
+        self._k("linear", Tn * B * O, [self.out, h[BH:], W_out, b_out, Tn * B, H, O, 0])
+
+    def _loss(self, Tn, B, loss_out, y=None):
+        ce = int(self.train_cfg.loss == "ce")
+        last = int(self.train_cfg.loss_on == "last")
+        y = self.yb if y is None else y
+        self._k("loss_rows", Tn * B, [self.out, y, self.dy, self.lrow, Tn, B, self.O, ce, last])
+        self._k1("loss_sum", [self.out, y, self.lrow, loss_out, Tn, B, self.O, ce, last])
+
+    def _backward(self, Tn, B):
+        H, H4, O = self.H, 4 * self.H, self.O
+        p = self.p
+        W_hh, W_out = self._view(p, "W_hh"), self._view(p, "W_out")
+        BH, BH4 = B * H, B * H4
+        act, c, tc, da, dy = self.act, self.c, self.tc, self.da, self.dy
+        if self.strategy == "persistent":
+            blocks, hs, smem = self.plan
+            threads = max(1, min(self.dev.persistent_threads, B * hs))
+            self.dev.launch("persistent_bwd" + self.sfx, blocks, threads,
+                            [_i(a) for a in (dy, W_out, W_hh, act, c, tc, self.dcn, da, Tn, B, H,
+                                             O, hs, self.bar)], smem, True)
+            return
+        for t in reversed(range(Tn)):
+            first = int(t == Tn - 1)
+            da_next = da if first else da[(t + 1) * BH4:]  # not read at t = T-1
+            if self.strategy == "naive":
+                self._k("matmul_nn", BH, [self.dh, dy[t * B * O:], W_out, B, O, H, 0])
+                if not first:
+                    self._k("matmul_nn", BH, [self.dh, da_next, W_hh, B, H4, H, 1])
+                self._k("naive_cell_bwd", BH, [self.dh, act[t * BH4:], c[t * BH:], tc[t * BH:],
+                                               self.dcn, da[t * BH4:], B, H, first])
+            else:
+                self._k("fused_bwd_step", BH, [dy[t * B * O:], W_out, da_next, W_hh,
+                                               act[t * BH4:], c[t * BH:], tc[t * BH:], self.dcn,
+                                               da[t * BH4:], B, H, O, first])
+
+    def _weight_grads(self, Tn, B):
+        H, H4, I, O = self.H, 4 * self.H, self.I, self.O
+        N, g = Tn * B, self.g
+        v = lambda n: self._view(g, n)  # noqa: E731
+        self._k("matmul_tn", H4 * I, [v("W_ih"), self.da, self.xb, N, H4, I])
+        self._k("matmul_tn", H4 * H, [v("W_hh"), self.da, self.h, N, H4, H])
+        self._k("colsum", H4, [v("b"), self.da, N, H4])
+        self._k("matmul_tn", O * H, [v("W_out"), self.dy, self.h[B * H:], N, O, H])
+        self._k("colsum", O, [v("b_out"), self.dy, N, O])
+
+    def _update(self):
+        cfg, s = self.train_cfg, self._s
+        if cfg.clip:
+            R = 12 * self.H + 2 * self.O
+            self._k("rowsq", R, [self.g, self.rows, self.I, self.H, self.O])
+            self._k1("clip_norm", [self.rows, R, s(cfg.clip), self.info])
+        if cfg.optimizer == "adam":
+            self._k1("adam_scalars", [self.pw, s(cfg.beta1), s(cfg.beta2), s(cfg.lr)])
+            self._k("adam", self.P, [self.p, self.g, self.m, self.v, self.P, s(cfg.beta1),
+                                     s(cfg.beta2), s(cfg.eps), self.pw, self.info])
+        elif cfg.momentum:
+            self._k("momentum", self.P, [self.p, self.g, self.vel, self.P, s(cfg.lr),
+                                         s(cfg.momentum), self.info])
+        else:
+            self._k("sgd", self.P, [self.p, self.g, self.P, s(cfg.lr), self.info])
+        self.step += 1
+
+    # -- inference --------------------------------------------------------------------------
+    def _forward_host(self, x):
+        x = np.asarray(x, self.dtype)
+        if x.ndim != 3 or x.shape[2] != self.I:
+            raise ConfigError(f"x must be a (T, B, {self.I}) array (time-major), got {x.shape}")
+        Tn, B, _ = x.shape
+        if Tn == 0 or B == 0:
+            raise ConfigError(f"x must have at least one time step and one sample, got {x.shape}")
+        self._ensure(Tn, B)
+        self._forward(self.dev.upload(x.reshape(-1)), Tn, B)
+        return Tn, B
+
+    def predict(self, x):
+        Tn, B = self._forward_host(x)
+        return self.dev.download(self.out[:Tn * B * self.O]).reshape(Tn, B, self.O)
+
+    def evaluate(self, x, y):
+        Tn, B = self._forward_host(x)
+        loss = self.xp.zeros(1, self.dtype)
+        self._loss(Tn, B, loss, y=self._targets(y))
+        return self.dtype.type(self.dev.download(loss)[0])
+
+
+def _i(a):
+    """Python ints travel as C ints (every size parameter of the kernels is an int)."""
+    if isinstance(a, (int, np.integer)) and not isinstance(a, bool):
+        if not -2 ** 31 <= int(a) < 2 ** 31:
+            raise ConfigError(f"size {a} does not fit a kernel's int parameter")
+        return np.int32(a)
+    return a

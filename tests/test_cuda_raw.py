@@ -1,0 +1,271 @@
+"""Backend "cuda-raw" on device "emu": the .cu kernels of every strategy, run by the SIMT
+emulator, reproduce the reference and the golden files bit for bit (per-epoch losses, final
+parameters, optimizer state), keep the data on the "device", and report their limits."""
+
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from agreement import GOLDEN_FILES, assert_matches_golden, assert_matches_reference, make_case
+from conftest import assert_same_bits
+
+from lockstep import backends, reference
+from lockstep.backends import cuda_raw
+from lockstep.config import ConfigError
+from lockstep.train import new_rng, run_epochs
+
+ok, why = cuda_raw.CudaRawBackend.available("emu")
+pytestmark = pytest.mark.skipif(not ok, reason=f"SIMT emulator unavailable: {why}")
+
+STRATEGIES = ["naive", "fused", "persistent"]
+
+# (I, H, O, T, B, loss, loss_on, optimizer, clip, momentum): odd sizes, both losses, both
+# optimizers (and momentum SGD), clipping on and off, T = 1, B = 1, short last batches.
+CASES = [
+    (1, 1, 1, 1, 1, "mse", "all", "sgd", 0.0, 0.0),
+    (2, 5, 3, 4, 3, "ce", "all", "adam", 0.5, 0.0),
+    (3, 13, 2, 4, 3, "mse", "last", "sgd", 0.1, 0.9),
+    (2, 13, 4, 1, 3, "ce", "last", "sgd", 0.0, 0.0),
+    (1, 5, 1, 4, 1, "mse", "all", "adam", 0.0, 0.0),
+    (2, 1, 3, 4, 3, "ce", "all", "sgd", 0.05, 0.9),
+]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("path", GOLDEN_FILES, ids=lambda p: p.stem)
+def test_emu_matches_golden(strategy, path):
+    assert_matches_golden(f"cuda-raw:{strategy}@emu", path)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c)))
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_emu_matches_reference(strategy, case, dtype):
+    I, H, O, T, B, loss, loss_on, opt, clip, mu = case
+    assert_matches_reference(f"cuda-raw:{strategy}@emu",
+                             *make_case(I, H, O, T, B, dtype, loss=loss, loss_on=loss_on,
+                                        optimizer=opt, clip=clip, momentum=mu))
+
+
+def _backend(strategy, mc, tc, dtype):
+    return backends.get("cuda-raw")(mc, tc, dtype, strategy=strategy, device="emu")
+
+
+@pytest.mark.parametrize("optimizer,mu", [("adam", 0.0), ("sgd", 0.9), ("sgd", 0.0)])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_state_and_resume_match_the_reference(strategy, optimizer, mu, dtype):
+    mc, tc, params, x, y = make_case(2, 5, 2, 3, 2, dtype, optimizer=optimizer, momentum=mu,
+                                     clip=0.3, epochs=2)
+    want, hist = reference.train(params, (x, y), tc)
+    rng = new_rng(tc.seed)
+    be = _backend(strategy, mc, tc, dtype)
+    be.load(params, None)
+    list(run_epochs(be, x, y, tc, rng, 1))
+    mid_params, mid_opt = be.state()
+    be2 = _backend(strategy, mc, tc, dtype)  # resume from the exported state
+    be2.load(mid_params, mid_opt)
+    list(run_epochs(be2, x, y, tc, rng, 1))
+    got, opt = be2.state()
+    for n in reference.PARAM_NAMES:
+        assert_same_bits(got[n], want[n], f"final {n}")
+    ref_opt = hist["opt_state"]
+    assert set(opt) == set(ref_opt) and opt["step"] == ref_opt["step"]
+    for key in ("b1_pow", "b2_pow"):
+        if key in ref_opt:
+            assert_same_bits(opt[key], ref_opt[key], key)
+    for key in ("m", "v", "velocity"):
+        if key in ref_opt:
+            for n in reference.PARAM_NAMES:
+                assert_same_bits(opt[key][n], ref_opt[key][n], f"{key}[{n}]")
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("loss,loss_on", [("mse", "all"), ("ce", "last")])
+def test_predict_and_evaluate_match_the_reference(strategy, loss, loss_on, dtype):
+    mc, tc, params, x, y = make_case(3, 5, 3, 4, 3, dtype, loss=loss, loss_on=loss_on)
+    be = _backend(strategy, mc, tc, dtype)
+    be.load(params, None)
+    assert_same_bits(be.predict(x), reference.forward(params, x)[0], "predict")
+    assert_same_bits(be.evaluate(x, y), reference.evaluate(params, x, y, tc), "evaluate")
+
+
+class _Counting:
+    """Wraps an emu device: counts launches, cooperative launches and transfers."""
+
+    def __init__(self, dev):
+        self.dev, self.launches, self.coop, self.up, self.down = dev, [], 0, 0, 0
+
+    def __getattr__(self, name):
+        return getattr(self.dev, name)
+
+    def launch(self, name, grid, block, args, shared_mem=0, cooperative=False):
+        self.launches.append(name)
+        self.coop += cooperative
+        self.dev.launch(name, grid, block, args, shared_mem, cooperative)
+
+    def upload(self, a, dtype=None):
+        self.up += 1
+        return self.dev.upload(a, dtype)
+
+    def download(self, a):
+        self.down += 1
+        return self.dev.download(a)
+
+
+def test_strategies_differ_in_launches_and_keep_data_on_the_device(dtype):
+    T = 4
+    mc, tc, params, x, y = make_case(2, 5, 2, T, 3, dtype, optimizer="adam", clip=0.2)
+    counts = {}
+    for strategy in STRATEGIES:
+        be = _backend(strategy, mc, tc, dtype)
+        be.load(params, None)
+        be.dev = _Counting(be.dev)
+        order = reference.batch_order(x.shape[1], tc, new_rng(0))
+        losses = list(run_epochs(be, x, y, tc, new_rng(0), 1, data_key="k"))
+        assert len(losses) == 1
+        dev = be.dev
+        # x, y and the epoch's indices go up once; only the batch losses come back.
+        assert (dev.up, dev.down) == (3, 1), strategy
+        list(run_epochs(be, x, y, tc, new_rng(1), 1, data_key="k"))
+        assert (dev.up, dev.down) == (4, 2), f"{strategy}: same data_key re-uploaded x or y"
+        per_batch = len(dev.launches) // 2 / len(order)
+        counts[strategy] = (per_batch, dev.coop)
+        assert all(n.endswith("_f32" if dtype == np.float32 else "_f64") for n in dev.launches)
+    naive, fused, persistent = (counts[s] for s in STRATEGIES)
+    assert naive[0] > fused[0] > persistent[0]
+    assert (naive[1], fused[1]) == (0, 0) and persistent[1] == 2 * 2 * len(order)
+    # fused: a projection GEMM and T + T step kernels; persistent: one launch each way
+    assert fused[0] - persistent[0] == (1 + 2 * T) - 2
+
+
+def test_persistent_limits_name_fused():
+    sm, smem = cuda_raw.EMU_PROPS["sm_count"], cuda_raw.EMU_PROPS["smem_per_block"]
+    for itemsize in (4, 8):
+        hmax = cuda_raw.persistent_max_hidden(itemsize, sm, smem)
+        blocks, hs, need = cuda_raw.persistent_plan(hmax, itemsize, sm, smem)
+        assert need <= smem and blocks <= sm and blocks * hs >= hmax
+        with pytest.raises(ConfigError, match="Use strategy fused"):
+            cuda_raw.persistent_plan(hmax + 1, itemsize, sm, smem)
+    # An H200 (132 SMs, 227 KiB per block): docs/cuda.md quotes these.
+    assert cuda_raw.persistent_max_hidden(4, 132, 232448) == 1320
+    assert cuda_raw.persistent_max_hidden(8, 132, 232448) == 924
+    mc, tc, *_ = make_case(1, 200, 1, 2, 2, np.float32)
+    with pytest.raises(ConfigError, match=r"H=200.*Use strategy fused"):
+        _backend("persistent", mc, tc, np.float32)
+    _backend("fused", mc, tc, np.float32)  # fused has no such limit
+
+
+def test_gpu_device_is_unavailable_here_with_a_reason():
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("CuPy is installed")
+    except ImportError:
+        pass
+    ok, why = cuda_raw.CudaRawBackend.available("gpu")
+    assert not ok and "CuPy" in why
+    mc, tc, *_ = make_case(1, 2, 1, 2, 2, np.float64)
+    with pytest.raises(ConfigError, match="unavailable"):
+        backends.get("cuda-raw")(mc, tc, np.float64, strategy="fused", device="gpu")
+    assert ("cuda-raw", "fused", "emu", True, "available") in backends.runs(["cuda-raw"])
+
+
+def test_bad_inputs_are_clear_errors():
+    mc, tc, params, x, y = make_case(2, 3, 1, 2, 2, np.float64)
+    be = _backend("fused", mc, tc, np.float64)
+    with pytest.raises(ConfigError, match="load"):
+        be.state()
+    with pytest.raises(ConfigError, match="parameters are for"):
+        be.load(reference.init_params(type(mc)(2, 4, 1), np.float64), None)
+    be.load(params, None)
+    with pytest.raises(ConfigError, match=r"x must be a \(T, N, 2\) float64"):
+        be.train_epoch(backends.EpochBatches(x.astype(np.float32), y, [np.arange(2)]))
+
+
+class _FakeCupy(types.ModuleType):
+    """Just the CuPy surface the gpu device uses, backed by NumPy and the SIMT emulator: it runs
+    the gpu code path (cuda_build.load_module -> cubin on disk -> RawModule(path=...) ->
+    get_function -> kernel(grid, block, args, shared_mem=...)) end to end without a GPU."""
+
+    def __init__(self):
+        super().__init__("cupy")
+        from lockstep import _simt
+
+        simt, fake = _simt, self
+        self.loaded = []
+
+        class Kernel:
+            def __init__(self, name, coop):
+                self.name, self.coop, self.max_dynamic_shared_size_bytes = name, coop, 0
+
+            def __call__(self, grid, block, args, shared_mem=0, **kw):
+                assert not kw, f"unexpected launch options {kw}"  # CuPy has none per call
+                assert isinstance(grid, tuple) and isinstance(block, tuple)
+                simt.launch(self.name, grid, block, list(args), shared_mem, self.coop)
+
+        class RawModule:
+            def __init__(self, code=None, *, path=None, enable_cooperative_groups=False):
+                assert code is None, "RawModule(code=...) adds -ftz=true"
+                self.data, self.coop = Path(path).read_bytes(), enable_cooperative_groups
+                assert self.data[:4] == b"\x7fELF"
+                fake.loaded.append(path)
+
+            def get_function(self, name):
+                if name.encode() + b"\0" not in self.data:
+                    raise KeyError(name)
+                return Kernel(name, self.coop)
+
+        class Device:
+            id, compute_capability = 0, "90"
+            attributes = {"MultiProcessorCount": 4, "MaxSharedMemoryPerBlock": 48 * 1024,
+                          "MaxSharedMemoryPerBlockOptin": 48 * 1024}
+
+            def __init__(self, i=0):
+                pass
+
+        runtime = types.SimpleNamespace(getDeviceCount=lambda: 1,
+                                        getDeviceProperties=lambda i: {"name": b"FakeGPU"})
+        self.cuda = types.SimpleNamespace(Device=Device, runtime=runtime)
+        self.RawModule = RawModule
+        self.zeros = np.zeros
+        self.asarray = lambda a: np.array(a, copy=True)  # a device copy, never an alias
+        self.asnumpy = lambda a: np.array(a, copy=True)
+
+
+@pytest.fixture(scope="module")
+def cubin_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("kernels")  # NVRTC compiles the cubins once for the module
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_gpu_code_path_through_a_fake_cupy(strategy, monkeypatch, cubin_cache):
+    tmp_path = cubin_cache
+    monkeypatch.setenv("LOCKSTEP_CACHE", str(tmp_path))
+    fake = _FakeCupy()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    assert cuda_raw.CudaRawBackend.available("gpu") == (True, "available")
+    assert_matches_golden(f"cuda-raw:{strategy}@gpu", GOLDEN_FILES[0])
+    assert len(fake.loaded) == len(cuda_raw.SOURCES)
+    assert all(str(p).startswith(str(tmp_path)) and p.endswith(".cubin") for p in fake.loaded)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_blocks_on_several_os_threads_give_the_same_bits(strategy):
+    from lockstep import _simt
+
+    old = _simt.workers()
+    _simt.set_workers(2)  # ordinary launches now run their blocks concurrently
+    try:
+        assert_matches_reference(f"cuda-raw:{strategy}@emu",
+                                 *make_case(3, 13, 2, 4, 3, np.float32, loss="ce",
+                                            optimizer="adam", clip=0.2))
+    finally:
+        _simt.set_workers(old)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_emu_matches_reference_on_a_wider_problem(strategy):
+    # Many grid-stride iterations per thread and persistent slices of 16 units over 4 blocks.
+    assert_matches_reference(f"cuda-raw:{strategy}@emu",
+                             *make_case(5, 64, 3, 12, 16, np.float64, loss="mse", loss_on="last",
+                                        optimizer="adam", clip=0.5, epochs=1, n=35))
