@@ -1,0 +1,304 @@
+"""Backend "numba-cuda": Numba CUDA kernels (lockstep.numba_kernels) with two strategies,
+"per-sample" (one thread per sample for the whole sequence) and "fused" (threads over
+(sample, hidden unit), one launch per time step), on a real GPU ("gpu") or under Numba's CUDA
+simulator ("sim", a process started with NUMBA_ENABLE_CUDASIM=1). See docs/numba.md.
+
+Inside an epoch the parameters, the optimizer state, the data and every intermediate stay on
+the device; the host uploads the epoch's sample order once and copies back only the per-batch
+losses. Adam's running powers b1_pow and b2_pow are scalars updated on the host in the working
+dtype, exactly as the reference does, and passed to the update kernel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+
+from .. import reference
+from ..config import ConfigError
+from . import Backend
+
+_SIM_ENV = "NUMBA_ENABLE_CUDASIM"
+
+
+def _numba_cuda():
+    """(numba.cuda module, None) or (None, the reason it cannot be imported)."""
+    try:
+        from numba import cuda
+    except Exception as e:  # noqa: BLE001 - any import failure is the reason
+        return None, (f"numba-cuda is not importable ({type(e).__name__}: {e}); "
+                      "pip install numba-cuda[cu13] (or lockstep[cuda13])")
+    return cuda, None
+
+
+class NumbaCudaBackend(Backend):
+    name = "numba-cuda"
+    strategies = ("per-sample", "fused")
+    devices = ("gpu", "sim")
+    device_env = {"sim": {_SIM_ENV: "1"}}
+
+    @classmethod
+    def available(cls, device=None):
+        device = device or cls.devices[0]
+        if device not in cls.devices:
+            return False, f"numba-cuda runs on {', '.join(cls.devices)}; got {device!r}"
+        cuda, why = _numba_cuda()
+        if cuda is None:
+            return False, why
+        sim = bool(cuda.config.ENABLE_CUDASIM)
+        if device == "sim":
+            if not sim:
+                return False, (f"the CUDA simulator needs a process started with {_SIM_ENV}=1 "
+                               "(set before numba is imported)")
+            return True, "available"
+        if sim:
+            return False, (f"this process runs the CUDA simulator ({_SIM_ENV}=1); "
+                           "use device 'sim' or a process without it")
+        try:
+            ok = cuda.is_available()
+        except Exception as e:  # noqa: BLE001
+            return False, f"no CUDA GPU: {type(e).__name__}: {e}"
+        if not ok:
+            return False, "no CUDA GPU: numba.cuda.is_available() is False (no device or driver)"
+        return True, "available"
+
+    def __init__(self, model_cfg, train_cfg, dtype, strategy=None, device=None):
+        super().__init__(model_cfg, train_cfg, dtype, strategy, device)
+        ok, why = self.available(self.device)
+        if not ok:
+            raise ConfigError(f"backend {self.run_name} is unavailable: {why}")
+        from numba import cuda
+
+        from ..numba_kernels import common
+        from ..numba_kernels.fused import make_fused
+        from ..numba_kernels.per_sample import make_per_sample
+        self.cuda = cuda
+        self.sim = bool(cuda.config.ENABLE_CUDASIM)
+        self.common = common.make_common(self.dtype)
+        self.fused = make_fused(self.dtype)
+        self.per_sample = make_per_sample(self.dtype) if self.strategy == "per-sample" else None
+        mc = model_cfg
+        self.I, self.H, self.O = mc.input_size, mc.hidden_size, mc.output_size
+        self.lay = common.layout(self.I, self.H, self.O)
+        self.kinds = {"sgd": common.SGD, "momentum": common.MOMENTUM, "adam": common.ADAM}
+        # 1-D kernels use grid-stride loops: on a GPU one thread per output; under the
+        # simulator (one Python thread per CUDA thread) a single small block does them all.
+        self.tpb = 4 if self.sim else 128
+        self._data_key = self._data = None
+        self._scratch_shape = None
+
+    # ---- state -----------------------------------------------------------------------------
+    def _flat(self, d):
+        return np.concatenate([np.asarray(d[n], self.dtype).reshape(-1)
+                               for n in reference.PARAM_NAMES])
+
+    def _unflat(self, flat):
+        shapes = {"W_ih": (4 * self.H, self.I), "W_hh": (4 * self.H, self.H), "b": (4 * self.H,),
+                  "W_out": (self.O, self.H), "b_out": (self.O,)}
+        out = {}
+        for n in reference.PARAM_NAMES:
+            o = self.lay[n]
+            size = int(np.prod(shapes[n]))
+            out[n] = np.ascontiguousarray(flat[o:o + size].reshape(shapes[n]))
+        return out
+
+    def load(self, params, opt_state=None):
+        params = {n: np.asarray(params[n], self.dtype) for n in reference.PARAM_NAMES}
+        I, H, O, _ = reference.check_params(params)
+        if (I, H, O) != (self.I, self.H, self.O):
+            raise ConfigError(f"parameters are for (I, H, O) = {(I, H, O)}, config says "
+                              f"{(self.I, self.H, self.O)}")
+        tc = self.train_cfg
+        opt = reference.init_opt_state(params, tc) if opt_state is None else opt_state
+        dt, cuda = self.dtype, self.cuda
+        self.step = int(opt["step"])
+        self.P = cuda.to_device(self._flat(params))
+        dummy = np.zeros(1, dt)
+        if tc.optimizer == "adam":
+            self.kind = self.kinds["adam"]
+            self.b1_pow, self.b2_pow = dt.type(opt["b1_pow"]), dt.type(opt["b2_pow"])
+            self.M = cuda.to_device(self._flat(opt["m"]))
+            self.V = cuda.to_device(self._flat(opt["v"]))
+        elif tc.momentum:
+            self.kind = self.kinds["momentum"]
+            self.M, self.V = cuda.to_device(self._flat(opt["velocity"])), cuda.to_device(dummy)
+        else:
+            self.kind = self.kinds["sgd"]
+            self.M, self.V = cuda.to_device(dummy), cuda.to_device(dummy)
+        self.G = cuda.device_array(self.lay["size"], dt)
+        self.NB = cuda.to_device(np.zeros(2, dt))
+        self.ROWS = cuda.device_array(12 * H + 2 * O, dt)
+
+    def state(self):
+        params = self._unflat(self.P.copy_to_host())
+        dt = self.dtype
+        if self.kind == self.kinds["adam"]:
+            opt = {"step": self.step, "b1_pow": dt.type(self.b1_pow),
+                   "b2_pow": dt.type(self.b2_pow), "m": self._unflat(self.M.copy_to_host()),
+                   "v": self._unflat(self.V.copy_to_host())}
+        elif self.kind == self.kinds["momentum"]:
+            opt = {"step": self.step, "velocity": self._unflat(self.M.copy_to_host())}
+        else:
+            opt = {"step": self.step}
+        return params, opt
+
+    # ---- data and scratch ------------------------------------------------------------------
+    def _upload(self, x, y, loss_on, key):
+        """x, y to the device once per data key (None: always)."""
+        if key is not None and key == self._data_key and self._data is not None:
+            return self._data
+        x = np.asarray(x)
+        if x.ndim != 3 or x.shape[2] != self.I:
+            raise ConfigError(f"x must be a (T, N, {self.I}) array (time-major), got {x.shape}")
+        T, N, _ = x.shape
+        if T == 0 or N == 0:
+            raise ConfigError(f"x must have at least one time step and one sample, got {x.shape}")
+        cuda, dt = self.cuda, self.dtype
+        y = np.asarray(y)
+        ce = self.train_cfg.loss == "ce"
+        if ce:
+            want = (T, N) if loss_on == "all" else (N,)
+            if y.shape != want or not np.issubdtype(y.dtype, np.integer):
+                raise ConfigError(f"cross-entropy targets must be a {want} integer array, "
+                                  f"got {y.shape} {y.dtype}")
+            if y.min() < 0 or y.max() >= self.O:
+                raise ConfigError(f"cross-entropy targets must lie in [0, {self.O})")
+            YF, YI = np.zeros(1, dt), y.astype(np.int64).reshape(-1)
+        else:
+            want = (T, N, self.O) if loss_on == "all" else (N, self.O)
+            if y.shape != want:
+                raise ConfigError(f"MSE targets must be a {want} array, got {y.shape}")
+            YF, YI = np.asarray(y, dt).reshape(-1), np.zeros(1, np.int64)
+        self._data = (T, N, cuda.to_device(np.ascontiguousarray(x, dt).reshape(-1)),
+                      cuda.to_device(np.ascontiguousarray(YF)),
+                      cuda.to_device(np.ascontiguousarray(YI)))
+        self._data_key = key
+        return self._data
+
+    def _scratch(self, T, B):
+        if self._scratch_shape is not None and self._scratch_shape[0] == T \
+                and self._scratch_shape[1] >= B:
+            return self.S
+        H, O, dt, cuda = self.H, self.O, self.dtype, self.cuda
+        n = T * B
+        self.S = {k: cuda.device_array(max(size, 1), dt) for k, size in (
+            ("HS", (n + B) * H), ("CS", (n + B) * H), ("GA", n * 4 * H), ("TC", n * H),
+            ("OUT", n * O), ("DY", n * O), ("DA", n * 4 * H), ("DCN", B * H),
+            ("TERMS", n * O), ("XP", n * 4 * H))}
+        self._scratch_shape = (T, B)
+        return self.S
+
+    def _grid(self, n):
+        if self.sim:
+            return 1, self.tpb
+        return max(1, (n + self.tpb - 1) // self.tpb), self.tpb
+
+    # ---- kernels ---------------------------------------------------------------------------
+    def _forward_fused(self, T, N, X, PERM, off, B, S, t0, nsteps):
+        fz, I, H, O = self.fused, self.I, self.H, self.O
+        TU, SB = fz.tiles
+        fz.input_proj[self._grid(T * B * 4 * H)](self.P, X, PERM, off, B, T, N, I, H, S["XP"],
+                                                  S["HS"], S["CS"])
+        blocks = ((H + TU - 1) // TU, (B + SB - 1) // SB)
+        for t in range(T):
+            fz.forward_step[blocks, (TU, SB)](self.P, t, B, I, H, S["XP"], S["HS"], S["CS"],
+                                              S["GA"], S["TC"])
+        fz.head[self._grid(nsteps * B * O)](self.P, t0, nsteps, B, I, H, O, S["HS"], S["OUT"])
+
+    def _batch(self, T, N, X, YF, YI, PERM, off, B, bi, LOSSES):
+        tc, dt = self.train_cfg, self.dtype
+        I, H, O = self.I, self.H, self.O
+        S = self._scratch(T, B)
+        ce = 1 if tc.loss == "ce" else 0
+        loss_all = 1 if tc.loss_on == "all" else 0
+        steps = T if loss_all else 1
+        nterms = steps * B * (1 if ce else O)
+        nf = dt.type(nterms)
+        if self.strategy == "per-sample":
+            self.per_sample.sample_step[max(1, (B + 31) // 32), min(32, B)](
+                self.P, X, YF, YI, PERM, off, B, T, N, I, H, O, ce, loss_all, nf, S["HS"],
+                S["CS"], S["GA"], S["TC"], S["OUT"], S["DY"], S["DA"], S["DCN"], S["TERMS"])
+        else:
+            fz = self.fused
+            TU, SB = fz.tiles
+            self._forward_fused(T, N, X, PERM, off, B, S, 0 if loss_all else T - 1, steps)
+            fz.loss_terms[self._grid(T * B)](PERM, off, T, B, N, O, ce, loss_all, nf, S["OUT"],
+                                             YF, YI, S["DY"], S["TERMS"])
+            blocks = ((H + TU - 1) // TU, (B + SB - 1) // SB)
+            for t in range(T - 1, -1, -1):
+                fz.backward_step[blocks, (TU, SB)](self.P, t, T, B, I, H, O, S["DY"], S["GA"],
+                                                   S["CS"], S["TC"], S["DA"], S["DCN"])
+        cm = self.common
+        cm.loss_sum[1, 1](S["TERMS"], nterms, nf, LOSSES, bi)
+        cm.wgrad[self._grid(self.lay["size"])](X, PERM, off, B, T, N, I, H, O, S["HS"], S["DA"],
+                                                S["DY"], self.G)
+        if tc.clip:
+            nrows = 12 * H + 2 * O
+            cm.row_norms[self._grid(nrows)](self.G, I, H, O, self.ROWS)
+            cm.clip_scale[1, 1](self.ROWS, nrows, dt.type(tc.clip), self.NB)
+        # Optimizer scalars, in the working dtype exactly as reference.apply_update.
+        one = dt.type(1)
+        lr = dt.type(tc.lr)
+        mu = dt.type(tc.momentum) if self.kind == self.kinds["momentum"] else dt.type(0)
+        b1, b2, eps = dt.type(tc.beta1), dt.type(tc.beta2), dt.type(tc.eps)
+        step_size, bc = lr, one
+        self.step += 1
+        if self.kind == self.kinds["adam"]:
+            self.b1_pow = self.b1_pow * b1
+            self.b2_pow = self.b2_pow * b2
+            step_size = lr / (one - self.b1_pow)
+            bc = np.sqrt(one - self.b2_pow)
+        cm.update[self._grid(self.lay["size"])](self.P, self.G, self.NB, self.M, self.V,
+                                                self.kind, lr, mu, b1, b2, eps, step_size, bc,
+                                                self.lay["size"])
+
+    @contextlib.contextmanager
+    def _quiet_occupancy(self):
+        """The serial kernels (loss sum, clipping norm) run one thread by contract, and small
+        models give small grids: Numba's low-occupancy warnings say nothing useful here."""
+        try:  # numba-cuda has its own warning classes; older versions used numba's
+            from numba.cuda.core.errors import NumbaPerformanceWarning
+        except ImportError:
+            from numba.core.errors import NumbaPerformanceWarning
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*Grid size", NumbaPerformanceWarning)
+            yield
+
+    def train_epoch(self, batches):
+        with self._quiet_occupancy():
+            return self._train_epoch(batches)
+
+    def _train_epoch(self, batches):
+        T, N, X, YF, YI = self._upload(batches.x, batches.y, batches.loss_on, batches.data_key)
+        if not len(batches):
+            return []
+        order = np.concatenate([np.asarray(i, np.int64) for i in batches.indices])
+        PERM = self.cuda.to_device(order)
+        LOSSES = self.cuda.device_array(len(batches), self.dtype)
+        off = 0
+        for bi, idx in enumerate(batches.indices):
+            self._batch(T, N, X, YF, YI, PERM, off, len(idx), bi, LOSSES)
+            off += len(idx)
+        host = LOSSES.copy_to_host()
+        return [self.dtype.type(v) for v in host]
+
+    def predict(self, x):
+        """The forward pass on the device (fused forward kernels for either strategy)."""
+        x = np.ascontiguousarray(x, self.dtype)
+        if x.ndim != 3 or x.shape[2] != self.I or x.shape[0] == 0 or x.shape[1] == 0:
+            raise ConfigError(f"x must be a non-empty (T, B, {self.I}) array, got {x.shape}")
+        T, B, _ = x.shape
+        cuda = self.cuda
+        X = cuda.to_device(x.reshape(-1))
+        PERM = cuda.to_device(np.arange(B, dtype=np.int64))
+        S = self._scratch(T, B)
+        with self._quiet_occupancy():
+            self._forward_fused(T, B, X, PERM, 0, B, S, 0, T)
+        return S["OUT"].copy_to_host()[:T * B * self.O].reshape(T, B, self.O)
+
+    def evaluate(self, x, y):
+        """Loss of the device forward pass; the loss itself is reference.loss_grad on the host
+        (the same arithmetic the kernels use)."""
+        return reference.loss_grad(self.predict(x), y, self.train_cfg)[0]

@@ -1,0 +1,192 @@
+"""Strategy "fused": threads over (sample, hidden unit). The input projection for all time
+steps runs before the recurrent loop (one thread per (n, gate row): the accumulator starts at
+the bias and takes the input terms; the step kernel continues it with the recurrent terms, so
+the bits are those of the reference's single accumulator). Then one launch per time step:
+a block of TU units x SB samples stages h_{t-1} (forward) or da_{t+1} (backward) in a
+shared-memory tile of TU columns at a time; each thread owns the four gate rows of its unit
+and keeps every sum in ascending order. The head, the loss terms and the weight gradients
+(after the backward loop) are kernels over independent outputs.
+
+Scratch layout: as in ``per_sample`` plus XP (T*B*4H), the input projections.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+
+import numpy as np
+from numba import cuda  # module-level: the simulator swaps this global inside kernels
+
+from .common import make_common
+
+
+def tiles(sim: bool):
+    """(TU, SB): units and samples per block; small under the simulator (one Python thread
+    per CUDA thread) so that several tiles and blocks are still exercised on tiny shapes."""
+    return (4, 2) if sim else (32, 4)
+
+
+@functools.lru_cache(maxsize=None)
+def make_fused(dtype) -> SimpleNamespace:
+    cm = make_common(dtype)
+    mm = cm.math
+    mul, add, sub = mm.mul, mm.add, mm.sub
+    sigmoid, tanh = mm.sigmoid, mm.tanh
+    loss_at = cm.loss_at
+    ZERO, ONE = mm.ZERO, mm.ONE
+    TU, SB = tiles(mm.sim)
+    W = np.dtype(dtype).type
+
+    def input_proj(P, X, PERM, off, B, T, N, I, H, XP, HS, CS):
+        """XP[n, j] = b[j] + sum_k x[n, k] * W_ih[j, k]; also zeroes h_{-1}, c_{-1}."""
+        start = cuda.grid(1)
+        stride = cuda.gridsize(1)
+        for idx in range(start, B * H, stride):
+            HS[idx] = ZERO
+            CS[idx] = ZERO
+        H4 = 4 * H
+        for idx in range(start, T * B * H4, stride):
+            n = idx // H4
+            j = idx - n * H4
+            t = n // B
+            b = n - t * B
+            s = PERM[off + b]
+            acc = P[H4 * I + H4 * H + j]
+            xr = (t * N + s) * I
+            for k in range(I):
+                acc = add(acc, mul(X[xr + k], P[j * I + k]))
+            XP[idx] = acc
+
+    def forward_step(P, t, B, I, H, XP, HS, CS, GA, TC):
+        """Step t for a tile of (unit, sample): gates, c_t, tanh(c_t), h_t."""
+        tile = cuda.shared.array((SB, TU), W)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        u = cuda.blockIdx.x * TU + tx
+        b = cuda.blockIdx.y * SB + ty
+        ok = u < H and b < B
+        H4 = 4 * H
+        o_whh = H4 * I
+        ga = (t * B + b) * H4
+        hp = (t * B + b) * H
+        a_i = ZERO
+        a_f = ZERO
+        a_g = ZERO
+        a_o = ZERO
+        if ok:
+            a_i = XP[ga + u]
+            a_f = XP[ga + H + u]
+            a_g = XP[ga + 2 * H + u]
+            a_o = XP[ga + 3 * H + u]
+        for k0 in range(0, H, TU):
+            if b < B and k0 + tx < H:
+                tile[ty, tx] = HS[hp + k0 + tx]
+            else:
+                tile[ty, tx] = ZERO
+            cuda.syncthreads()  # the tile of h_{t-1}[b, k0:k0+TU] is complete
+            if ok:
+                for kk in range(min(TU, H - k0)):
+                    hv = tile[ty, kk]
+                    k = k0 + kk
+                    a_i = add(a_i, mul(hv, P[o_whh + u * H + k]))
+                    a_f = add(a_f, mul(hv, P[o_whh + (H + u) * H + k]))
+                    a_g = add(a_g, mul(hv, P[o_whh + (2 * H + u) * H + k]))
+                    a_o = add(a_o, mul(hv, P[o_whh + (3 * H + u) * H + k]))
+            cuda.syncthreads()  # every thread is done reading the tile before it is refilled
+        if ok:
+            i = sigmoid(a_i)
+            f = sigmoid(a_f)
+            g = tanh(a_g)
+            o = sigmoid(a_o)
+            GA[ga + u] = i
+            GA[ga + H + u] = f
+            GA[ga + 2 * H + u] = g
+            GA[ga + 3 * H + u] = o
+            c = add(mul(f, CS[hp + u]), mul(i, g))
+            hn = ((t + 1) * B + b) * H
+            CS[hn + u] = c
+            tc = tanh(c)
+            TC[hp + u] = tc
+            HS[hn + u] = mul(o, tc)
+
+    def head(P, t0, nsteps, B, I, H, O, HS, OUT):
+        """OUT[t, b, o] = b_out[o] + sum_k h_t[b, k] * W_out[o, k] for t0 <= t < t0 + nsteps."""
+        H4 = 4 * H
+        o_wout = H4 * I + H4 * H + H4
+        o_bout = o_wout + O * H
+        for idx in range(cuda.grid(1), nsteps * B * O, cuda.gridsize(1)):
+            n = idx // O
+            q = idx - n * O
+            t = t0 + n // B
+            b = n - (n // B) * B
+            acc = P[o_bout + q]
+            hn = ((t + 1) * B + b) * H
+            for k in range(H):
+                acc = add(acc, mul(HS[hn + k], P[o_wout + q * H + k]))
+            OUT[(t * B + b) * O + q] = acc
+
+    def loss_terms(PERM, off, T, B, N, O, is_ce, loss_all, nf, OUT, YF, YI, DY, TERMS):
+        """One thread per (t, sample): dy and the loss terms."""
+        for idx in range(cuda.grid(1), T * B, cuda.gridsize(1)):
+            t = idx // B
+            b = idx - t * B
+            loss_at(t, b, PERM[off + b], T, B, N, O, is_ce, loss_all, nf, OUT, YF, YI, DY,
+                    TERMS)
+
+    def backward_step(P, t, T, B, I, H, O, DY, GA, CS, TC, DA, DCN):
+        """Step t of BPTT for a tile of (unit, sample): dh (head terms, then the recurrent
+        terms of all 4H rows of da_{t+1}, staged through shared memory), dc, da."""
+        tile = cuda.shared.array((SB, TU), W)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        u = cuda.blockIdx.x * TU + tx
+        b = cuda.blockIdx.y * SB + ty
+        ok = u < H and b < B
+        H4 = 4 * H
+        o_whh = H4 * I
+        o_wout = o_whh + H4 * H + H4
+        dh = ZERO
+        if ok:
+            dyr = (t * B + b) * O
+            for q in range(O):
+                dh = add(dh, mul(DY[dyr + q], P[o_wout + q * H + u]))
+        if t + 1 < T:
+            gn = ((t + 1) * B + b) * H4
+            for j0 in range(0, H4, TU):
+                if b < B and j0 + tx < H4:
+                    tile[ty, tx] = DA[gn + j0 + tx]
+                else:
+                    tile[ty, tx] = ZERO
+                cuda.syncthreads()  # the tile of da_{t+1}[b, j0:j0+TU] is complete
+                if ok:
+                    for jj in range(min(TU, H4 - j0)):
+                        dh = add(dh, mul(tile[ty, jj], P[o_whh + (j0 + jj) * H + u]))
+                cuda.syncthreads()  # every thread is done reading the tile before it is refilled
+        if ok:
+            ga = (t * B + b) * H4
+            hp = (t * B + b) * H
+            i = GA[ga + u]
+            f = GA[ga + H + u]
+            g = GA[ga + 2 * H + u]
+            o = GA[ga + 3 * H + u]
+            tc = TC[hp + u]
+            dcn = ZERO
+            if t + 1 < T:
+                dcn = DCN[b * H + u]
+            dc = add(mul(mul(dh, o), sub(ONE, mul(tc, tc))), dcn)
+            DA[ga + u] = mul(mul(dc, g), mul(i, sub(ONE, i)))
+            DA[ga + H + u] = mul(mul(dc, CS[hp + u]), mul(f, sub(ONE, f)))
+            DA[ga + 2 * H + u] = mul(mul(dc, i), sub(ONE, mul(g, g)))
+            DA[ga + 3 * H + u] = mul(mul(dh, tc), mul(o, sub(ONE, o)))
+            DCN[b * H + u] = mul(dc, f)
+
+    py = {
+        "input_proj": (input_proj, "FFLiiiiiiFFF"),
+        "forward_step": (forward_step, "FiiiiFFFFF"),
+        "head": (head, "FiiiiiiFF"),
+        "loss_terms": (loss_terms, "LiiiiiiifFFLFF"),
+        "backward_step": (backward_step, "FiiiiiiFFFFFF"),
+    }
+    return SimpleNamespace(common=cm, py=py, tiles=(TU, SB),
+                           **{n: cuda.jit(f) for n, (f, _) in py.items()})
