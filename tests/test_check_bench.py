@@ -55,6 +55,17 @@ def test_check_fails_on_a_one_ulp_difference(capsys, monkeypatch):
     assert "DIFFERENT" in err
 
 
+def test_check_runs_simulator_devices_in_a_child_process(capsys):
+    """numba-cuda@sim needs NUMBA_ENABLE_CUDASIM before numba is imported: check starts a
+    child process for it when the backend is named, and compares the bits it sends back."""
+    code, out, err = run(capsys, "check", "--backends", "numba-cuda", "--shape", "1,2,1,2,2",
+                         "--epochs", "1", "--json")
+    res = json.loads(out)
+    sims = [r for r in res["runs"] if r["run"].endswith("@sim")]
+    assert code == 0 and res["agree"], err
+    assert {r["run"] for r in sims} == {"numba-cuda:per-sample@sim", "numba-cuda:fused@sim"}
+
+
 def test_check_bad_shape_is_exit_2(capsys):
     assert run(capsys, "check", "--shape", "1,2,3")[0] == 2
     assert run(capsys, "check", "--backends", "nope")[0] == 2

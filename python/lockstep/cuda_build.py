@@ -157,15 +157,16 @@ _F64 = re.compile(r"^\s*(?:@!?%\w+\s+)?(?:add|sub|mul|div|sqrt|neg|abs|min|max|f
                   r"cvt[.\w]*)\S*\.f64\b", re.M)
 
 
-def ptx_violations(ptx: str, float32_only_suffix: str = "_f32") -> list:
+def ptx_violations(ptx: str, float32_only_suffix: str = "_f32", all_float32: bool = False) -> list:
     """Contract violations in PTX: any fma instruction, and any f64 arithmetic or conversion
-    in a function whose name ends with ``float32_only_suffix``."""
+    in a float32 function: one whose name ends with ``float32_only_suffix`` (an empty suffix:
+    none), or every function when ``all_float32`` (for modules compiled for one dtype)."""
     problems = []
     for fname, body in ptx_functions(ptx).items():
         n = len(_FMA.findall(body))
         if n:
             problems.append(f"{fname}: {n} fma instruction(s)")
-        if float32_only_suffix and fname.endswith(float32_only_suffix):
+        if all_float32 or (float32_only_suffix and fname.endswith(float32_only_suffix)):
             n = len(_F64.findall(body))
             if n:
                 problems.append(f"{fname}: {n} f64 instruction(s) in a float32 kernel")

@@ -66,6 +66,9 @@ class Backend:
     name = "?"
     strategies: tuple = ("default",)
     devices: tuple = ("cpu",)
+    # device -> environment a fresh process needs for it (e.g. a simulator flag that must be
+    # set before an import); the harness runs such devices in a child process.
+    device_env: dict = {}
 
     @classmethod
     def available(cls, device=None):
