@@ -48,14 +48,14 @@ step() {
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1 || true
 
 # 1. Build and install from this tree, offline.
-step install 100 "$py" -m pip install --no-build-isolation --no-deps --no-index -v .
+step install 75 "$py" -m pip install --no-build-isolation --no-deps --no-index -v .
 
 # 2. What the machine offers.
-step info 20 "$py" -m lockstep.cli info --json
+step info 15 "$py" -m lockstep.cli info --json
 cp "$out/info.log" "$out/info.json" 2>/dev/null || true
 
 # 3. The gpu-marked tests (agreement on the device, larger shapes).
-step pytest-gpu 90 "$py" -m pytest -m gpu -q -p no:cacheprovider -o addopts="" --strict-markers \
+step pytest-gpu 80 "$py" -m pytest -m gpu -q -p no:cacheprovider -o addopts="" --strict-markers \
   -W error tests
 
 # 4. The agreement table on the GPU backends, both dtypes and both losses.
@@ -67,11 +67,14 @@ step check-f64-ce 25 "$py" -m lockstep.cli check --backends cuda-raw,numba-cuda,
 # 5. The benchmark: the seed's workload with every anchor, and the heavy preset on the GPU.
 step bench-seed 40 "$py" -m lockstep.cli bench --preset seed --json "$out/bench-seed.json" \
   --plot "$out/bench-seed.png"
-step bench-heavy 150 "$py" -m lockstep.cli bench --preset heavy --backends cuda-raw,numba-cuda \
+step bench-heavy 120 "$py" -m lockstep.cli bench --preset heavy --backends cuda-raw,numba-cuda \
   --anchors torch-cudnn@gpu --json "$out/bench-heavy.json" --plot "$out/bench-heavy.png"
 
-# 6. Micro-benchmarks: kernel-launch latency and grid-barrier latency.
-step micro 25 "$py" bench/gpu_micro.py --json "$out/micro.json"
+# 6. Micro-benchmarks (kernel-launch latency, grid-barrier latency, no-FMA peak, bandwidth)
+#    and the strategy scripts (every strategy validated, then timed over block sizes).
+step micro 20 "$py" bench/gpu_micro.py --json "$out/micro.json"
+step lstm-forward 35 "$py" bench/lstm_forward.py --json "$out/lstm-forward.json"
+step lstm-backward 35 "$py" bench/lstm_backward.py --json "$out/lstm-backward.json"
 
 echo >> "$summary"
 echo "total: $(( $(date +%s) - start )) s" >> "$summary"
