@@ -12,42 +12,24 @@ x read, gates/c/tanh(c)/h written (T*B*(4H + 3H)) and outputs written (T*B*O), t
 The reference (NumPy) runs first; every strategy must reproduce its outputs bit for bit.
 """
 
-import numpy as np
 import strategy_common as sc
 
 from lockstep import reference
 
 
-def main():
-    args = sc.parse(__doc__)
-    dev, peak, shapes, blocks, device = sc.setup(args)
-    dt = np.dtype(args.dtype)
-    results = []
-    for I, H, T, B in shapes:
-        mc, tc, params, x, y = sc.problem(I, H, T, B, dt)
-        O = mc.output_size
-        big = T * B * H * H > sc.REFERENCE_LIMIT
-        want = None if big else reference.forward(params, x)[0]
-        flops = 2.0 * T * B * (4 * H * (I + H) + O * H)
-        nbytes = dt.itemsize * (4 * H * (I + H + 1) + O * (H + 1) + T * B * (I + 7 * H + O))
-        for strategy in sc.STRATEGIES:
-            for block in blocks:
-                be, why = sc.backend(strategy, device, mc, tc, dt, params, block)
-                if be is None:
-                    print(f"{strategy:<10} block {block:4d} | I,H,T,B {(I, H, T, B)} | skipped: {why}")
-                    break
-                out = be.predict(x)
-                if want is None:
-                    want = out  # too big for NumPy: the first strategy (naive) is the yardstick
-                if not sc.bits_equal(out, want):
-                    raise SystemExit(f"{strategy} block {block} {(I, H, T, B)}: outputs differ "
-                                     "from the reference")
-                xd = be.dev.upload(x.reshape(-1))
-                be._ensure(T, B)
-                secs = dev.time(lambda: be._forward(xd, T, B), 1 if args.emu else 10)
-                sc.line(results, strategy, block, (I, H, T, B), secs, flops, nbytes, peak)
-    sc.finish(args, results)
+def prepare(mc, tc, params, x, y, small):
+    T, B, I = x.shape
+    H, O = mc.hidden_size, mc.output_size
+    flops = 2.0 * T * B * (4 * H * (I + H) + O * H)
+    nbytes = x.itemsize * (4 * H * (I + H + 1) + O * (H + 1) + T * B * (I + 7 * H + O))
+    return flops, nbytes, {"outputs": reference.forward(params, x)[0]} if small else None
+
+
+def run(be, T, B, x, y):
+    out = be.predict(x)
+    xd = be.dev.upload(x.reshape(-1))
+    return {"outputs": out}, lambda: be._forward(xd, T, B)
 
 
 if __name__ == "__main__":
-    main()
+    sc.sweep(__doc__, prepare, run)

@@ -82,7 +82,33 @@ def line(results, strategy, block, shape, seconds, flops, nbytes, peak):
           flush=True)
 
 
-def finish(args, results):
+def sweep(doc, prepare, run):
+    """The scripts' main loop. ``prepare(mc, tc, params, x, y)`` -> (flops, bytes, reference
+    result or None when the shape is too big for NumPy); ``run(be, T, B, x, y)`` -> (result,
+    the function to time). Every (strategy, block) result must equal the reference's bits (or
+    naive's, for shapes too big for NumPy) before it is timed."""
+    args = parse(doc)
+    dev, peak, shapes, blocks, device = setup(args)
+    dt = np.dtype(args.dtype)
+    results = []
+    for I, H, T, B in shapes:
+        mc, tc, params, x, y = problem(I, H, T, B, dt)
+        shape = (I, H, T, B)
+        flops, nbytes, want = prepare(mc, tc, params, x, y, T * B * H * H <= REFERENCE_LIMIT)
+        for strategy in STRATEGIES:
+            for block in blocks:
+                be, why = backend(strategy, device, mc, tc, dt, params, block)
+                if be is None:
+                    print(f"{strategy:<10} block {block:4d} | I,H,T,B {shape} | skipped: {why}")
+                    break
+                got, fn = run(be, T, B, x, y)
+                want = got if want is None else want  # too big for NumPy: naive is the yardstick
+                bad = [k for k in want if not bits_equal(got[k], want[k])]
+                if bad:
+                    raise SystemExit(f"{strategy} block {block} {shape}: {bad} differ from the "
+                                     "reference")
+                line(results, strategy, block, shape, dev.time(fn, 1 if args.emu else 10),
+                     flops, nbytes, peak)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
