@@ -20,7 +20,8 @@ def to_torch(params: dict):
 
     lockstep keeps one bias b; torch has two. bias_ih_l0 = b and bias_hh_l0 = -0.0: since
     x + (-0.0) == x for every x (+0.0 included), from_torch(*to_torch(p)) gives p bit for bit
-    and torch adds exactly nothing.
+    and torch adds exactly nothing. To *train* the same model in torch, keep bias_hh_l0 at
+    zero (learning rate 0): with both biases updated, the bias learns at twice the rate.
     """
     torch = _torch()
     check_params(params)
