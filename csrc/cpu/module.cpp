@@ -1,13 +1,20 @@
 // lockstep._cpu: the C++ CPU backend's Python bindings.
 //
-// Today it exposes the canonical math element-wise over NumPy arrays (so C++ and NumPy are
-// compared bit for bit), the ordered matmul, and canaries for contraction and flush-to-zero.
+// The canonical math element-wise over NumPy arrays (so C++ and NumPy are compared bit for
+// bit), the ordered matmul, canaries for contraction and flush-to-zero, and the training
+// engine (EngineF32 / EngineF64, see lstm_impl.h and docs/cpu.md) with its thread control.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+#include "engine.h"
 
 #if defined(__SSE__)
 #include <xmmintrin.h>
@@ -129,6 +136,8 @@ py::dict fp_env() {
   return d;
 }
 
+bool cpu_has_avx2();
+
 py::dict build_info() {
   py::dict d;
 #if defined(__VERSION__)
@@ -146,7 +155,325 @@ py::dict build_info() {
 #endif
   d["openmp"] = int(_OPENMP);
   d["max_threads"] = omp_get_max_threads();
+  d["avx2_kernels"] = bool(LOCKSTEP_CPU_AVX2);
+  d["cpu_has_avx2"] = cpu_has_avx2();
   return d;
+}
+
+
+// ---- training engine ---------------------------------------------------------------------
+
+using lockstep_cpu::Config;
+using lockstep_cpu::Engine;
+
+// [0]: threads of the engine's parallel regions; [1]: adaptive threshold in MFLOP per step below
+// which the engine runs on one thread (0 = off). See set_num_threads.
+int g_threads[2] = {1, 0};
+
+bool cpu_has_avx2() {
+#if LOCKSTEP_CPU_AVX2 && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2");
+#else
+  return false;
+#endif
+}
+
+// "avx2" or "base": LOCKSTEP_CPU_ISA if set (and possible), else the best this CPU runs.
+std::string pick_isa(const std::string& want_in) {
+  std::string want = want_in;
+  if (want == "auto") {
+    const char* env = std::getenv("LOCKSTEP_CPU_ISA");
+    want = env && *env ? env : "auto";
+  }
+  if (want == "auto") return cpu_has_avx2() ? "avx2" : "base";
+  if (want == "base") return want;
+  if (want == "avx2") {
+    if (!cpu_has_avx2()) throw py::value_error("isa 'avx2' requested, but this build or CPU has no AVX2 kernels");
+    return want;
+  }
+  throw py::value_error("isa must be 'auto', 'base' or 'avx2', got '" + want + "'");
+}
+
+template <class T> Engine<T>* make_engine(const Config& c, const std::string& isa);
+template <> Engine<float>* make_engine<float>(const Config& c, const std::string& isa) {
+#if LOCKSTEP_CPU_AVX2
+  if (isa == "avx2") return lockstep_cpu::make_engine_f32_avx2(c, g_threads);
+#endif
+  (void)isa;
+  return lockstep_cpu::make_engine_f32_base(c, g_threads);
+}
+template <> Engine<double>* make_engine<double>(const Config& c, const std::string& isa) {
+#if LOCKSTEP_CPU_AVX2
+  if (isa == "avx2") return lockstep_cpu::make_engine_f64_avx2(c, g_threads);
+#endif
+  (void)isa;
+  return lockstep_cpu::make_engine_f64_base(c, g_threads);
+}
+
+const char* const kTensorNames[5] = {"W_ih", "W_hh", "b", "W_out", "b_out"};
+const char* const kSlotNames[4] = {"params", "m", "v", "velocity"};
+
+int lookup(const std::string& s, const char* const* names, int n, const char* what) {
+  for (int i = 0; i < n; ++i)
+    if (s == names[i]) return i;
+  std::string all;
+  for (int i = 0; i < n; ++i) all += std::string(i ? ", " : "") + names[i];
+  throw py::value_error(std::string("unknown ") + what + " '" + s + "'; expected one of " + all);
+}
+
+std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+template <class T>
+class PyEngine {
+ public:
+  PyEngine(int I, int H, int O, const std::string& loss, const std::string& loss_on,
+           const std::string& optimizer, double lr, double momentum, double beta1, double beta2,
+           double eps, double clip, const std::string& isa) {
+    if (I <= 0 || H <= 0 || O <= 0)
+      throw py::value_error("I, H and O must be positive, got " + std::to_string(I) + ", " +
+                            std::to_string(H) + ", " + std::to_string(O));
+    if (loss != "mse" && loss != "ce") throw py::value_error("loss must be 'mse' or 'ce', got '" + loss + "'");
+    if (loss_on != "all" && loss_on != "last")
+      throw py::value_error("loss_on must be 'all' or 'last', got '" + loss_on + "'");
+    if (optimizer != "sgd" && optimizer != "adam")
+      throw py::value_error("optimizer must be 'sgd' or 'adam', got '" + optimizer + "'");
+    cfg_.I = I, cfg_.H = H, cfg_.O = O;
+    cfg_.loss = loss == "ce";
+    cfg_.loss_all = loss_on == "all";
+    cfg_.optimizer = optimizer == "adam";
+    cfg_.lr = lr, cfg_.momentum = momentum, cfg_.beta1 = beta1, cfg_.beta2 = beta2;
+    cfg_.eps = eps, cfg_.clip = clip;
+    isa_ = pick_isa(isa);
+    e_.reset(make_engine<T>(cfg_, isa_));
+  }
+
+  void set(const std::string& slot, const std::string& name, const py::array& a) {
+    const int s = lookup(slot, kSlotNames, 4, "slot"), t = lookup(name, kTensorNames, 5, "tensor");
+    std::vector<py::ssize_t> want = shape_of(t);
+    bool ok = a.dtype().is(py::dtype::of<T>()) && a.ndim() == (py::ssize_t)want.size();
+    for (size_t i = 0; ok && i < want.size(); ++i) ok = a.shape(i) == want[i];
+    if (!ok)
+      throw py::value_error(std::string("set: ") + slot + " " + name + " must be a " +
+                            shape_str(py::array(py::dtype::of<T>(), want)) + " " +
+                            std::string(py::str(py::dtype::of<T>())) + " array, got " + shape_str(a) +
+                            " " + std::string(py::str(a.dtype())));
+    carray<T> c = carray<T>::ensure(a);
+    std::memcpy(e_->slot(s) + e_->offset(t), c.data(), sizeof(T) * (size_t)e_->size(t));
+    if (s == lockstep_cpu::kParams) e_->params_changed();
+  }
+
+  py::array get(const std::string& slot, const std::string& name) {
+    const int s = lookup(slot, kSlotNames, 4, "slot"), t = lookup(name, kTensorNames, 5, "tensor");
+    carray<T> out(shape_of(t));
+    std::memcpy(out.mutable_data(), e_->slot(s) + e_->offset(t), sizeof(T) * (size_t)e_->size(t));
+    return std::move(out);
+  }
+
+  py::array train_epoch(const py::array& x_in, const py::array& y_in, const py::list& batches) {
+    int Tn;
+    py::ssize_t N;
+    carray<T> x = check_x(x_in, "train_epoch", &Tn, &N);
+    py::array y = check_y(y_in, "train_epoch", Tn, N);
+    std::vector<std::int64_t> idx, off{0};
+    for (py::handle h : batches) {
+      py::array b = py::array::ensure(h);
+      if (!b || b.ndim() != 1 || (b.dtype().kind() != 'i' && b.dtype().kind() != 'u'))
+        throw py::value_error("train_epoch: every batch must be a 1-D integer array of sample indices");
+      py::array_t<std::int64_t, py::array::c_style | py::array::forcecast> bi(b);
+      if (bi.size() == 0) throw py::value_error("train_epoch: empty batch");
+      for (py::ssize_t i = 0; i < bi.size(); ++i) {
+        const std::int64_t v = bi.data()[i];
+        if (v < 0 || v >= N)
+          throw py::value_error("train_epoch: sample index " + std::to_string(v) + " outside [0, " +
+                                std::to_string(N) + ")");
+        idx.push_back(v);
+      }
+      off.push_back((std::int64_t)idx.size());
+    }
+    const int nb = (int)off.size() - 1;
+    carray<T> losses(nb);
+    T* lp = losses.mutable_data();
+    const void* yp = y.data();
+    {
+      py::gil_scoped_release nogil;
+      e_->train_epoch(x.data(), Tn, N, yp, idx.data(), off.data(), nb, lp);
+    }
+    return std::move(losses);
+  }
+
+  // (outputs (T, N, O), loss or None)
+  py::tuple forward(const py::array& x_in, const py::object& y_in) {
+    int Tn;
+    py::ssize_t N;
+    carray<T> x = check_x(x_in, "forward", &Tn, &N);
+    py::array y;
+    if (!y_in.is_none()) y = check_y(py::array::ensure(y_in), "forward", Tn, N);
+    carray<T> out({(py::ssize_t)Tn, N, (py::ssize_t)cfg_.O});
+    const void* yp = y_in.is_none() ? nullptr : y.data();
+    T* op = out.mutable_data();
+    T loss;
+    {
+      py::gil_scoped_release nogil;
+      loss = e_->forward_only(x.data(), Tn, N, yp, op);
+    }
+    if (y_in.is_none()) return py::make_tuple(out, py::none());
+    return py::make_tuple(out, py::array(py::dtype::of<T>(), {}, {}, &loss));
+  }
+
+  std::int64_t get_step() { return e_->step(); }
+  void set_step(std::int64_t s) { e_->step() = s; }
+  T get_b1() { return e_->b1_pow(); }
+  void set_b1(T v) { e_->b1_pow() = v; }
+  T get_b2() { return e_->b2_pow(); }
+  void set_b2(T v) { e_->b2_pow() = v; }
+  std::int64_t bytes() { return e_->bytes(); }
+  const std::string& isa() const { return isa_; }
+
+ private:
+  std::vector<py::ssize_t> shape_of(int t) const {
+    const py::ssize_t I = cfg_.I, H = cfg_.H, O = cfg_.O;
+    switch (t) {
+      case 0: return {4 * H, I};
+      case 1: return {4 * H, H};
+      case 2: return {4 * H};
+      case 3: return {O, H};
+      default: return {O};
+    }
+  }
+
+  carray<T> check_x(const py::array& x, const char* fn, int* Tn, py::ssize_t* N) {
+    if (!x || !x.dtype().is(py::dtype::of<T>()) || x.ndim() != 3 || x.shape(2) != cfg_.I ||
+        x.shape(0) < 1 || x.shape(1) < 1)
+      throw py::value_error(std::string(fn) + ": x must be a (T, N, " + std::to_string(cfg_.I) +
+                            ") " + std::string(py::str(py::dtype::of<T>())) +
+                            " array (time-major, T, N >= 1), got " + shape_str(x) + " " +
+                            std::string(py::str(x.dtype())));
+    if (x.shape(0) > (1 << 30)) throw py::value_error(std::string(fn) + ": too many time steps");
+    *Tn = (int)x.shape(0);
+    *N = x.shape(1);
+    return carray<T>::ensure(x);
+  }
+
+  py::array check_y(const py::array& y, const char* fn, int Tn, py::ssize_t N) {
+    std::vector<py::ssize_t> want;
+    if (cfg_.loss_all) want.push_back(Tn);
+    want.push_back(N);
+    if (cfg_.loss == 0) want.push_back(cfg_.O);
+    bool ok = y && y.ndim() == (py::ssize_t)want.size();
+    for (size_t i = 0; ok && i < want.size(); ++i) ok = y.shape(i) == want[i];
+    const std::string ws = shape_str(py::array(py::dtype::of<T>(), want));
+    if (cfg_.loss == 0) {
+      if (!ok || !y.dtype().is(py::dtype::of<T>()))
+        throw py::value_error(std::string(fn) + ": MSE targets must be a " + ws + " " +
+                              std::string(py::str(py::dtype::of<T>())) + " array, got " +
+                              shape_str(y) + " " + std::string(py::str(y.dtype())));
+      return carray<T>::ensure(y);
+    }
+    if (!ok || (y.dtype().kind() != 'i' && y.dtype().kind() != 'u'))
+      throw py::value_error(std::string(fn) + ": cross-entropy targets must be a " + ws +
+                            " integer array of class indices, got " + shape_str(y) + " " +
+                            std::string(py::str(y.dtype())));
+    py::array_t<std::int64_t, py::array::c_style | py::array::forcecast> yi(y);
+    for (py::ssize_t i = 0; i < yi.size(); ++i)
+      if (yi.data()[i] < 0 || yi.data()[i] >= cfg_.O)
+        throw py::value_error(std::string(fn) + ": class index " + std::to_string(yi.data()[i]) +
+                              " outside [0, " + std::to_string(cfg_.O) + ")");
+    return std::move(yi);
+  }
+
+  Config cfg_;
+  std::string isa_;
+  std::unique_ptr<Engine<T>> e_;
+};
+
+template <class T>
+void bind_engine(py::module_& m, const char* name) {
+  py::class_<PyEngine<T>>(m, name)
+      .def(py::init<int, int, int, const std::string&, const std::string&, const std::string&,
+                    double, double, double, double, double, double, const std::string&>(),
+           py::arg("I"), py::arg("H"), py::arg("O"), py::arg("loss") = "mse",
+           py::arg("loss_on") = "all", py::arg("optimizer") = "sgd", py::arg("lr") = 0.01,
+           py::arg("momentum") = 0.0, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,
+           py::arg("eps") = 1e-8, py::arg("clip") = 0.0, py::arg("isa") = "auto")
+      .def("set", &PyEngine<T>::set, "copy a tensor into a slot (params, m, v, velocity)",
+           py::arg("slot"), py::arg("name"), py::arg("array"))
+      .def("get", &PyEngine<T>::get, "copy of a tensor of a slot", py::arg("slot"), py::arg("name"))
+      .def("train_epoch", &PyEngine<T>::train_epoch,
+           "train on each batch of sample indices in order; returns the batch losses",
+           py::arg("x"), py::arg("y"), py::arg("batches"))
+      .def("forward", &PyEngine<T>::forward, "(outputs, loss or None) without updating",
+           py::arg("x"), py::arg("y") = py::none())
+      .def_property("step", &PyEngine<T>::get_step, &PyEngine<T>::set_step)
+      .def_property("b1_pow", &PyEngine<T>::get_b1, &PyEngine<T>::set_b1)
+      .def_property("b2_pow", &PyEngine<T>::get_b2, &PyEngine<T>::set_b2)
+      .def_property_readonly("bytes", &PyEngine<T>::bytes, "bytes held in the engine's buffers")
+      .def_property_readonly("isa", &PyEngine<T>::isa);
+}
+
+template <class T>
+py::array kernel_muladd_t(const py::array& a_in, const py::array& b_in, const py::array& c_in,
+                          const std::string& isa_in) {
+  carray<T> a = carray<T>::ensure(a_in), b = carray<T>::ensure(b_in), c = carray<T>::ensure(c_in);
+  if (a.size() != b.size() || a.size() != c.size())
+    throw py::value_error("kernel_muladd: a, b and c must have the same size");
+  carray<T> out(a.size());
+  const std::string isa = pick_isa(isa_in);
+  void (*fn)(const T*, const T*, const T*, T*, std::int64_t) = nullptr;
+  if constexpr (sizeof(T) == 4) fn = lockstep_cpu::kernel_muladd_f32_base;
+  else fn = lockstep_cpu::kernel_muladd_f64_base;
+#if LOCKSTEP_CPU_AVX2
+  if (isa == "avx2") {
+    if constexpr (sizeof(T) == 4) fn = lockstep_cpu::kernel_muladd_f32_avx2;
+    else fn = lockstep_cpu::kernel_muladd_f64_avx2;
+  }
+#endif
+  fn(a.data(), b.data(), c.data(), out.mutable_data(), a.size());
+  return std::move(out);
+}
+
+py::array py_kernel_muladd(const py::array& a, const py::array& b, const py::array& c,
+                           const std::string& isa) {
+  if (is_f32(a)) return kernel_muladd_t<float>(a, b, c, isa);
+  if (is_f64(a)) return kernel_muladd_t<double>(a, b, c, isa);
+  bad_dtype("kernel_muladd", a);
+}
+
+template <class T>
+py::array kernel_act_t(const py::array& x_in, int which, const std::string& isa_in) {
+  carray<T> x = carray<T>::ensure(x_in);
+  carray<T> out(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  const std::string isa = pick_isa(isa_in);
+  void (*fn)(const T*, T*, std::int64_t, int) = nullptr;
+  if constexpr (sizeof(T) == 4) fn = lockstep_cpu::kernel_act_f32_base;
+  else fn = lockstep_cpu::kernel_act_f64_base;
+#if LOCKSTEP_CPU_AVX2
+  if (isa == "avx2") {
+    if constexpr (sizeof(T) == 4) fn = lockstep_cpu::kernel_act_f32_avx2;
+    else fn = lockstep_cpu::kernel_act_f64_avx2;
+  }
+#endif
+  fn(x.data(), out.mutable_data(), x.size(), which);
+  return std::move(out);
+}
+
+py::array py_kernel_act(const py::array& x, const std::string& fn, const std::string& isa) {
+  if (fn != "sigmoid" && fn != "tanh")
+    throw py::value_error("kernel_act: fn must be 'sigmoid' or 'tanh', got '" + fn + "'");
+  const int which = fn == "tanh";
+  if (is_f32(x)) return kernel_act_t<float>(x, which, isa);
+  if (is_f64(x)) return kernel_act_t<double>(x, which, isa);
+  bad_dtype("kernel_act", x);
+}
+
+void set_num_threads(int n, bool adaptive) {
+  if (n < 1) throw py::value_error("set_num_threads: need n >= 1, got " + std::to_string(n));
+  g_threads[0] = n;
+  g_threads[1] = adaptive ? 32 : 0;
 }
 
 }  // namespace
@@ -163,4 +490,21 @@ PYBIND11_MODULE(_cpu, m) {
         py::arg("b"), py::arg("c"));
   m.def("fp_env", &fp_env, "flush-to-zero / denormals-are-zero state of this thread");
   m.def("build_info", &build_info, "compiler and OpenMP facts of this build");
+  g_threads[0] = omp_get_max_threads() > 0 ? omp_get_max_threads() : 1;
+  m.def("set_num_threads", &set_num_threads,
+        "threads of the training engine; adaptive: steps with under 32 MFLOP of matrix products "
+        "run on one thread (for loaded machines; the results are the same bits either way)",
+        py::arg("n"), py::arg("adaptive") = false);
+  m.def("get_num_threads", []() { return g_threads[0]; }, "threads of the training engine");
+  m.def("get_adaptive_threads", []() { return g_threads[1] != 0; },
+        "whether small steps run on one thread");
+  m.def("isa", []() { return pick_isa("auto"); }, "instruction set the engine uses by default");
+  m.def("kernel_muladd", &py_kernel_muladd,
+        "(a*b)+c element-wise, compiled in the engine's unit (contraction canary)", py::arg("a"),
+        py::arg("b"), py::arg("c"), py::arg("isa") = "auto");
+  m.def("kernel_act", &py_kernel_act,
+        "the engine's vector sigmoid or tanh (same bits as the scalar canonical functions)",
+        py::arg("x"), py::arg("fn"), py::arg("isa") = "auto");
+  bind_engine<float>(m, "EngineF32");
+  bind_engine<double>(m, "EngineF64");
 }

@@ -1,0 +1,363 @@
+"""Training-step time of backend "cpu" (lockstep._cpu) against torch.nn.LSTM + Linear + SGD and
+the NumPy reference, float32, measured alternately in one run (a script, not a test).
+
+Alternation is in bursts (--burst, default 5 consecutive steps per implementation, 9 rounds):
+every implementation sees the same machine state over the run, and the median step sees warm
+caches as in training. --burst 1 alternates step by step.
+
+    python bench/cpu_vs_torch.py [--threads 2] [--reps 7] [--sizes seed,h128,h256,h512]
+
+One step = forward over T steps, MSE on every step, backpropagation through time, SGD update,
+on one (T, B, I) batch. "cpu" is called through its engine with one batch per call (so its time
+includes the Python call and the batch gather); torch runs zero_grad/forward/loss/backward/step.
+Before timing, the cpu engine is checked bit for bit against reference.train_step on a small
+problem (validate before timing).
+
+GFLOP/s counts the matrix products only: forward gates 2*T*B*4H*(I+H), backward dh
+2*T*B*4H*H, weight gradients 2*T*B*4H*(I+H+1), plus the head 6*T*B*H*O; element-wise work
+(the canonical sigmoid/tanh) is not counted. The no-FMA peak comes from a micro-kernel in
+this file (separate vector multiply and add chains, -mavx2 without -mfma, -ffp-contract=off),
+compiled at run time with the system C compiler: 2 flops per lane per multiply+add pair.
+
+Peak memory is measured in a fresh child process per implementation and size: the growth of
+its peak RSS (ru_maxrss) over a warm-up plus 3 steps, relative to its RSS after the imports and
+the data were created; for "cpu" the engine's own buffer bytes are printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+# The NumPy reference uses no BLAS: keep OpenBLAS from starting (spinning) threads that would
+# compete with the two OpenMP runtimes (lockstep's libgomp and torch's) on a small machine.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+SIZES = {  # name: (I, H, T, B)
+    "seed": (1, 50, 12, 32),
+    "h128": (1, 128, 24, 64),
+    "h256": (1, 256, 48, 64),
+    "h512": (32, 512, 64, 64),
+}
+O = 1
+LR = 0.01
+
+PEAK_SRC = r"""
+#include <omp.h>
+typedef float v8 __attribute__((vector_size(32)));
+/* Per thread 6 independent multiply chains (x = x*m, then x = x*minv: values stay bounded) and
+   6 independent add chains (a = a + c, then a = a - c), all in place: 12 vector registers plus
+   4 constants, no temporaries, so no spills; 6 chains cover the 3-cycle latency of 2 mul and
+   2 add pipes. 24 vector operations per iteration, separate mul and add: compiled with -mavx2
+   (no -mfma) and -ffp-contract=off. Returns a sum to keep everything live. */
+#define CH(X) X(0) X(1) X(2) X(3) X(4) X(5)
+double peak(long iters, float m, float minv, int threads) {
+  double total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+  {
+    const v8 vm = (v8){} + m, vi = (v8){} + minv, c = (v8){} + 0.5f;
+#define INIT(i) v8 x##i = (v8){} + (1.0f + 0.01f * i), a##i = (v8){} + (float)i;
+    CH(INIT)
+    for (long it = 0; it < iters; ++it) {
+#define STEP1(i) x##i = x##i * vm; a##i = a##i + c;
+#define STEP2(i) x##i = x##i * vi; a##i = a##i - c;
+      CH(STEP1)
+      CH(STEP2)
+    }
+#define SUM(i) for (int l = 0; l < 8; ++l) total += a##i[l] + x##i[l];
+    CH(SUM)
+  }
+  return total;
+}
+"""
+
+
+def measure_peak(threads):
+    """No-FMA single-precision peak in GFLOP/s (None if no compiler): best of 5 runs."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return None, "micro-kernel is x86-64 only"
+    d = tempfile.mkdtemp(prefix="ls_peak_")
+    src, lib = os.path.join(d, "peak.c"), os.path.join(d, "peak.so")
+    with open(src, "w") as f:
+        f.write(PEAK_SRC)
+    cc = os.environ.get("CC", "cc")
+    cmd = [cc, "-O3", "-mavx2", "-ffp-contract=off", "-fno-fast-math", "-fopenmp", "-shared",
+           "-fPIC", src, "-o", lib]
+    try:
+        subprocess.run(cmd, check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        return None, f"cannot compile the micro-kernel: {e}"
+    fn = ctypes.CDLL(lib).peak
+    fn.restype = ctypes.c_double
+    fn.argtypes = [ctypes.c_long, ctypes.c_float, ctypes.c_float, ctypes.c_int]
+    iters = 2_000_000
+    best = 0.0
+    for _ in range(5):
+        t0 = time.perf_counter()
+        fn(iters, 1.0001, 1 / 1.0001, threads)
+        dt = time.perf_counter() - t0
+        best = max(best, threads * iters * 24 * 8 / dt / 1e9)  # 24 vector ops of 8 lanes
+    return best, " ".join(cmd[:5])
+
+
+def flops(I, H, T, B):
+    return 2 * T * B * 4 * H * (I + H) + 2 * T * B * 4 * H * H + 2 * T * B * 4 * H * (I + H + 1) \
+        + 6 * T * B * H * O
+
+
+def make_data(I, H, T, B, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    y = rng.standard_normal((T, B, O)).astype(np.float32)
+    return x, y
+
+
+# ---- implementations: each returns a zero-argument step function -------------------------
+
+def make_cpu(I, H, T, B, x, y):
+    from lockstep import _cpu, reference
+    from lockstep.config import ModelConfig
+    p = reference.init_params(ModelConfig(I, H, O), np.float32, seed=0)
+    e = _cpu.EngineF32(I, H, O, loss="mse", optimizer="sgd", lr=LR)
+    for n in reference.PARAM_NAMES:
+        e.set("params", n, p[n])
+    idx = [np.arange(B)]
+    return (lambda: e.train_epoch(x, y, idx)), e
+
+
+def make_numpy(I, H, T, B, x, y):
+    from lockstep import reference
+    from lockstep.config import ModelConfig, TrainConfig
+    tc = TrainConfig(loss="mse", optimizer="sgd", lr=LR, batch_size=B)
+    state = {"p": reference.init_params(ModelConfig(I, H, O), np.float32, seed=0)}
+    state["o"] = reference.init_opt_state(state["p"], tc)
+
+    def step():
+        _, state["p"], state["o"] = reference.train_step(state["p"], state["o"], x, y, tc)
+    return step, None
+
+
+def make_torch(I, H, T, B, x, y, threads):
+    import torch
+    torch.set_num_threads(threads)
+    torch.backends.mkldnn.enabled = True
+    torch.manual_seed(0)
+    lstm, lin = torch.nn.LSTM(I, H), torch.nn.Linear(H, O)
+    params = list(lstm.parameters()) + list(lin.parameters())
+    opt = torch.optim.SGD(params, lr=LR)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    mse = torch.nn.MSELoss()
+
+    def step():
+        torch.set_num_threads(threads)  # "torch-1t" and "torch" alternate in one process
+        opt.zero_grad(set_to_none=True)
+        out, _ = lstm(xt)
+        loss = mse(lin(out), yt)
+        loss.backward()
+        opt.step()
+    return step, None
+
+
+def n_reps(t):
+    return f"  [{len(t)} reps]"
+
+
+def make(impl, I, H, T, B, x, y, threads):
+    if impl == "cpu":
+        return make_cpu(I, H, T, B, x, y)
+    if impl == "numpy":
+        return make_numpy(I, H, T, B, x, y)
+    return make_torch(I, H, T, B, x, y, 1 if impl == "torch-1t" else threads)
+
+
+def validate():
+    """The engine equals reference.train_step bit for bit on a small problem (3 steps)."""
+    from lockstep import _cpu, reference
+    from lockstep.config import ModelConfig, TrainConfig
+    I, H, T, B = 2, 13, 5, 7
+    x, y = make_data(I, H, T, B, seed=1)
+    mc, tc = ModelConfig(I, H, O), TrainConfig(loss="mse", optimizer="sgd", lr=LR, batch_size=B)
+    p = reference.init_params(mc, np.float32, seed=1)
+    o = reference.init_opt_state(p, tc)
+    e = _cpu.EngineF32(I, H, O, loss="mse", optimizer="sgd", lr=LR)
+    for n in reference.PARAM_NAMES:
+        e.set("params", n, p[n])
+    for _ in range(3):
+        loss, p, o = reference.train_step(p, o, x, y, tc)
+        got = e.train_epoch(x, y, [np.arange(B)])[0]
+        assert got.tobytes() == loss.tobytes(), (got, loss)
+    for n in reference.PARAM_NAMES:
+        assert e.get("params", n).tobytes() == p[n].tobytes(), n
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def rss_child(impl, size, threads):
+    """Run in a fresh process: print JSON with the peak-RSS growth of one implementation.
+
+    The baseline is the RSS after the imports and the data; then the kernel's peak-RSS mark
+    is reset (/proc/self/clear_refs, "5") and VmHWM after the steps is the peak."""
+    I, H, T, B = SIZES[size]
+    x, y = make_data(I, H, T, B)
+    if impl == "torch":
+        import torch
+        torch.set_num_threads(threads)
+    else:
+        from lockstep import _cpu, reference  # noqa: F401
+        _cpu.set_num_threads(threads)
+    base = _status_kib("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        how = "VmHWM after clear_refs"
+    except OSError:
+        how = "ru_maxrss (not reset: includes the imports)"
+    step, eng = make(impl, I, H, T, B, x, y, threads)
+    for _ in range(1 if impl == "numpy" and H >= 256 else 4):
+        step()
+    peak = _status_kib("VmHWM") if how.startswith("VmHWM") else \
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"rss_mib": max(peak - base, 0) / 1024, "how": how,
+                      "engine_mib": eng.bytes / 2**20 if eng is not None else None}))
+
+
+def peak_memory(impl, size, threads):
+    cmd = [sys.executable, __file__, "--rss-child", impl, size, "--threads", str(threads)]
+    r = subprocess.run(cmd, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"rss_mib": float("nan"), "engine_mib": None, "error": r.stderr[-300:]}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--sizes", default=",".join(SIZES))
+    ap.add_argument("--numpy-budget", type=float, default=60.0,
+                    help="seconds of NumPy-reference timing per size at most (fewer reps)")
+    ap.add_argument("--burst", type=int, default=5,
+                    help="consecutive steps of one implementation before switching (the median "
+                         "over all steps then reflects warm caches, as in training; 1 = strict "
+                         "step-by-step alternation, where each step starts with the caches the "
+                         "other library left)")
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--torch-1t", action="store_true",
+                    help="also time torch on one thread (shows what a loaded machine does to "
+                         "torch's per-operation OpenMP barriers)")
+    ap.add_argument("--adaptive", action="store_true",
+                    help="cpu engine: steps under 32 MFLOP run on one thread (helps on a loaded "
+                         "machine; default: always --threads)")
+    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--rss-child", nargs=2, metavar=("IMPL", "SIZE"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.rss_child:
+        return rss_child(*args.rss_child, args.threads)
+
+    import torch
+    from lockstep import _cpu
+    _cpu.set_num_threads(args.threads, adaptive=args.adaptive)
+    torch.set_num_threads(args.threads)
+    validate()
+    peak1, how = measure_peak(1)
+    peakn, _ = measure_peak(args.threads)
+    info = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+            "threads": args.threads, "torch": torch.__version__,
+            "mkldnn": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
+            "isa": _cpu.isa(), "adaptive_threads": _cpu.get_adaptive_threads(),
+            "load_avg": os.getloadavg(), "peak_gflops_1t": peak1,
+            "peak_gflops": peakn, "peak_kernel": how}
+    print(f"# lockstep cpu vs torch {info['torch']} (oneDNN {'on' if info['mkldnn'] else 'off'}) "
+          f"vs numpy, float32, {args.threads} threads"
+          f"{' (cpu: 1 below 32 MFLOP/step)' if info['adaptive_threads'] else ''}, "
+          f"engine ISA {info['isa']}, "
+          f"load average {info['load_avg'][0]:.2f}")
+    if peakn:
+        print(f"# no-FMA peak (micro-kernel): {peak1:.1f} GFLOP/s on 1 thread, {peakn:.1f} on "
+              f"{args.threads}")
+    print("size  (I,H,T,B)          impl     median ms   GFLOP/s  %peak  vs cpu   peak RSS MiB")
+    results = []
+    for size in args.sizes.split(","):
+        I, H, T, B = SIZES[size]
+        x, y = make_data(I, H, T, B)
+        impls = ("cpu", "torch") + (("torch-1t",) if args.torch_1t else ()) + ("numpy",)
+        steps = {impl: make(impl, I, H, T, B, x, y, args.threads)[0] for impl in impls}
+        times = {k: [] for k in steps}
+        for k, f in steps.items():  # warm-up (and the NumPy reference's cost estimate)
+            t0 = time.perf_counter()
+            f()
+            if k == "numpy":
+                times[k].append(time.perf_counter() - t0)
+        # the NumPy reference is slow at the large sizes: a budget of seconds instead of reps
+        # (when even the warm-up step exceeds a third of it, that step is the one sample)
+        numpy_reps = max(1, min(args.reps, int(args.numpy_budget / max(times["numpy"][0], 1e-9))))
+        if times["numpy"][0] < args.numpy_budget / 3:
+            times["numpy"] = []
+        for r in range(args.reps):
+            for k, f in steps.items():  # alternate bursts: cpu x burst, torch x burst, numpy, ...
+                if k == "numpy" and len(times[k]) >= numpy_reps:
+                    continue
+                for _ in range(1 if k == "numpy" else args.burst):
+                    t0 = time.perf_counter()
+                    f()
+                    times[k].append(time.perf_counter() - t0)
+        fl = flops(I, H, T, B)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        for k in impls:
+            skip = args.no_memory or k == "torch-1t"
+            mem = ({"rss_mib": float("nan"), "engine_mib": None} if skip
+                   else peak_memory(k, size, args.threads))
+            row = {"size": size, "I": I, "H": H, "T": T, "B": B, "impl": k, "median_s": med[k],
+                   "min_s": min(times[k]), "times_s": times[k],
+                   "reps": len(times[k]), "gflops": fl / med[k] / 1e9,
+                   "pct_peak": (fl / med[k] / 1e9 / peakn * 100) if peakn else None,
+                   "ratio_vs_cpu": med[k] / med["cpu"], **mem}
+            results.append(row)
+            eng = f" (engine {mem['engine_mib']:.1f})" if mem.get("engine_mib") is not None else ""
+            pct = f"{row['pct_peak']:5.1f}" if peakn else "    -"
+            print(f"{size:5s} {str((I, H, T, B)):18s} {k:8s} {med[k] * 1e3:10.3f} "
+                  f"{row['gflops']:9.2f} "
+                  f"{pct}  {row['ratio_vs_cpu']:6.2f}x  {mem['rss_mib']:8.1f}{eng}"
+                  f"{'' if k != 'numpy' or len(times[k]) == args.reps else n_reps(times[k])}")
+        sys.stdout.flush()
+    # the peak again at the end: on a shared machine one of the two measurements may have met
+    # another process; the larger one is the machine's
+    p1b, _ = measure_peak(1)
+    pnb, _ = measure_peak(args.threads)
+    info["peak_gflops_1t_end"], info["peak_gflops_end"] = p1b, pnb
+    if peakn and pnb:
+        best = max(peakn, pnb)
+        print(f"# no-FMA peak again at the end: {p1b:.1f} GFLOP/s on 1 thread, {pnb:.1f} on "
+              f"{args.threads}; best {best:.1f}")
+        for row in results:
+            row["pct_best_peak"] = row["gflops"] / best * 100
+        cpu512 = [r for r in results if r["impl"] == "cpu" and r["H"] == 512]
+        for r in cpu512:
+            print(f"# cpu at H=512: {r['pct_best_peak']:.1f}% of the best no-FMA peak")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"info": info, "results": results}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+// lockstep._cpu training engine: the interface between the Python bindings (module.cpp) and
+// the kernel translation units (kernels_*.cpp), which are compiled once per instruction set.
+//
+// Nothing in this header does floating-point arithmetic, so it is safe to include from
+// translation units compiled with different -m flags (no inline function can be merged across
+// them by the linker).
+#pragma once
+
+#include <cstdint>
+
+namespace lockstep_cpu {
+
+struct Config {
+  int I = 1, H = 1, O = 1;
+  int loss = 0;           // 0 = MSE, 1 = softmax cross-entropy
+  bool loss_all = true;   // loss_on == "all" (every step) or "last"
+  int optimizer = 0;      // 0 = SGD (momentum if momentum != 0), 1 = Adam
+  double lr = 0.01, momentum = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, clip = 0.0;
+};
+
+// Parameter tensors in the flat buffer, in PARAM_NAMES order.
+enum Tensor { kWih = 0, kWhh = 1, kB = 2, kWout = 3, kBout = 4, kNumTensors = 5 };
+// Which flat buffer: parameters or one of the optimizer states.
+enum Slot { kParams = 0, kAdamM = 1, kAdamV = 2, kVelocity = 3, kNumSlots = 4 };
+
+// One training run of one model with one dtype. All buffers live as long as the engine.
+template <class T>
+class Engine {
+ public:
+  virtual ~Engine() {}
+  // Flat buffer of a slot: W_ih (4H, I), W_hh (4H, H), b (4H), W_out (O, H), b_out (O).
+  virtual T* slot(int s) = 0;
+  virtual std::int64_t offset(int tensor) const = 0;
+  virtual std::int64_t size(int tensor) const = 0;
+  // Call after writing the parameter slot from outside (repacks the kernel layouts).
+  virtual void params_changed() = 0;
+  virtual std::int64_t& step() = 0;
+  virtual T& b1_pow() = 0;
+  virtual T& b2_pow() = 0;
+  // One epoch: x (Tn, N, I) time-major; y (Tn, N, O) / (N, O) floats for MSE or (Tn, N) / (N)
+  // int64 class indices for CE; batch b has the sample indices idx[off[b]] .. idx[off[b+1]-1].
+  // losses[b] receives each batch's loss. Validation is the caller's job.
+  virtual void train_epoch(const T* x, int Tn, std::int64_t N, const void* y,
+                           const std::int64_t* idx, const std::int64_t* off, int nbatch,
+                           T* losses) = 0;
+  // Forward over all N samples; out (Tn, N, O) if not null; returns the loss if y is not null.
+  virtual T forward_only(const T* x, int Tn, std::int64_t N, const void* y, T* out) = 0;
+  // Bytes held in buffers (parameters, optimizer state, caches, workspaces).
+  virtual std::int64_t bytes() const = 0;
+};
+
+// Factories, one per instruction set the kernels were compiled for. threads points to two ints
+// owned by the module: the thread count and the adaptive threshold (MFLOP per step, 0 = off).
+Engine<float>* make_engine_f32_base(const Config& cfg, int* threads);
+Engine<double>* make_engine_f64_base(const Config& cfg, int* threads);
+Engine<float>* make_engine_f32_avx2(const Config& cfg, int* threads);
+Engine<double>* make_engine_f64_avx2(const Config& cfg, int* threads);
+// (a*b)+c element-wise compiled in the kernel unit: the contraction canary of that unit.
+void kernel_muladd_f32_base(const float* a, const float* b, const float* c, float* o, std::int64_t n);
+void kernel_muladd_f64_base(const double* a, const double* b, const double* c, double* o, std::int64_t n);
+void kernel_muladd_f32_avx2(const float* a, const float* b, const float* c, float* o, std::int64_t n);
+void kernel_muladd_f64_avx2(const double* a, const double* b, const double* c, double* o, std::int64_t n);
+
+// The engine's vector sigmoid (which = 0) / tanh (which = 1), for bitwise tests against the
+// scalar canonical functions.
+void kernel_act_f32_base(const float* x, float* y, std::int64_t n, int which);
+void kernel_act_f64_base(const double* x, double* y, std::int64_t n, int which);
+void kernel_act_f32_avx2(const float* x, float* y, std::int64_t n, int which);
+void kernel_act_f64_avx2(const double* x, double* y, std::int64_t n, int which);
+
+}  // namespace lockstep_cpu

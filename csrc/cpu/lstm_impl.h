@@ -1,0 +1,869 @@
+// The C++ CPU training engine: forward, losses, backpropagation through time, clipping and
+// the optimizers, bit for bit the arithmetic of docs/arithmetic.md (see docs/cpu.md).
+//
+// This file is included by kernels_base.cpp and kernels_avx2.cpp INSIDE an anonymous
+// namespace, after the system headers, so that each instruction set gets its own private copy
+// of every function (no inline function compiled with -mavx2 can be picked by the linker for
+// the baseline unit). It must not use std:: templates on its own types for the same reason.
+//
+// Layouts (H rounded up to Hp, a multiple of 32, so every column tile is full):
+//   gate columns, "permuted": unit u of gate q sits at column (u/8)*32 + q*8 + u%8, so one
+//     32-column block holds the i, f, g, o pre-activations of 8 hidden units: a thread that
+//     owns a block can run the cell update right after its part of the recurrent product.
+//   da, dW_ih^T, dW_hh^T: natural gate order (j = q*H + u), rows padded to Gn columns.
+// Parallelism: only independent outputs are split between threads (row tiles x column tiles);
+// every output's k-sum runs in one register, sequentially, in the documented order, as
+// separate multiply and add (the kernels are compiled with -ffp-contract=off).
+
+#define LS_AI inline __attribute__((always_inline))
+
+typedef std::int64_t i64;
+typedef std::ptrdiff_t idx_t;
+
+// ---- small owning buffer (zero-filled, 64-byte aligned) --------------------------------------
+
+template <class T>
+struct Buf {
+  T* p = nullptr;
+  i64 n = 0;
+  Buf() {}
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
+  ~Buf() { std::free(p); }
+  // Grow to at least m elements (contents are not kept); new memory is zeroed.
+  void reserve(i64 m) {
+    if (m <= n) return;
+    std::free(p);
+    i64 bytes = ((m * (i64)sizeof(T) + 63) / 64) * 64;
+    p = static_cast<T*>(std::aligned_alloc(64, (std::size_t)bytes));
+    if (!p) throw std::bad_alloc();
+    std::memset(p, 0, (std::size_t)bytes);
+    n = m;
+  }
+  void zero() {
+    if (p) std::memset(p, 0, (std::size_t)(n * (i64)sizeof(T)));
+  }
+  T* data() { return p; }
+};
+
+// ---- vectors (GCC/Clang vector extensions; 32 bytes, split into halves without AVX) -----------
+
+template <class T> struct Vec;
+template <> struct Vec<float> {
+  typedef float V __attribute__((vector_size(32)));
+  static constexpr int L = 8;
+};
+template <> struct Vec<double> {
+  typedef double V __attribute__((vector_size(32)));
+  static constexpr int L = 4;
+};
+
+template <class T> LS_AI typename Vec<T>::V vload(const T* p) {
+  typename Vec<T>::V v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class T> LS_AI void vstore(T* p, typename Vec<T>::V v) { __builtin_memcpy(p, &v, sizeof v); }
+
+// Register tile: NV vectors of columns, MR rows. C[r, c] = init + sum_k A1[r,k]*B1[k,c]
+// (k ascending) + sum_k A2[r,k]*B2[k,c] (k ascending), one accumulator per output.
+// init: mode 0 = +0, 1 = S[r, c], 2 = C[r, c] (continue an earlier partial sum).
+struct Seg {
+  const void* A;
+  idx_t ars, acs;  // A[r, k] = A[r*ars + k*acs]
+  const void* B;
+  idx_t ldb;       // B[k, c] = B[k*ldb + c]
+  idx_t K;
+};
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"  // a segment with K = 0 has a null A
+template <class T, int MR, int NV>
+LS_AI void micro(int mode, T* C, idx_t ldc, const T* S, idx_t lds, const Seg& s1, const Seg& s2) {
+  typedef typename Vec<T>::V V;
+  constexpr int L = Vec<T>::L;
+  V acc[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) {
+      if (mode == 0) acc[r][v] = V{};
+      else if (mode == 1) acc[r][v] = vload(S + r * lds + v * L);
+      else acc[r][v] = vload(C + r * ldc + v * L);
+    }
+  const Seg* segs[2] = {&s1, &s2};
+  for (int si = 0; si < 2; ++si) {
+    const Seg& s = *segs[si];
+    const T* A = static_cast<const T*>(s.A);
+    const T* B = static_cast<const T*>(s.B);
+    for (idx_t k = 0; k < s.K; ++k) {
+      V bv[NV];
+      for (int v = 0; v < NV; ++v) bv[v] = vload(B + k * s.ldb + v * L);
+      for (int r = 0; r < MR; ++r) {
+        const T a = A[r * s.ars + k * s.acs];
+        for (int v = 0; v < NV; ++v) acc[r][v] = acc[r][v] + (a * bv[v]);
+      }
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) vstore(C + r * ldc + v * L, acc[r][v]);
+}
+
+#pragma GCC diagnostic pop
+
+// Register tile: 6 rows x 2 vectors (16 floats / 8 doubles) = 12 accumulators, plus 2 B vectors
+// and 1 broadcast: 15 of the 16 AVX registers, so the B row is loaded once per k (8 loads for
+// 12 multiplies and 12 adds: the two multiply and two add pipes, not the loads, set the pace).
+constexpr int kNV = 2;
+constexpr int kMR = 6;
+template <class T> constexpr int col_tile() { return kNV * Vec<T>::L; }
+
+// rows [0, m) of one column tile; tail rows use smaller tiles.
+template <class T>
+void tile_rows(idx_t m, int mode, T* C, idx_t ldc, const T* S, idx_t lds, Seg s1, Seg s2) {
+  idx_t r = 0;
+  auto adv = [](Seg s, idx_t rows) {
+    if (s.K > 0) s.A = static_cast<const T*>(s.A) + rows * s.ars;
+    return s;
+  };
+  for (; r + kMR <= m; r += kMR)
+    micro<T, kMR, kNV>(mode, C + r * ldc, ldc, S ? S + r * lds : S, lds, adv(s1, r), adv(s2, r));
+  const T* Sr = S ? S + r * lds : S;
+  switch (m - r) {
+    case 5: micro<T, 5, kNV>(mode, C + r * ldc, ldc, Sr, lds, adv(s1, r), adv(s2, r)); break;
+    case 4: micro<T, 4, kNV>(mode, C + r * ldc, ldc, Sr, lds, adv(s1, r), adv(s2, r)); break;
+    case 3: micro<T, 3, kNV>(mode, C + r * ldc, ldc, Sr, lds, adv(s1, r), adv(s2, r)); break;
+    case 2: micro<T, 2, kNV>(mode, C + r * ldc, ldc, Sr, lds, adv(s1, r), adv(s2, r)); break;
+    case 1: micro<T, 1, kNV>(mode, C + r * ldc, ldc, Sr, lds, adv(s1, r), adv(s2, r)); break;
+    default: break;
+  }
+}
+
+
+// ---- canonical sigmoid / tanh on vectors ----------------------------------------------------
+// Lane-wise the same expression trees as lockstep::ls_sigmoid / ls_tanh (canonical.h): every
+// branch is computed on sanitized inputs and selected, as arith.py does with np.where. floor()
+// is exact through truncation (|v| < 2^22 on every lane that is kept); abs and copysign work on
+// the bits. tests/test_cpu_engine.py compares them with the scalar functions bit for bit.
+template <class T> struct VI;
+template <> struct VI<float> {
+  typedef std::int32_t I __attribute__((vector_size(32)));
+  typedef std::uint32_t U __attribute__((vector_size(32)));
+  static constexpr std::uint32_t kSign = 0x80000000u;
+  static constexpr int kMant = 23, kBias = 127;
+};
+template <> struct VI<double> {
+  typedef std::int64_t I __attribute__((vector_size(32)));
+  typedef std::uint64_t U __attribute__((vector_size(32)));
+  static constexpr std::uint64_t kSign = 0x8000000000000000ull;
+  static constexpr int kMant = 52, kBias = 1023;
+};
+
+template <class T> struct VM {
+  typedef typename Vec<T>::V V;
+  typedef typename VI<T>::I I;
+  typedef typename VI<T>::U U;
+  typedef lockstep::Consts<T> C;
+
+  static LS_AI V bc(T a) { return V{} + a; }  // broadcast (x + 0 == x for every x but -0)
+  static LS_AI V splat(T a) {
+    V v;
+    for (int i = 0; i < Vec<T>::L; ++i) v[i] = a;
+    return v;
+  }
+  static LS_AI U bits(V v) { return (U)v; }
+  static LS_AI V from_bits(U u) { return (V)u; }
+  static LS_AI V sel(I m, V a, V b) { return m ? a : b; }  // m lanes are 0 or -1
+  static LS_AI V vabs(V x) { return from_bits(bits(x) & ~U{} >> 1); }
+  static LS_AI V vfloor(V v) {  // exact for |v| < 2^22
+    V t = __builtin_convertvector(__builtin_convertvector(v, I), V);
+    return sel(t > v, t - splat(T(1)), t);
+  }
+  static LS_AI V pow2(I k) {
+    return from_bits((U)((k + (typename VI<T>::I){} + VI<T>::kBias) << VI<T>::kMant));
+  }
+  // Cody-Waite reduction; returns k as integer lanes.
+  static LS_AI I reduce(V x, V* r, V* corr) {
+    V k = vfloor((x * splat(C::log2e())) + splat(T(0.5)));
+    V hi = x - (k * splat(C::ln2_hi()));
+    V lo = k * splat(C::ln2_lo());
+    *r = hi - lo;
+    *corr = (hi - *r) - lo;
+    return __builtin_convertvector(k, I);
+  }
+  static LS_AI V tail(V r, V corr) {
+    V p = splat(C::exp_coeff(C::kExpCoeffs - 1));
+    for (int i = C::kExpCoeffs - 2; i >= 0; --i) p = splat(C::exp_coeff(i)) + (r * p);
+    return ((r * r) * p) + (corr + (corr * r));
+  }
+  static LS_AI void fts(V a, V b, V* s, V* e) {
+    *s = a + b;
+    *e = (a - *s) + b;
+  }
+  static LS_AI void scaled_expm1(V a, V s, V r, V corr, V* hi, V* lo) {
+    V h, e;
+    fts(a, s * r, &h, &e);
+    fts(h, e + (s * tail(r, corr)), hi, lo);
+  }
+  static LS_AI void exp_dw(V x, V* hi, V* lo) {
+    V r, corr, ph, pl;
+    I k = reduce(x, &r, &corr);
+    scaled_expm1(splat(T(1)), splat(T(1)), r, corr, &ph, &pl);
+    I k1 = k >> 1;
+    V s1 = pow2(k1), s2 = pow2(k - k1);
+    *hi = (ph * s1) * s2;
+    *lo = (pl * s1) * s2;
+  }
+  static LS_AI V div_dw(V nh, V nl, V dh, V dl) {
+    V q = nh / dh;
+    return q + ((nl - (q * dl)) / dh);
+  }
+  static LS_AI V sigmoid(V x) {
+    const V zero = V{}, one = splat(T(1));
+    I nan = x != x;
+    V m = -vabs(x);
+    I in = m >= splat(C::exp_lo());
+    V eh, el;
+    exp_dw(sel(in, m, zero), &eh, &el);
+    eh = sel(in, eh, zero);
+    el = sel(in, el, zero);
+    V dh, dl;
+    fts(one, eh, &dh, &dl);
+    dl = dl + el;
+    I pos = x >= zero;
+    V y = div_dw(sel(pos, one, eh), sel(pos, zero, el), dh, dl);
+    return sel(nan, x, y);
+  }
+  static LS_AI V tanh(V x) {
+    const V zero = V{}, one = splat(T(1)), two = splat(T(2));
+    I nan = x != x;
+    V a = vabs(x);
+    I mid = a < splat(C::tanh_mid());
+    I low = a < splat(C::tanh_lo());
+    I far = a >= splat(C::tanh_one());
+    // |x| < tanh_mid: t = expm1(u), u = -(a+a) or a+a
+    V u = sel(mid, sel(low, -(a + a), a + a), zero);
+    V r, corr;
+    V s = pow2(reduce(u, &r, &corr));
+    V th, tl;
+    scaled_expm1(s - one, s, r, corr, &th, &tl);
+    V dh, dl;
+    fts(two, th, &dh, &dl);
+    dl = dl + tl;
+    V y_near = div_dw(sel(low, -th, th), sel(low, -tl, tl), dh, dl);
+    // tanh_mid <= |x| < tanh_one: 1 - 2/(E+1), E = exp(a+a)
+    I high = ~mid & ~far & ~nan;
+    V eh, el;
+    exp_dw(sel(high, a + a, zero), &eh, &el);
+    V d2h, d2l;
+    fts(eh, one, &d2h, &d2l);
+    V y_high = one - div_dw(two, zero, d2h, d2l + el);
+    V y = sel(mid, y_near, sel(far, one, y_high));
+    y = from_bits((bits(y) & ~U{} >> 1) | (bits(x) & (U{} + VI<T>::kSign)));
+    return sel(nan, x, y);
+  }
+};
+
+LS_AI void split(i64 n, int tid, int nth, i64* lo, i64* hi) {
+  *lo = n * tid / nth;
+  *hi = n * (tid + 1) / nth;
+}
+
+inline i64 round_up(i64 a, i64 m) { return (a + m - 1) / m * m; }
+
+template <class T>
+class EngineImpl final : public lockstep_cpu::Engine<T> {
+ public:
+  EngineImpl(const lockstep_cpu::Config& cfg, int* threads) : cfg_(cfg), threads_(threads) {
+    I_ = cfg.I, H_ = cfg.H, O_ = cfg.O;
+    Hp_ = round_up(H_, 32);
+    G_ = 4 * Hp_;
+    // da rows: 4H rounded up to whole column tiles, plus 64 bytes so that the row stride is
+    // never a multiple of 4 KiB (walking down a column tile would hit one cache set).
+    Gn_ = round_up(4 * H_, 32) + 64 / (i64)sizeof(T);
+    i64 sizes[5] = {4 * H_ * I_, 4 * H_ * H_, 4 * H_, O_ * H_, O_};
+    i64 o = 0;
+    for (int t = 0; t < 5; ++t) {
+      off_[t] = o;
+      size_[t] = sizes[t];
+      o += sizes[t];
+    }
+    P_ = o;
+    for (int s = 0; s < lockstep_cpu::kNumSlots; ++s) slots_[s].reserve(P_);
+    grad_.reserve(P_);
+    rows_.reserve(4 * H_ + 4 * H_ + 4 * H_ + O_ + O_);
+    WihT_.reserve(I_ * G_);
+    WhhT_.reserve(H_ * G_);
+    bp_.reserve(G_);
+    Whh_.reserve(4 * H_ * Hp_);
+    Wout_.reserve(O_ * Hp_);
+    bout_.reserve(O_);
+    dWihT_.reserve(I_ * Gn_);
+    dWhhT_.reserve(H_ * Gn_);
+    db_.reserve(Gn_);
+    dWout_.reserve(O_ * Hp_);
+    b1_pow_ = T(1);
+    b2_pow_ = T(1);
+    params_changed();
+  }
+
+  T* slot(int s) override { return slots_[s].data(); }
+  i64 offset(int t) const override { return off_[t]; }
+  i64 size(int t) const override { return size_[t]; }
+  i64& step() override { return step_; }
+  T& b1_pow() override { return b1_pow_; }
+  T& b2_pow() override { return b2_pow_; }
+
+  i64 bytes() const override {
+    i64 n = 0;
+    for (int s = 0; s < lockstep_cpu::kNumSlots; ++s) n += slots_[s].n;
+    n += grad_.n + rows_.n + WihT_.n + WhhT_.n + bp_.n + Whh_.n + Wout_.n + dWihT_.n + dWhhT_.n +
+         db_.n + dWout_.n + gates_.n + da_.n + hT_.n + xT_.n + hb_.n + cb_.n + tc_.n +
+         out_.n + dy_.n + xb_.n + bout_.n +
+         yf_.n + dh_.n + dcn_.n;
+    return n * (i64)sizeof(T) + yi_.n * (i64)sizeof(i64);
+  }
+
+  // Kernel layouts from the natural parameters (exact copies), packed in panels so that a
+  // column tile's rows are contiguous (no cache-set conflicts from large power-of-2 strides):
+  //   WihT_[ub][c/CW][k][CW], WhhT_[ub][c/CW][k][CW]: transposed, permuted gate columns, per
+  //     unit block and column tile (each tile's k rows are one contiguous stream);
+  //   Whh_[ct][j][CW], Wout_[ct][o][CW]: natural rows, hidden-unit columns per column tile.
+  void params_changed() override { repack(0, 1); }
+  void repack(int tid, int nth) {
+    constexpr int CW = col_tile<T>();
+    const T* p = slots_[lockstep_cpu::kParams].data();
+    const T *Wih = p + off_[0], *Whh = p + off_[1], *b = p + off_[2], *Wout = p + off_[3];
+    i64 lo, hi;
+    split(4 * H_, tid, nth, &lo, &hi);
+    for (i64 j = lo; j < hi; ++j) {
+      const i64 col = perm(j), ub = col / 32, cc = col % 32;
+      const i64 hc = cc / CW, c = cc % CW;  // column tile within the block, column in it
+      for (i64 k = 0; k < I_; ++k) WihT_.p[ub * I_ * 32 + hc * I_ * CW + k * CW + c] = Wih[j * I_ + k];
+      for (i64 k = 0; k < H_; ++k) WhhT_.p[ub * H_ * 32 + hc * H_ * CW + k * CW + c] = Whh[j * H_ + k];
+      for (i64 k = 0; k < H_; ++k) Whh_.p[(k / CW) * 4 * H_ * CW + j * CW + k % CW] = Whh[j * H_ + k];
+      bp_.p[col] = b[j];
+    }
+    split(O_, tid, nth, &lo, &hi);
+    for (i64 o = lo; o < hi; ++o) {
+      for (i64 k = 0; k < H_; ++k) Wout_.p[(k / CW) * O_ * CW + o * CW + k % CW] = Wout[o * H_ + k];
+      bout_.p[o] = p[off_[4] + o];
+    }
+  }
+
+  void train_epoch(const T* x, int Tn, i64 N, const void* y, const i64* idx, const i64* off,
+                   int nbatch, T* losses) override {
+    i64 bmax = 0;
+    for (int b = 0; b < nbatch; ++b) bmax = off[b + 1] - off[b] > bmax ? off[b + 1] - off[b] : bmax;
+    ensure(Tn, bmax);  // every buffer of the epoch, before the first step
+    for (int bi = 0; bi < nbatch; ++bi) {
+      const i64 B = off[bi + 1] - off[bi];
+      gather(x, Tn, N, y, idx + off[bi], B);
+      losses[bi] = train_step(Tn, B);
+    }
+  }
+
+  T forward_only(const T* x, int Tn, i64 N, const void* y, T* out) override {
+    ensure(Tn, N);
+    T loss = T(0);
+    const int nt = nthreads(Tn, N);
+#pragma omp parallel num_threads(nt)
+    {
+      forward(x, Tn, N, omp_get_thread_num(), omp_get_num_threads());
+#pragma omp barrier
+#pragma omp single
+      {
+        if (out) std::memcpy(out, out_.p, sizeof(T) * (std::size_t)(Tn * N * O_));
+        if (y) {
+          if (cfg_.loss == 0) set_targets_f(static_cast<const T*>(y), Tn, N);
+          else set_targets_i(static_cast<const i64*>(y), Tn, N);
+          loss = loss_grad(Tn, N);
+        }
+      }
+    }
+    return loss;
+  }
+
+ private:
+  // natural gate row j -> permuted gate column
+  i64 perm(i64 j) const {
+    const i64 q = j / H_, u = j % H_;
+    return (u / 8) * 32 + q * 8 + u % 8;
+  }
+  // threads_[0]: the thread count; threads_[1]: below this many MFLOP of matrix products per
+  // call, one thread (the barriers would cost more than they save; 0 = always threads_[0]).
+  // Work items (row tile rt, column block) = it / ncol, it % ncol for it in [lo, hi); a tile's
+  // rows are rb + rt*kMR .. min(rb + (rt+1)*kMR, re). With at least two row tiles per thread,
+  // each thread gets an equal share of whole rows (true is returned: no barriers needed between
+  // steps); otherwise all items of all rows are split (rb = 0, re = B).
+  static bool plan_rows(i64 B, i64 ncol, int tid, int nth, i64* lo, i64* hi, i64* rb, i64* re) {
+    const i64 nrt = (B + kMR - 1) / kMR;
+    if (nrt >= 2 * nth) {
+      split(B, tid, nth, rb, re);
+      *lo = 0;
+      *hi = (*re - *rb + kMR - 1) / kMR * ncol;
+      return true;
+    }
+    *rb = 0, *re = B;
+    split(nrt * ncol, tid, nth, lo, hi);
+    return false;
+  }
+  int nthreads(int Tn, i64 B) const {
+    const int n = threads_[0] > 0 ? threads_[0] : 1;
+    const double mflop = 6e-6 * (double)Tn * (double)B * 4.0 * (double)H_ * (double)(H_ + I_);
+    return threads_[1] > 0 && mflop < threads_[1] ? 1 : n;
+  }
+
+  void ensure(int Tn, i64 B) {
+    const i64 TB = (i64)Tn * B;
+    gates_.reserve(TB * G_);
+    da_.reserve(TB * Gn_);
+    hT_.reserve(TB * H_);
+    xT_.reserve(TB * I_);
+    hb_.reserve((TB + B) * Hp_);
+    cb_.reserve((TB + B) * Hp_);
+    tc_.reserve(TB * Hp_);
+    out_.reserve(TB * O_);
+    dy_.reserve(TB * O_);
+    xb_.reserve(TB * I_);
+    if (cfg_.loss == 0) yf_.reserve(TB * O_);
+    else yi_.reserve(TB);
+    dh_.reserve(B * Hp_);
+    dcn_.reserve(B * Hp_);
+  }
+
+  void gather(const T* x, int Tn, i64 N, const void* y, const i64* ix, i64 B) {
+    for (int t = 0; t < Tn; ++t)
+      for (i64 b = 0; b < B; ++b)
+        std::memcpy(xb_.p + ((i64)t * B + b) * I_, x + ((i64)t * N + ix[b]) * I_, sizeof(T) * (std::size_t)I_);
+    const int Ty = cfg_.loss_all ? Tn : 1;
+    if (cfg_.loss == 0) {
+      const T* yy = static_cast<const T*>(y);
+      for (int t = 0; t < Ty; ++t)
+        for (i64 b = 0; b < B; ++b)
+          std::memcpy(yf_.p + ((i64)t * B + b) * O_, yy + ((i64)t * N + ix[b]) * O_, sizeof(T) * (std::size_t)O_);
+    } else {
+      const i64* yy = static_cast<const i64*>(y);
+      for (int t = 0; t < Ty; ++t)
+        for (i64 b = 0; b < B; ++b) yi_.p[(i64)t * B + b] = yy[(i64)t * N + ix[b]];
+    }
+  }
+  void set_targets_f(const T* y, int Tn, i64 N) {
+    const i64 n = (cfg_.loss_all ? Tn : 1) * N * O_;
+    std::memcpy(yf_.p, y, sizeof(T) * (std::size_t)n);
+  }
+  void set_targets_i(const i64* y, int Tn, i64 N) {
+    const i64 n = (cfg_.loss_all ? Tn : 1) * N;
+    std::memcpy(yi_.p, y, sizeof(i64) * (std::size_t)n);
+  }
+
+  // ---- forward (called by every thread of a parallel region) ---------------------------------
+  void forward(const T* x, int Tn, i64 B, int tid, int nth) {
+    constexpr int CW = col_tile<T>();
+    const i64 TB = (i64)Tn * B;
+    T* gates = gates_.p;
+    // 1. Input projection for all steps: gates[n, :] = b + sum_k x[n, k] * W_ih^T[k, :].
+    {
+      const i64 nub = Hp_ / 8, nrt = (TB + 63) / 64;
+      i64 lo, hi;
+      split(nub * nrt, tid, nth, &lo, &hi);
+      for (i64 it = lo; it < hi; ++it) {
+        const i64 ub = it % nub, rt = it / nub;
+        const i64 r0 = rt * 64, m = (TB - r0) < 64 ? (TB - r0) : 64;
+        for (int half = 0; half < 32; half += CW) {
+          Seg s1{x + r0 * I_, I_, 1, WihT_.p + ub * I_ * 32 + half * I_, CW, I_};
+          Seg s2{nullptr, 0, 0, nullptr, 0, 0};
+          tile_rows<T>(m, 1, gates + r0 * G_ + ub * 32 + half, G_, bp_.p + ub * 32 + half, 0, s1, s2);
+        }
+      }
+    }
+    // h_{-1} = c_{-1} = 0
+    {
+      i64 lo, hi;
+      split(B * Hp_, tid, nth, &lo, &hi);
+      for (i64 i = lo; i < hi; ++i) hb_.p[i] = T(0), cb_.p[i] = T(0);
+    }
+#pragma omp barrier
+    // 2. Recurrence. Work item = (row tile of kMR samples, block of 8 hidden units). With
+    // enough samples each thread owns whole rows: samples are independent, so no barrier is
+    // needed between steps. Otherwise the items of a row are split too, with a barrier a step.
+    const i64 nub = Hp_ / 8;
+    i64 lo, hi, rb, re;
+    const bool by_rows = plan_rows(B, nub, tid, nth, &lo, &hi, &rb, &re);
+    for (int t = 0; t < Tn; ++t) {
+      T* gt = gates + (i64)t * B * G_;
+      const T* hprev = hb_.p + (i64)t * B * Hp_;
+      const T* cprev = cb_.p + (i64)t * B * Hp_;
+      T* hnext = hb_.p + (i64)(t + 1) * B * Hp_;
+      T* cnext = cb_.p + (i64)(t + 1) * B * Hp_;
+      T* tct = tc_.p + (i64)t * B * Hp_;
+      for (i64 it = lo; it < hi; ++it) {
+        const i64 ub = it % nub, rt = it / nub;
+        const i64 r0 = rb + rt * kMR, m = (re - r0) < kMR ? (re - r0) : kMR;
+        const i64 u0 = ub * 8;
+        if (u0 >= H_) continue;  // an all-padding block
+        for (int half = 0; half < 32; half += CW) {
+          Seg s1{hprev + r0 * Hp_, Hp_, 1, WhhT_.p + ub * H_ * 32 + half * H_, CW, H_};
+          Seg s2{nullptr, 0, 0, nullptr, 0, 0};
+          tile_rows<T>(m, 2, gt + r0 * G_ + ub * 32 + half, G_, nullptr, 0, s1, s2);
+        }
+        const i64 nu = (H_ - u0) < 8 ? (H_ - u0) : 8;
+        for (i64 r = r0; r < r0 + m; ++r) {
+          T* a = gt + r * G_ + ub * 32;
+          cell_forward(a, cprev + r * Hp_ + u0, cnext + r * Hp_ + u0, tct + r * Hp_ + u0,
+                       hnext + r * Hp_ + u0, nu);
+        }
+      }
+      if (!by_rows) {
+#pragma omp barrier
+      }
+    }
+#pragma omp barrier
+    // 3. Head: out[n, o] = b_out[o] + sum_k h_t[n, k] * W_out[o, k].
+    {
+      const T* p = slots_[lockstep_cpu::kParams].data();
+      const T* Wout = p + off_[3];
+      const T* bout = bout_.p;
+      const T* hs = hb_.p + B * Hp_;
+      i64 nlo, nhi;
+      split(TB, tid, nth, &nlo, &nhi);
+      for (i64 n = nlo; n < nhi; ++n)
+        for (i64 o = 0; o < O_; ++o) {
+          T acc = bout[o];
+          const T* w = Wout + o * H_;
+          const T* hn = hs + n * Hp_;
+          for (i64 k = 0; k < H_; ++k) acc = acc + (hn[k] * w[k]);
+          out_.p[n * O_ + o] = acc;
+        }
+    }
+  }
+
+  // Gates of 8 units (i, f, g, o at a[0..7], a[8..15], a[16..23], a[24..31]); activates them in
+  // place and writes c_t, tanh(c_t), h_t of all 8 units (padding units stay exactly 0: their
+  // pre-activations are 0, so c = 0.5*0 + 0.5*0 and h = 0.5*tanh(0)).
+  static LS_AI void cell_forward(T* a, const T* cp, T* cn, T* tcn, T* hn, i64) {
+    typedef VM<T> M;
+    typedef typename Vec<T>::V V;
+    constexpr int L = Vec<T>::L;
+    for (int v = 0; v < 8; v += L) {
+      const V i = M::sigmoid(vload(a + v));
+      const V f = M::sigmoid(vload(a + 8 + v));
+      const V g = M::tanh(vload(a + 16 + v));
+      const V o = M::sigmoid(vload(a + 24 + v));
+      vstore(a + v, i), vstore(a + 8 + v, f), vstore(a + 16 + v, g), vstore(a + 24 + v, o);
+      const V c = (f * vload(cp + v)) + (i * g);
+      const V tc = M::tanh(c);
+      vstore(cn + v, c);
+      vstore(tcn + v, tc);
+      vstore(hn + v, o * tc);
+    }
+  }
+
+  // ---- losses (one thread) ----------------------------------------------------------------
+  T loss_grad(int Tn, i64 B) {
+    using namespace lockstep;
+    const i64 TB = (i64)Tn * B;
+    std::memset(dy_.p, 0, sizeof(T) * (std::size_t)(TB * O_));
+    const i64 n0 = cfg_.loss_all ? 0 : (i64)(Tn - 1) * B;  // first sample row the loss sees
+    T acc = T(0);
+    if (cfg_.loss == 0) {
+      const T nT = T((TB - n0) * O_);
+      for (i64 n = n0; n < TB; ++n)
+        for (i64 o = 0; o < O_; ++o) {
+          const T d = out_.p[n * O_ + o] - yf_.p[(n - n0) * O_ + o];
+          acc = acc + (d * d);
+          dy_.p[n * O_ + o] = (d + d) / nT;
+        }
+      return acc / nT;
+    }
+    const T nT = T(TB - n0);
+    for (i64 n = n0; n < TB; ++n) {
+      const T* z = out_.p + n * O_;
+      T* dz = dy_.p + n * O_;
+      T m = z[0];
+      for (i64 o = 1; o < O_; ++o) m = z[o] > m ? z[o] : m;
+      T s = T(0);
+      for (i64 o = 0; o < O_; ++o) {
+        dz[o] = ls_exp<T>(z[o] - m);
+        s = s + dz[o];
+      }
+      const i64 yt = yi_.p[n - n0];
+      acc = acc + (ls_log<T>(s) - (z[yt] - m));
+      for (i64 o = 0; o < O_; ++o) dz[o] = ((dz[o] / s) - (o == yt ? T(1) : T(0))) / nT;
+    }
+    return acc / nT;
+  }
+
+  // ---- backward (every thread) --------------------------------------------------------------
+  void backward(int Tn, i64 B, int tid, int nth) {
+    constexpr int CW = col_tile<T>();
+    const i64 TB = (i64)Tn * B;
+    const T one = T(1);
+    {
+      i64 lo, hi;
+      split(B * Hp_, tid, nth, &lo, &hi);
+      for (i64 i = lo; i < hi; ++i) dcn_.p[i] = T(0);
+      // h_{t-1} and x transposed (rows k, columns n) for the weight-gradient products.
+      split(H_ + I_, tid, nth, &lo, &hi);
+      for (i64 k = lo; k < hi; ++k) {
+        if (k < H_) {
+          T* dst = hT_.p + k * TB;
+          for (i64 n = 0; n < TB; ++n) dst[n] = hb_.p[n * Hp_ + k];
+        } else {
+          T* dst = xT_.p + (k - H_) * TB;
+          for (i64 n = 0; n < TB; ++n) dst[n] = xb_.p[n * I_ + (k - H_)];
+        }
+      }
+    }
+#pragma omp barrier
+    const i64 nct = Hp_ / CW;
+    i64 lo, hi, rb, re;
+    const bool by_rows = plan_rows(B, nct, tid, nth, &lo, &hi, &rb, &re);  // as in forward()
+    for (int t = Tn - 1; t >= 0; --t) {
+      const bool head = cfg_.loss_all || t == Tn - 1;  // dy_t is zero elsewhere: terms skipped
+      const bool rec = t + 1 < Tn;
+      const T* dyt = dy_.p + (i64)t * B * O_;
+      const T* danext = da_.p + (i64)(t + 1) * B * Gn_;
+      T* dat = da_.p + (i64)t * B * Gn_;
+      const T* gt = gates_.p + (i64)t * B * G_;
+      const T* cprev = cb_.p + (i64)t * B * Hp_;
+      const T* tct = tc_.p + (i64)t * B * Hp_;
+      for (i64 it = lo; it < hi; ++it) {
+        const i64 ct = it % nct, rt = it / nct;
+        const i64 r0 = rb + rt * kMR, m = (re - r0) < kMR ? (re - r0) : kMR;
+        const i64 c0 = ct * CW;
+        if (c0 >= H_) continue;
+        // dh = +0, head terms o ascending, then recurrent terms j ascending over 4H rows.
+        Seg s1{dyt + r0 * O_, O_, 1, Wout_.p + ct * O_ * CW, CW, head ? O_ : 0};
+        Seg s2{danext + r0 * Gn_, Gn_, 1, Whh_.p + ct * 4 * H_ * CW, CW, rec ? 4 * H_ : 0};
+        tile_rows<T>(m, 0, dh_.p + r0 * Hp_ + c0, Hp_, nullptr, 0, s1, s2);
+        const i64 nu = (H_ - c0) < CW ? (H_ - c0) : CW;
+        for (i64 r = r0; r < r0 + m; ++r) {
+          const T* dh = dh_.p + r * Hp_;
+          T* dcn = dcn_.p + r * Hp_;
+          const T* g4 = gt + r * G_;
+          T* da = dat + r * Gn_;
+          i64 u = c0;
+          // whole blocks of 8 units: vectors (the same expressions lane by lane)
+          typedef typename Vec<T>::V V;
+          constexpr int L = Vec<T>::L;
+          const V vone = VM<T>::splat(one);
+          for (; u + 8 <= c0 + nu; u += L) {
+            const i64 col = (u / 8) * 32 + u % 8;
+            const V ig = vload(g4 + col), fg = vload(g4 + col + 8), gg = vload(g4 + col + 16),
+                    og = vload(g4 + col + 24);
+            const V tc = vload(tct + r * Hp_ + u);
+            const V dhv = vload(dh + u);
+            const V dc = ((dhv * og) * (vone - (tc * tc))) + vload(dcn + u);
+            vstore(da + u, (dc * gg) * (ig * (vone - ig)));
+            vstore(da + H_ + u, (dc * vload(cprev + r * Hp_ + u)) * (fg * (vone - fg)));
+            vstore(da + 2 * H_ + u, (dc * ig) * (vone - (gg * gg)));
+            vstore(da + 3 * H_ + u, (dhv * tc) * (og * (vone - og)));
+            vstore(dcn + u, dc * fg);
+          }
+          for (; u < c0 + nu; ++u) {
+            const i64 col = (u / 8) * 32 + u % 8;
+            const T ig = g4[col], fg = g4[col + 8], gg = g4[col + 16], og = g4[col + 24];
+            const T tc = tct[r * Hp_ + u];
+            const T dhv = dh[u];
+            const T dc = ((dhv * og) * (one - (tc * tc))) + dcn[u];
+            da[u] = (dc * gg) * (ig * (one - ig));
+            da[H_ + u] = (dc * cprev[r * Hp_ + u]) * (fg * (one - fg));
+            da[2 * H_ + u] = (dc * ig) * (one - (gg * gg));
+            da[3 * H_ + u] = (dhv * tc) * (og * (one - og));
+            dcn[u] = dc * fg;
+          }
+        }
+      }
+      if (!by_rows) {
+#pragma omp barrier
+      }
+    }
+#pragma omp barrier
+    // Weight gradients: one sum per output over n = t*B + b ascending, in K blocks of KC rows
+    // (a partial sum is stored and reloaded exactly). Threads own column tiles of da.
+    constexpr i64 KC = 128;
+    const i64 nctn = Gn_ / CW;
+    split(nctn, tid, nth, &lo, &hi);
+    // K blocks outside, column tiles inside: the block of h^T (H x KC) stays in L2 while the
+    // thread's column tiles pass over it (each output still sums its K blocks in order).
+    for (i64 k0 = 0; k0 < TB; k0 += KC) {
+      for (i64 ct = lo; ct < hi; ++ct) {
+        const i64 c0 = ct * CW;
+        const i64 K = (TB - k0) < KC ? (TB - k0) : KC;
+        const int mode = k0 == 0 ? 0 : 2;
+        const T* dak = da_.p + k0 * Gn_ + c0;  // rows n of this column tile
+        Seg none{nullptr, 0, 0, nullptr, 0, 0};
+        // dW_hh^T[k, j] = sum_n h_{t-1}[n, k] * da[n, j]
+        tile_rows<T>(H_, mode, dWhhT_.p + c0, Gn_, nullptr, 0,
+                     Seg{hT_.p + k0, TB, 1, dak, Gn_, K}, none);
+        // dW_ih^T[k, j] = sum_n x[n, k] * da[n, j]
+        tile_rows<T>(I_, mode, dWihT_.p + c0, Gn_, nullptr, 0,
+                     Seg{xT_.p + k0, TB, 1, dak, Gn_, K}, none);
+        // db[j] = sum_n da[n, j]
+        T* db = db_.p + c0;
+        if (mode == 0)
+          for (int c = 0; c < CW; ++c) db[c] = T(0);
+        for (i64 n = 0; n < K; ++n)
+          for (int c = 0; c < CW; ++c) db[c] = db[c] + dak[n * Gn_ + c];
+      }
+    }
+    // dW_out[o, k] = sum_n dy[n, o] * h_t[n, k]; db_out[o] = sum_n dy[n, o] (skipping the rows
+    // where dy is known to be zero under loss_on = "last": the sums start at +0).
+    const i64 n0 = cfg_.loss_all ? 0 : (i64)(Tn - 1) * B;
+    const i64 nch = Hp_ / CW;
+    split(nch + 1, tid, nth, &lo, &hi);
+    for (i64 ct = lo; ct < hi; ++ct) {
+      if (ct == nch) {
+        T* g = grad_.p + off_[4];
+        for (i64 o = 0; o < O_; ++o) {
+          T acc = T(0);
+          for (i64 n = n0; n < TB; ++n) acc = acc + dy_.p[n * O_ + o];
+          g[o] = acc;
+        }
+        continue;
+      }
+      const i64 c0 = ct * CW;
+      Seg none{nullptr, 0, 0, nullptr, 0, 0};
+      tile_rows<T>(O_, 0, dWout_.p + c0, Hp_, nullptr, 0,
+                   Seg{dy_.p + n0 * O_, 1, O_, hb_.p + (B + n0) * Hp_ + c0, Hp_, TB - n0}, none);
+    }
+#pragma omp barrier
+    // Natural layout of the gradients.
+    T* g = grad_.p;
+    split(4 * H_, tid, nth, &lo, &hi);
+    for (i64 j = lo; j < hi; ++j) {
+      for (i64 k = 0; k < I_; ++k) g[off_[0] + j * I_ + k] = dWihT_.p[k * Gn_ + j];
+      for (i64 k = 0; k < H_; ++k) g[off_[1] + j * H_ + k] = dWhhT_.p[k * Gn_ + j];
+      g[off_[2] + j] = db_.p[j];
+    }
+    split(O_, tid, nth, &lo, &hi);
+    for (i64 o = lo; o < hi; ++o)
+      for (i64 k = 0; k < H_; ++k) g[off_[3] + o * H_ + k] = dWout_.p[o * Hp_ + k];
+  }
+
+  // ---- clipping and the optimizer (every thread) -------------------------------------------
+  void clip_and_update(int tid, int nth, bool* scaled, T* scale) {
+    using namespace lockstep;
+    T* g = grad_.p;
+    if (cfg_.clip > 0) {
+      // rows: W_ih (4H rows of I), W_hh (4H of H), b (4H of 1), W_out (O of H), b_out (O of 1)
+      const i64 nrows = 12 * H_ + 2 * O_;
+      i64 lo, hi;
+      split(nrows, tid, nth, &lo, &hi);
+      for (i64 r = lo; r < hi; ++r) {
+        const T* row;
+        i64 len;
+        if (r < 4 * H_) row = g + off_[0] + r * I_, len = I_;
+        else if (r < 8 * H_) row = g + off_[1] + (r - 4 * H_) * H_, len = H_;
+        else if (r < 12 * H_) row = g + off_[2] + (r - 8 * H_), len = 1;
+        else if (r < 12 * H_ + O_) row = g + off_[3] + (r - 12 * H_) * H_, len = H_;
+        else row = g + off_[4] + (r - 12 * H_ - O_), len = 1;
+        T acc = T(0);
+        for (i64 c = 0; c < len; ++c) acc = acc + (row[c] * row[c]);
+        rows_.p[r] = acc;
+      }
+#pragma omp barrier
+#pragma omp single
+      {
+        T n2 = T(0);
+        for (i64 r = 0; r < nrows; ++r) n2 = n2 + rows_.p[r];
+        const T norm = ls_sqrt<T>(n2);
+        const T clip = T(cfg_.clip);
+        *scaled = norm > clip;
+        if (*scaled) *scale = clip / norm;
+      }  // implicit barrier
+      if (*scaled) {
+        const T s = *scale;
+        i64 lo2, hi2;
+        split(P_, tid, nth, &lo2, &hi2);
+        for (i64 i = lo2; i < hi2; ++i) g[i] = g[i] * s;
+      }
+    }
+#pragma omp barrier
+    T* p = slots_[lockstep_cpu::kParams].data();
+    const T lr = T(cfg_.lr), one = T(1);
+    i64 lo, hi;
+    split(P_, tid, nth, &lo, &hi);
+    if (cfg_.optimizer == 0) {
+      if (cfg_.momentum != 0) {
+        const T mu = T(cfg_.momentum);
+        T* v = slots_[lockstep_cpu::kVelocity].data();
+        for (i64 i = lo; i < hi; ++i) {
+          v[i] = (mu * v[i]) + g[i];
+          p[i] = p[i] - (lr * v[i]);
+        }
+      } else {
+        for (i64 i = lo; i < hi; ++i) p[i] = p[i] - (lr * g[i]);
+      }
+    } else {
+      const T b1 = T(cfg_.beta1), b2 = T(cfg_.beta2), eps = T(cfg_.eps);
+      const T b1p = b1_pow_ * b1, b2p = b2_pow_ * b2;  // every thread, same value
+      const T stp = lr / (one - b1p);
+      const T bc = ls_sqrt<T>(one - b2p);
+      const T c1 = one - b1, c2 = one - b2;
+      T* m = slots_[lockstep_cpu::kAdamM].data();
+      T* v = slots_[lockstep_cpu::kAdamV].data();
+      for (i64 i = lo; i < hi; ++i) {
+        m[i] = (b1 * m[i]) + (c1 * g[i]);
+        v[i] = (b2 * v[i]) + (c2 * (g[i] * g[i]));
+        p[i] = p[i] - (stp * (m[i] / ((ls_sqrt<T>(v[i]) / bc) + eps)));
+      }
+    }
+  }
+
+  T train_step(int Tn, i64 B) {
+    T loss = T(0);
+    bool scaled = false;
+    T scale = T(0);
+    const int nt = nthreads(Tn, B);
+#pragma omp parallel num_threads(nt)
+    {
+      const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+      forward(xb_.p, Tn, B, tid, nth);
+#pragma omp barrier
+#pragma omp single
+      loss = loss_grad(Tn, B);  // implicit barrier
+      backward(Tn, B, tid, nth);
+#pragma omp barrier
+      clip_and_update(tid, nth, &scaled, &scale);
+#pragma omp barrier
+      repack(tid, nth);
+    }
+    if (cfg_.optimizer == 1) {
+      b1_pow_ = b1_pow_ * T(cfg_.beta1);
+      b2_pow_ = b2_pow_ * T(cfg_.beta2);
+    }
+    step_ += 1;
+    return loss;
+  }
+
+  lockstep_cpu::Config cfg_;
+  int* threads_;
+  i64 I_, H_, O_, Hp_, G_, Gn_, P_;
+  i64 off_[5], size_[5];
+  i64 step_ = 0;
+  T b1_pow_, b2_pow_;
+  Buf<T> slots_[lockstep_cpu::kNumSlots], grad_, rows_;
+  Buf<T> WihT_, WhhT_, bp_, Whh_, Wout_, bout_;    // kernel layouts of the parameters
+  Buf<T> dWihT_, dWhhT_, db_, dWout_;              // gradients in kernel layouts
+  Buf<T> gates_, da_, hT_, xT_, hb_, cb_, tc_, out_, dy_, xb_, yf_, dh_, dcn_;  // caches
+  Buf<i64> yi_;
+};
+
+// which: 0 = sigmoid, 1 = tanh; the vector functions above on n values (n % 8 == 0 not needed).
+template <class T>
+void vector_act(const T* x, T* y, i64 n, int which) {
+  constexpr int L = Vec<T>::L;
+  i64 i = 0;
+  for (; i + L <= n; i += L)
+    vstore(y + i, which ? VM<T>::tanh(vload(x + i)) : VM<T>::sigmoid(vload(x + i)));
+  T buf[L] = {};
+  for (i64 k = i; k < n; ++k) buf[k - i] = x[k];
+  typename Vec<T>::V v = vload(buf);
+  vstore(buf, which ? VM<T>::tanh(v) : VM<T>::sigmoid(v));
+  for (i64 k = i; k < n; ++k) y[k] = buf[k - i];
+}
+
+template <class T>
+void muladd(const T* a, const T* b, const T* c, T* o, i64 n) {
+  for (i64 i = 0; i < n; ++i) o[i] = (a[i] * b[i]) + c[i];
+}

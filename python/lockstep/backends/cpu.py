@@ -1,0 +1,99 @@
+"""Backend "cpu": the C++ engine of ``lockstep._cpu`` (OpenMP, bit-identical to the reference).
+
+The parameters and the optimizer state live in C++-owned buffers for the whole run; one C++
+call trains a whole epoch (it gathers each minibatch from the full x and y itself, with the
+GIL released). See docs/cpu.md for the kernels and how they keep the contract's bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import reference
+from ..config import ConfigError
+from . import Backend
+
+_TENSORS = reference.PARAM_NAMES
+
+
+def _module():
+    from .. import _cpu  # noqa: PLC0415 - the compiled module is optional until it is used
+    return _cpu
+
+
+class CpuBackend(Backend):
+    name = "cpu"
+    strategies = ("blocked",)
+    devices = ("cpu",)
+
+    @classmethod
+    def available(cls, device=None):
+        try:
+            m = _module()
+        except ImportError as e:
+            return False, f"lockstep._cpu is not built: {e}"
+        if not hasattr(m, "EngineF32"):
+            return False, "lockstep._cpu has no training engine (rebuild the package)"
+        return True, "available"
+
+    def __init__(self, model_cfg, train_cfg, dtype, strategy=None, device=None, isa="auto"):
+        super().__init__(model_cfg, train_cfg, dtype, strategy=strategy, device=device)
+        m, tc = _module(), train_cfg
+        cls = m.EngineF32 if self.dtype == np.float32 else m.EngineF64
+        self.engine = cls(model_cfg.input_size, model_cfg.hidden_size, model_cfg.output_size,
+                          loss=tc.loss, loss_on=tc.loss_on, optimizer=tc.optimizer, lr=tc.lr,
+                          momentum=tc.momentum, beta1=tc.beta1, beta2=tc.beta2, eps=tc.eps,
+                          clip=tc.clip, isa=isa)
+
+    def _slots(self):
+        if self.train_cfg.optimizer == "adam":
+            return {"m": "m", "v": "v"}
+        if self.train_cfg.momentum:
+            return {"velocity": "velocity"}
+        return {}
+
+    def load(self, params, opt_state=None):
+        params = {n: np.asarray(params[n]) for n in _TENSORS}
+        I, H, O, dt = reference.check_params(params)
+        mc = self.model_cfg
+        if (I, H, O) != (mc.input_size, mc.hidden_size, mc.output_size) or dt != self.dtype:
+            raise ConfigError(f"parameters are for (I, H, O) = {(I, H, O)} {dt}; the backend was "
+                              f"made for {(mc.input_size, mc.hidden_size, mc.output_size)} "
+                              f"{self.dtype}")
+        if opt_state is None:
+            opt_state = reference.init_opt_state(params, self.train_cfg)
+        for n in _TENSORS:
+            self.engine.set("params", n, params[n])
+        for key, slot in self._slots().items():
+            if key not in opt_state:
+                raise ConfigError(f"optimizer state lacks {key!r} (has {', '.join(opt_state)})")
+            for n in _TENSORS:
+                self.engine.set(slot, n, np.asarray(opt_state[key][n]))
+        self.engine.step = int(opt_state.get("step", 0))
+        if self.train_cfg.optimizer == "adam":
+            self.engine.b1_pow = float(opt_state["b1_pow"])
+            self.engine.b2_pow = float(opt_state["b2_pow"])
+
+    # Training and evaluation pass x and y as they are (the reference does not cast either): the
+    # engine raises a ValueError naming the expected shape and dtype when they do not fit. A
+    # C-contiguous array of the working dtype is read in place, without a copy.
+    def train_epoch(self, batches):
+        losses = self.engine.train_epoch(np.asarray(batches.x), np.asarray(batches.y),
+                                         [np.asarray(i, np.int64) for i in batches.indices])
+        return list(losses)
+
+    def evaluate(self, x, y):
+        return self.engine.forward(np.asarray(x), np.asarray(y))[1][()]
+
+    def predict(self, x):
+        return self.engine.forward(np.asarray(x, self.dtype))[0]  # as NumpyBackend.predict
+
+    def state(self):
+        params = {n: self.engine.get("params", n) for n in _TENSORS}
+        opt = {"step": self.engine.step}
+        if self.train_cfg.optimizer == "adam":
+            opt["b1_pow"] = self.dtype.type(self.engine.b1_pow)
+            opt["b2_pow"] = self.dtype.type(self.engine.b2_pow)
+        for key, slot in self._slots().items():
+            opt[key] = {n: self.engine.get(slot, n) for n in _TENSORS}
+        return params, opt

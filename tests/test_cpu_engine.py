@@ -1,0 +1,175 @@
+"""The C++ engine behind backend "cpu": its vector activations equal the scalar canonical ones,
+its kernel units do not contract into FMA, the backend interface round-trips the optimizer
+state in the reference's format, and bad inputs are clear Python errors."""
+
+import numpy as np
+import pytest
+from agreement import make_case
+from conftest import assert_same_bits, bits
+
+from lockstep import arith, backends, harness, reference
+from lockstep.config import ConfigError
+
+_cpu = pytest.importorskip("lockstep._cpu")
+from test_agreement_cpu import ISAS  # noqa: E402
+
+
+def _samples(dt):
+    fi = np.finfo(dt)
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.standard_normal(20000) * s for s in (0.01, 0.3, 1, 3, 12, 60, 1e3)] +
+                       [[0.0, -0.0, np.inf, -np.inf, np.nan, fi.tiny, -fi.tiny, fi.smallest_subnormal,
+                         -fi.smallest_subnormal, fi.max, -fi.max, 20, 40, -20, -40, 89, -104, 710,
+                         -746, float.fromhex("0x1.c9p-4"), float.fromhex("0x1.19p-1")]]).astype(dt)
+    with np.errstate(over="ignore"):
+        inf = np.dtype(dt).type(np.inf)
+        return np.concatenate([x, np.nextafter(x, inf), np.nextafter(x, -inf)])
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("fn", ["sigmoid", "tanh"])
+def test_vector_activations_equal_the_canonical_functions(fn, isa, dtype):
+    x = _samples(dtype)[:-3]  # an odd length: the tail lanes go through the same vector code
+    assert_same_bits(_cpu.kernel_act(x, fn, isa), getattr(arith, fn)(x), f"vector {fn} ({isa})")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_contraction_canary_through_the_engine_units(isa, dtype):
+    dt = np.dtype(dtype)
+    one, eps = dt.type(1), np.finfo(dt).eps
+    a = np.array([one + eps, 1 / dt.type(3), dt.type(0.1)], dt)
+    b = np.array([one - eps, dt.type(3), dt.type(10)], dt)
+    c = np.array([-one, -one, -one], dt)
+    assert_same_bits(_cpu.kernel_muladd(a, b, c, isa), (a * b) + c, f"engine unit {isa}: (a*b)+c")
+    # (1+eps)(1-eps) - 1 is -eps^2 when fused and exactly 0 when rounded first
+    assert bits(_cpu.kernel_muladd(a, b, c, isa))[0] == 0
+
+
+def _backend(mc, tc, dt, **kw):
+    be = backends.get("cpu")(mc, tc, dt, **kw)
+    return be
+
+
+@pytest.mark.parametrize("optimizer,momentum", [("adam", 0.0), ("sgd", 0.9), ("sgd", 0.0)])
+def test_state_is_the_reference_format_and_resumes(optimizer, momentum, dtype):
+    mc, tc, params, x, y = make_case(2, 5, 3, 4, 3, dtype, optimizer=optimizer, momentum=momentum,
+                                     epochs=2, clip=0.5)
+    want, hist = reference.train(params, (x, y), tc)
+    ref1, hist1 = reference.train(params, (x, y), tc.__class__(**{**tc.to_dict(), "epochs": 1}))
+    be = _backend(mc, tc, dtype)
+    be.load(params, None)
+    rng = np.random.Generator(np.random.PCG64(tc.seed))
+    be.train_epoch(backends.EpochBatches(x, y, reference.batch_order(x.shape[1], tc, rng)))
+    p1, o1 = be.state()
+    ro = hist1["opt_state"]
+    assert set(o1) == set(ro) and o1["step"] == ro["step"] and type(o1["step"]) is int
+    for k, v in ro.items():
+        if isinstance(v, dict):
+            for n in reference.PARAM_NAMES:
+                assert_same_bits(o1[k][n], v[n], f"opt {k} {n}")
+        elif k != "step":
+            assert_same_bits(o1[k], v, f"opt {k}")
+            assert type(o1[k]) is type(v)
+    # resume in a fresh backend from the exported state: epoch 2 equals the reference's
+    be2 = _backend(mc, tc, dtype)
+    be2.load(p1, o1)
+    be2.train_epoch(backends.EpochBatches(x, y, reference.batch_order(x.shape[1], tc, rng)))
+    p2, o2 = be2.state()
+    for n in reference.PARAM_NAMES:
+        assert_same_bits(p2[n], want[n], f"resumed {n}")
+    assert o2["step"] == hist["opt_state"]["step"]
+
+
+@pytest.mark.parametrize("loss,loss_on", [("mse", "all"), ("ce", "last")])
+def test_evaluate_and_predict_equal_the_reference(loss, loss_on, dtype):
+    mc, tc, params, x, y = make_case(3, 13, 4, 5, 7, dtype, loss=loss, loss_on=loss_on)
+    be = _backend(mc, tc, dtype)
+    be.load(params, None)
+    assert_same_bits(be.predict(x), reference.forward(params, x)[0], "predict")
+    got = be.evaluate(x, y)
+    assert_same_bits(got, reference.evaluate(params, x, y, tc), "evaluate")
+    assert isinstance(got, np.floating) and got.dtype == dtype
+
+
+def test_registry_and_auto_prefer_cpu_over_numpy():
+    assert backends.availability("cpu") == (True, "available")
+    order = [c.partition("@")[0] for c in backends.AUTO_ORDER]
+    assert order.index("cpu") < order.index("numpy")
+    assert backends.resolve("auto")[0] != "numpy"
+    rows = backends.runs(["cpu"])
+    assert ("cpu", "blocked", "cpu", True, "available") in rows
+    mc, tc, params, x, y = make_case(1, 3, 1, 2, 2, np.float32)
+    losses, final = harness.train_with("cpu:blocked@cpu", mc, tc, np.float32, params, x, y)
+    assert losses.dtype == np.float32 and len(losses) == tc.epochs
+
+
+def test_engine_reports_its_buffers_and_isa():
+    e = _cpu.EngineF32(3, 50, 4)
+    assert e.isa in ("base", "avx2") and e.bytes > 4 * (4 * 50 * (3 + 50 + 1) + 4 * 50 + 4)
+    if "avx2" not in ISAS:
+        with pytest.raises(ValueError, match="no AVX2"):
+            _cpu.EngineF32(1, 1, 1, isa="avx2")
+    with pytest.raises(ValueError, match="isa must be"):
+        _cpu.EngineF32(1, 1, 1, isa="sse9")
+
+
+# ---- bad inputs ------------------------------------------------------------------------------
+
+def _engine(loss="mse", loss_on="all", dt=np.float32):
+    mc, tc, params, x, y = make_case(2, 5, 3, 4, 3, dt, loss=loss, loss_on=loss_on)
+    e = (_cpu.EngineF32 if dt == np.float32 else _cpu.EngineF64)(2, 5, 3, loss=loss, loss_on=loss_on)
+    for n in reference.PARAM_NAMES:
+        e.set("params", n, params[n])
+    return e, x, y
+
+
+def test_bad_engine_inputs_raise_clear_errors():
+    e, x, y = _engine()
+    idx = [np.arange(3)]
+    with pytest.raises(ValueError, match=r"x must be a \(T, N, 2\) float32"):
+        e.train_epoch(x.astype(np.float64), y, idx)
+    with pytest.raises(ValueError, match=r"x must be a \(T, N, 2\)"):
+        e.train_epoch(x[..., :1].copy(), y, idx)
+    with pytest.raises(ValueError, match=r"x must be"):
+        e.train_epoch(x[:0], y[:0], idx)
+    with pytest.raises(ValueError, match="MSE targets must be a"):
+        e.train_epoch(x, y[:, :, :2], idx)
+    with pytest.raises(ValueError, match="MSE targets must be a"):
+        e.train_epoch(x, y.astype(np.float64), idx)
+    with pytest.raises(ValueError, match="sample index 7 outside"):
+        e.train_epoch(x, y, [np.array([0, 7])])
+    with pytest.raises(ValueError, match="1-D integer array"):
+        e.train_epoch(x, y, [np.array([0.0, 1.0])])
+    with pytest.raises(ValueError, match="empty batch"):
+        e.train_epoch(x, y, [np.array([], np.int64)])
+    with pytest.raises(ValueError, match=r"params W_hh must be a \(20, 5\) float32 array"):
+        e.set("params", "W_hh", np.zeros((20, 4), np.float32))
+    with pytest.raises(ValueError, match="float32"):
+        e.set("params", "b", np.zeros(20, np.float64))
+    with pytest.raises(ValueError, match="unknown slot 'mom'"):
+        e.set("mom", "b", np.zeros(20, np.float32))
+    with pytest.raises(ValueError, match="unknown tensor 'W'"):
+        e.get("params", "W")
+    with pytest.raises(TypeError):
+        e.train_epoch("x", y, idx)
+    with pytest.raises(ValueError, match="loss must be"):
+        _cpu.EngineF64(1, 1, 1, loss="l1")
+    with pytest.raises(ValueError, match="must be positive"):
+        _cpu.EngineF64(0, 1, 1)
+
+
+def test_bad_cross_entropy_targets_raise():
+    e, x, y = _engine("ce", "last", np.float64)
+    with pytest.raises(ValueError, match=r"class index 3 outside \[0, 3\)"):
+        e.train_epoch(x, np.full(7, 3), [np.arange(3)])
+    with pytest.raises(ValueError, match="integer array of class indices"):
+        e.train_epoch(x, y.astype(np.float64), [np.arange(3)])
+    with pytest.raises(ValueError, match=r"\(7,\)"):
+        e.forward(x, np.zeros((4, 3), np.int64))
+
+
+def test_backend_rejects_parameters_of_another_model():
+    mc, tc, params, x, y = make_case(2, 5, 3, 4, 3, np.float64)
+    be = _backend(mc, tc, np.float32)
+    with pytest.raises(ConfigError, match="float64"):
+        be.load(params, None)
