@@ -250,6 +250,19 @@ def _run_anchor(name, mc, tc, dt, x, y, epochs):
 
 # ---- one measured run (in a child process) ------------------------------------------------
 
+def _peak_rss_mb():
+    """This process's peak resident set. VmHWM belongs to the process's own address space;
+    ru_maxrss would also carry the parent's peak across fork and exec."""
+    try:
+        with open("/proc/self/status") as f:
+            for ln in f:
+                if ln.startswith("VmHWM:"):
+                    return int(ln.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _peak_gpu_bytes(spec):
     try:
         if spec.startswith("torch"):
@@ -301,7 +314,7 @@ def measure(spec: str, preset: str) -> dict:
         "run": spec, "validated": valid, "validation": validation,
         "wall_s": wall * scale, "user_s": (r1.ru_utime - r0.ru_utime) * scale,
         "sys_s": (r1.ru_stime - r0.ru_stime) * scale, "extrapolated": scale != 1,
-        "peak_rss_mb": r1.ru_maxrss / 1024, "peak_gpu_mb": (lambda b: None if b is None else b / 2**20)(
+        "peak_rss_mb": _peak_rss_mb(), "peak_gpu_mb": (lambda b: None if b is None else b / 2**20)(
             _peak_gpu_bytes(spec)),
         "samples": int(x.shape[1]) * tc.epochs, "final_loss": float(np.asarray(losses)[-1]),
         "gflops": flops_per_epoch(mc, x.shape[0], x.shape[1]) * tc.epochs / (wall * scale) / 1e9,
