@@ -125,3 +125,10 @@ def test_multivariate_forecast_shapes():
     s = data.synthetic(3, 120, seed=1)
     fc = Forecaster(backend="numpy", **{**SMALL, "epochs": 2}).fit(s)
     assert fc.predict(7).shape == (7, 3)
+
+
+def test_public_api_is_importable_from_the_package():
+    import lockstep
+
+    assert lockstep.Forecaster is Forecaster and callable(lockstep.data.load_csv)
+    assert {"Forecaster", "ModelConfig", "TrainConfig", "data", "reference"} <= set(lockstep.__all__)
