@@ -137,6 +137,26 @@ void tile_rows(idx_t m, int mode, T* C, idx_t ldc, const T* S, idx_t lds, Seg s1
   }
 }
 
+// rows [0, m) of one column tile, A packed by row tiles: A[r, k] = Ap[(r / kMR) * art +
+// k * kMR + r % kMR] (art: elements per row tile).
+template <class T>
+void tile_rows_packed(idx_t m, int mode, T* C, idx_t ldc, const T* Ap, idx_t art, const T* B,
+                      idx_t ldb, idx_t K) {
+  const Seg none{nullptr, 0, 0, nullptr, 0, 0};
+  idx_t r = 0;
+  for (; r + kMR <= m; r += kMR)
+    micro<T, kMR, kNV>(mode, C + r * ldc, ldc, nullptr, 0,
+                       Seg{Ap + (r / kMR) * art, 1, kMR, B, ldb, K}, none);
+  const Seg s{Ap + (r / kMR) * art, 1, kMR, B, ldb, K};
+  switch (m - r) {
+    case 5: micro<T, 5, kNV>(mode, C + r * ldc, ldc, nullptr, 0, s, none); break;
+    case 4: micro<T, 4, kNV>(mode, C + r * ldc, ldc, nullptr, 0, s, none); break;
+    case 3: micro<T, 3, kNV>(mode, C + r * ldc, ldc, nullptr, 0, s, none); break;
+    case 2: micro<T, 2, kNV>(mode, C + r * ldc, ldc, nullptr, 0, s, none); break;
+    case 1: micro<T, 1, kNV>(mode, C + r * ldc, ldc, nullptr, 0, s, none); break;
+    default: break;
+  }
+}
 
 // ---- canonical sigmoid / tanh on vectors ----------------------------------------------------
 // Lane-wise the same expression trees as lockstep::ls_sigmoid / ls_tanh (canonical.h): every
@@ -318,7 +338,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     n += grad_.n + rows_.n + WihT_.n + WhhT_.n + bp_.n + Whh_.n + Wout_.n + dWihT_.n + dWhhT_.n +
          db_.n + dWout_.n + gates_.n + da_.n + hT_.n + xT_.n + hb_.n + cb_.n + tc_.n +
          out_.n + dy_.n + xb_.n + bout_.n +
-         yf_.n + dh_.n + dcn_.n;
+         yf_.n + dh_.n + dcn_.n + wpack_.n;
     return n * (i64)sizeof(T) + yi_.n * (i64)sizeof(i64);
   }
 
@@ -412,12 +432,14 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     return threads_[1] > 0 && mflop < threads_[1] ? 1 : n;
   }
 
+  static constexpr i64 kWKC = 256;  // K block (samples) of the weight-gradient products
   void ensure(int Tn, i64 B) {
     const i64 TB = (i64)Tn * B;
+    wpack_.reserve((i64)(threads_[0] > 1 ? threads_[0] : 1) * kWKC * col_tile<T>());
     gates_.reserve(TB * G_);
     da_.reserve(TB * Gn_);
-    hT_.reserve(TB * H_);
-    xT_.reserve(TB * I_);
+    hT_.reserve(TB * round_up(H_, kMR));
+    xT_.reserve(TB * round_up(I_, kMR));
     hb_.reserve((TB + B) * Hp_);
     cb_.reserve((TB + B) * Hp_);
     tc_.reserve(TB * Hp_);
@@ -601,15 +623,18 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       i64 lo, hi;
       split(B * Hp_, tid, nth, &lo, &hi);
       for (i64 i = lo; i < hi; ++i) dcn_.p[i] = T(0);
-      // h_{t-1} and x transposed (rows k, columns n) for the weight-gradient products.
+      // h_{t-1} and x transposed for the weight-gradient products, packed by row tiles of
+      // kMR rows k: element (k, n) at [k / kMR][n][k % kMR] (the micro-kernel's broadcasts of
+      // a tile then read one contiguous stream).
       split(H_ + I_, tid, nth, &lo, &hi);
       for (i64 k = lo; k < hi; ++k) {
         if (k < H_) {
-          T* dst = hT_.p + k * TB;
-          for (i64 n = 0; n < TB; ++n) dst[n] = hb_.p[n * Hp_ + k];
+          T* dst = hT_.p + (k / kMR) * TB * kMR + k % kMR;
+          for (i64 n = 0; n < TB; ++n) dst[n * kMR] = hb_.p[n * Hp_ + k];
         } else {
-          T* dst = xT_.p + (k - H_) * TB;
-          for (i64 n = 0; n < TB; ++n) dst[n] = xb_.p[n * I_ + (k - H_)];
+          const i64 kx = k - H_;
+          T* dst = xT_.p + (kx / kMR) * TB * kMR + kx % kMR;
+          for (i64 n = 0; n < TB; ++n) dst[n * kMR] = xb_.p[n * I_ + kx];
         }
       }
     }
@@ -680,30 +705,32 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
 #pragma omp barrier
     // Weight gradients: one sum per output over n = t*B + b ascending, in K blocks of KC rows
     // (a partial sum is stored and reloaded exactly). Threads own column tiles of da.
-    constexpr i64 KC = 128;
+    constexpr i64 KC = kWKC;
     const i64 nctn = Gn_ / CW;
     split(nctn, tid, nth, &lo, &hi);
-    // K blocks outside, column tiles inside: the block of h^T (H x KC) stays in L2 while the
-    // thread's column tiles pass over it (each output still sums its K blocks in order).
+    // K blocks outside, column tiles inside: the packed block of h^T (H x KC) is reused from
+    // L2/L3 while the thread's column tiles pass over it (each output sums its K blocks in order).
     for (i64 k0 = 0; k0 < TB; k0 += KC) {
       for (i64 ct = lo; ct < hi; ++ct) {
         const i64 c0 = ct * CW;
         const i64 K = (TB - k0) < KC ? (TB - k0) : KC;
         const int mode = k0 == 0 ? 0 : 2;
-        const T* dak = da_.p + k0 * Gn_ + c0;  // rows n of this column tile
-        Seg none{nullptr, 0, 0, nullptr, 0, 0};
+        // rows n of this column tile, packed contiguously (exact copies): the products then
+        // stream one 64-byte row per k instead of walking da with its large row stride.
+        const T* das = da_.p + k0 * Gn_ + c0;
+        T* dak = wpack_.p + (i64)tid * KC * CW;
+        for (i64 n = 0; n < K; ++n)
+          for (int c = 0; c < CW; ++c) dak[n * CW + c] = das[n * Gn_ + c];
         // dW_hh^T[k, j] = sum_n h_{t-1}[n, k] * da[n, j]
-        tile_rows<T>(H_, mode, dWhhT_.p + c0, Gn_, nullptr, 0,
-                     Seg{hT_.p + k0, TB, 1, dak, Gn_, K}, none);
+        tile_rows_packed<T>(H_, mode, dWhhT_.p + c0, Gn_, hT_.p + k0 * kMR, TB * kMR, dak, CW, K);
         // dW_ih^T[k, j] = sum_n x[n, k] * da[n, j]
-        tile_rows<T>(I_, mode, dWihT_.p + c0, Gn_, nullptr, 0,
-                     Seg{xT_.p + k0, TB, 1, dak, Gn_, K}, none);
+        tile_rows_packed<T>(I_, mode, dWihT_.p + c0, Gn_, xT_.p + k0 * kMR, TB * kMR, dak, CW, K);
         // db[j] = sum_n da[n, j]
         T* db = db_.p + c0;
         if (mode == 0)
           for (int c = 0; c < CW; ++c) db[c] = T(0);
         for (i64 n = 0; n < K; ++n)
-          for (int c = 0; c < CW; ++c) db[c] = db[c] + dak[n * Gn_ + c];
+          for (int c = 0; c < CW; ++c) db[c] = db[c] + dak[n * CW + c];
       }
     }
     // dW_out[o, k] = sum_n dy[n, o] * h_t[n, k]; db_out[o] = sum_n dy[n, o] (skipping the rows
@@ -846,6 +873,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   Buf<T> WihT_, WhhT_, bp_, Whh_, Wout_, bout_;    // kernel layouts of the parameters
   Buf<T> dWihT_, dWhhT_, db_, dWout_;              // gradients in kernel layouts
   Buf<T> gates_, da_, hT_, xT_, hb_, cb_, tc_, out_, dy_, xb_, yf_, dh_, dcn_;  // caches
+  Buf<T> wpack_;  // per thread: a K block of one column tile of da, packed
   Buf<i64> yi_;
 };
 
