@@ -4,6 +4,12 @@
 //                          and the launch must be cooperative (every block resident)
 //   LS_DYN_SHARED(T, p)    T* p = the launch's dynamic shared memory
 //   LS_LDCG(p)             *p, bypassing L1: for data other blocks wrote before LS_GRID_SYNC
+// Counted spellings (plain types here; in the emulator they record the cost counters of
+// csrc/simt/simt_count.h, so the kernels stay one source):
+//   LS_REAL(T)             the working scalar: T (emulator: counts + - * / sqrt, compares)
+//   LS_GPTR(T)             a global-memory pointer: T* (emulator: logs every load and store)
+//   LS_SHARED(T, p, n)     __shared__ T p[n] (emulator: p logs its accesses for bank conflicts)
+//   LS_DYN_SPTR(T, p)      the dynamic shared memory as a counted pointer
 #pragma once
 #include "lockstep/canonical.h"
 
@@ -36,5 +42,9 @@ __device__ __forceinline__ void ls_grid_sync(unsigned int* bar) {
   __syncthreads();
 }
 #define LS_GRID_SYNC(bar) ls_grid_sync(bar)
+#define LS_REAL(T) T
+#define LS_GPTR(T) T*
+#define LS_SHARED(T, name, n) __shared__ T name[n]
+#define LS_DYN_SPTR(T, name) LS_DYN_SHARED(T, name)
 #define LS_LDCG(p) __ldcg(p)
 #endif

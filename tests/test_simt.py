@@ -170,3 +170,98 @@ def test_muladd_does_not_contract(dtype):
     sfx = "f32" if dtype == np.float32 else "f64"
     _simt.launch(f"muladd_{sfx}", 1, 1, [a, a.copy(), c, y, np.int64(1)])
     assert y[0] == dtype.type(0)  # rounded product 1+2eps; an FMA would give eps*eps
+
+
+# ---- cost counters (docs/cuda.md, "Cost counters"): each with a known answer -------------------
+
+def _aligned(n, dtype):
+    """n elements of dtype starting on a 256-byte boundary, as a GPU allocation would."""
+    item = np.dtype(dtype).itemsize
+    raw = np.zeros(n * item + 256, np.uint8)
+    off = (-raw.ctypes.data) % 256
+    return raw[off:off + n * item].view(dtype)
+
+
+@pytest.fixture
+def counting():
+    _simt.take_counters()
+    _simt.set_counting(True)
+    try:
+        yield
+    finally:
+        _simt.set_counting(False)
+        _simt.take_counters()
+
+
+def _one(name, grid, block, args):
+    _simt.launch(name, grid, block, args)
+    recs = _simt.take_counters()
+    assert len(recs) == 1 and recs[0]["kernel"] == name
+    return recs[0]
+
+
+@pytest.mark.parametrize("stride,sectors", [(1, 4), (2, 8), (4, 16), (8, 32), (32, 32)])
+def test_global_sectors_per_request(counting, stride, sectors):
+    n, warps = 64, 2
+    x = _aligned(n * stride, np.float32)
+    x[:] = 3.0
+    y = _aligned(n, np.float32)
+    r = _one("simt_selftest_strided", warps, 32, [x, y, np.int32(stride), np.int32(n)])
+    np.testing.assert_array_equal(y, 6.0)
+    ld, st = r["global"]["load"], r["global"]["store"]
+    assert ld["requests"] == warps and ld["sectors"] == warps * sectors
+    assert ld["min_sectors"] == warps * 4 and ld["bytes"] == n * 4
+    assert ld["unique_sectors"] == warps * sectors
+    assert (st["requests"], st["sectors"], st["min_sectors"]) == (warps, warps * 4, warps * 4)
+    by_arg = {a["index"]: a for a in r["args"]}
+    assert by_arg[0]["load"] == ld and by_arg[0]["store"]["requests"] == 0
+    assert by_arg[1]["store"] == st and by_arg[1]["load"]["requests"] == 0
+    assert r["flops"]["f32"] == {"add": 0, "mul": n, "div": 0, "sqrt": 0, "cmp": 0}
+    assert sum(r["flops"]["f64"].values()) == 0 and r["max_thread_flops"] == 1
+    assert (r["threads"], r["warps"], r["syncthreads"], r["grid_syncs"]) == (64, 2, 0, 0)
+
+
+def test_float64_requests_and_misalignment(counting):
+    x, y = _aligned(80, np.float64), _aligned(64, np.float64)
+    r = _one("simt_selftest_strided64", 2, 32, [x, y, np.int32(1), np.int32(64)])
+    ld = r["global"]["load"]
+    assert (ld["sectors"], ld["min_sectors"]) == (16, 16) and r["flops"]["f64"]["add"] == 64
+    # 8 bytes off the sector grid, each 256-byte request touches one sector more than it needs.
+    r = _one("simt_selftest_strided64", 2, 32, [x[1:], y, np.int32(1), np.int32(64)])
+    ld = r["global"]["load"]
+    assert (ld["sectors"], ld["min_sectors"]) == (18, 16)
+
+
+@pytest.mark.parametrize("stride,degree", [(1, 1), (2, 2), (4, 4), (32, 32), (33, 1)])
+def test_shared_bank_conflicts(counting, stride, degree):
+    out = np.zeros(32, np.float32)
+    r = _one("simt_selftest_banks", 1, 32, [out, np.int32(stride)])
+    np.testing.assert_array_equal(out, (np.arange(32) * stride) % 1024)
+    assert r["shared"]["store"] == {"requests": 32, "wavefronts": 32, "min_wavefronts": 32}
+    assert r["shared"]["load"] == {"requests": 1, "wavefronts": degree, "min_wavefronts": 1}
+    assert r["syncthreads"] == 1
+
+
+def test_divergent_lanes_form_one_request_per_site(counting):
+    x, y = _aligned(128, np.float32), _aligned(32, np.float32)
+    x[:] = np.arange(128)
+    r = _one("simt_selftest_diverge", 1, 32, [x, y])
+    i = np.arange(32)
+    np.testing.assert_array_equal(y, np.where(i % 2 == 0, i, i + 64) + i)
+    # even lanes' load (16 lanes, stride 2: 4 sectors for 64 bytes), odd lanes' load (the same),
+    # then the common load (4 sectors)
+    ld = r["global"]["load"]
+    assert (ld["requests"], ld["sectors"], ld["min_sectors"]) == (3, 12, 8)
+
+
+def test_counting_is_off_by_default_and_grid_barriers_are_counted(counting):
+    nb, rounds = 3, 4
+    buf, out = np.zeros(2 * nb, np.int64), np.zeros(nb, np.int64)
+    bar = np.zeros(2, np.uint32)
+    _simt.launch("simt_selftest_grid", nb, 4, [buf, out, rounds, bar], 0, True)
+    (r,) = _simt.take_counters()
+    assert r["grid_syncs"] == rounds
+    _simt.set_counting(False)
+    _simt.launch("simt_selftest_reverse", 1, 32, [np.zeros(32, np.float32),
+                                                  np.zeros(32, np.float32), 1])
+    assert _simt.take_counters() == []

@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -155,18 +156,87 @@ void launch(const std::string& name, const py::object& grid, const py::object& b
     throw py::type_error(name + " takes " + std::to_string(k->kinds.size()) + " arguments, got " +
                          std::to_string(py::len(args)));
   std::vector<simt::ArgVal> vals;
-  for (size_t i = 0; i < k->kinds.size(); ++i)
+  std::vector<simt::ArgRange> ranges;
+  for (size_t i = 0; i < k->kinds.size(); ++i) {
     vals.push_back(convert(name, i, k->kinds[i], args[i]));
+    if (is_ptr(k->kinds[i]))
+      ranges.push_back({reinterpret_cast<std::uintptr_t>(vals.back().ptr),
+                        (size_t)py::reinterpret_borrow<py::array>(args[i]).nbytes(), (int)i});
+  }
   std::string err;
   {
     py::gil_scoped_release nogil;  // args stay alive: the caller's sequence holds them
     try {
-      simt::launch(*k, vals.data(), g, b, (size_t)shared_mem, cooperative, g_workers);
+      simt::launch(*k, vals.data(), g, b, (size_t)shared_mem, cooperative, g_workers, ranges);
     } catch (const std::exception& e) {
       err = e.what();
     }
   }
   if (!err.empty()) throw std::runtime_error("SIMT launch of " + name + " failed: " + err);
+}
+
+py::dict side_dict(const simt::GlobalSide& s) {
+  py::dict d;
+  d["requests"] = s.requests;
+  d["sectors"] = s.sectors;
+  d["min_sectors"] = s.min_sectors;
+  d["bytes"] = s.bytes;
+  d["unique_sectors"] = s.unique_sectors;
+  return d;
+}
+
+py::dict shared_dict(const simt::SharedSide& s) {
+  py::dict d;
+  d["requests"] = s.requests;
+  d["wavefronts"] = s.wavefronts;
+  d["min_wavefronts"] = s.min_wavefronts;
+  return d;
+}
+
+py::list take_counters() {
+  static const char* kinds[simt::F_KINDS] = {"add", "mul", "div", "sqrt", "cmp"};
+  py::list out;
+  for (const simt::LaunchCount& c : simt::take_records()) {
+    py::dict r;
+    r["kernel"] = c.kernel;
+    r["grid"] = py::make_tuple(c.grid.x, c.grid.y, c.grid.z);
+    r["block"] = py::make_tuple(c.block.x, c.block.y, c.block.z);
+    r["shared_mem"] = c.shared_mem;
+    r["cooperative"] = c.cooperative;
+    unsigned long long nb = (unsigned long long)c.grid.x * c.grid.y * c.grid.z;
+    unsigned long long tpb = (unsigned long long)c.block.x * c.block.y * c.block.z;
+    r["threads"] = nb * tpb;
+    r["warps"] = nb * ((tpb + 31) / 32);
+    py::dict g;
+    g["load"] = side_dict(c.global[0]);
+    g["store"] = side_dict(c.global[1]);
+    r["global"] = g;
+    py::list args;
+    for (auto& kv : c.args) {
+      py::dict a;
+      a["index"] = kv.first;
+      a["load"] = side_dict(kv.second.side[0]);
+      a["store"] = side_dict(kv.second.side[1]);
+      args.append(a);
+    }
+    r["args"] = args;
+    py::dict sh;
+    sh["load"] = shared_dict(c.shared[0]);
+    sh["store"] = shared_dict(c.shared[1]);
+    r["shared"] = sh;
+    py::dict fl;
+    for (int p = 0; p < 2; ++p) {
+      py::dict d;
+      for (int k = 0; k < simt::F_KINDS; ++k) d[kinds[k]] = c.flops.n[p][k];
+      fl[p ? "f64" : "f32"] = d;
+    }
+    r["flops"] = fl;
+    r["max_thread_flops"] = c.max_thread_flops;
+    r["syncthreads"] = c.syncthreads;
+    r["grid_syncs"] = c.grid_syncs;
+    out.append(r);
+  }
+  return out;
 }
 
 }  // namespace
@@ -190,4 +260,11 @@ PYBIND11_MODULE(_simt, m) {
     g_workers = n;
   }, "OS threads that run the blocks of an ordinary launch (default 1).");
   m.def("workers", [] { return g_workers; });
+  m.def("set_counting", [](bool on) { simt::set_counting(on); },
+        "Record cost counters for every following launch (docs/cuda.md, 'Cost counters').");
+  m.def("counting", [] { return simt::g_counting; });
+  m.def("take_counters", &take_counters,
+        "The counters of every launch since the last call, one dict per launch; clears them.");
+  const char* env = std::getenv("LOCKSTEP_SIMT_COUNT");
+  if (env && *env && std::string(env) != "0") simt::set_counting(true);
 }

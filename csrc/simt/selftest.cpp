@@ -102,3 +102,47 @@ extern "C" __global__ void simt_selftest_grid_skip(int* out, unsigned int* bar) 
   out[blockIdx.x] = 1;
 }
 LS_EXPORT(simt_selftest_grid_skip)
+
+// ---- cost-counter self-tests (tests/test_simt.py): accesses with a known count -----------------
+// y[i] = x[i * stride] for i < n (stride 1: a coalesced copy, 4 sectors per float32 request;
+// stride 32: every lane in its own sector, 32 per request). One multiply per element.
+extern "C" __global__ void simt_selftest_strided(const float* xr, float* yr, int stride, int n) {
+  LS_GPTR(const LS_REAL(float)) x = xr;
+  LS_GPTR(LS_REAL(float)) y = yr;
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) y[i] = x[(long long)i * stride] * LS_REAL(float)(2.0f);
+}
+LS_EXPORT(simt_selftest_strided)
+
+// The same in float64: 8 sectors per coalesced request.
+extern "C" __global__ void simt_selftest_strided64(const double* xr, double* yr, int stride,
+                                                   int n) {
+  LS_GPTR(const LS_REAL(double)) x = xr;
+  LS_GPTR(LS_REAL(double)) y = yr;
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) y[i] = x[(long long)i * stride] + LS_REAL(double)(1.0);
+}
+LS_EXPORT(simt_selftest_strided64)
+
+// Shared memory: a warp fills s[0..1024) (32 conflict-free stores), then lane t reads
+// s[(t * stride) % 1024]: gcd(stride, 32) lanes share each bank with different words, so the
+// read takes that many wavefronts (1 for stride 33: every lane in its own bank).
+extern "C" __global__ void simt_selftest_banks(float* out, int stride) {
+  LS_SHARED(float, s, 1024);
+  unsigned t = threadIdx.x;
+  for (unsigned j = t; j < 1024; j += blockDim.x) s[j] = (float)j;
+  __syncthreads();
+  out[t] = s[(t * stride) % 1024];
+}
+LS_EXPORT(simt_selftest_banks)
+
+// Divergence: even lanes load x[i], odd lanes load x[i + 64] (two sites, two requests of 16
+// lanes each); then all lanes take a second load at one site.
+extern "C" __global__ void simt_selftest_diverge(const float* xr, float* yr) {
+  LS_GPTR(const LS_REAL(float)) x = xr;
+  LS_GPTR(LS_REAL(float)) y = yr;
+  unsigned i = threadIdx.x;
+  LS_REAL(float) v = (i % 2 == 0) ? LS_REAL(float)(x[i]) : LS_REAL(float)(x[i + 64]);
+  y[i] = v + LS_REAL(float)(x[i]);
+}
+LS_EXPORT(simt_selftest_diverge)

@@ -15,6 +15,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "simt_count.h"
+
 namespace simt {
 
 struct uint3 {
@@ -131,4 +133,25 @@ template <class... A> struct Registrar {
 #define LS_GRID_SYNC(bar) simt::grid_sync()
 #define LS_LDCG(p) (*(p))
 #define LS_DYN_SHARED(T, name) T* name = static_cast<T*>(simt::t_block->dyn_smem)
+#define LS_DYN_SPTR(T, name) simt::sptr<T> name(static_cast<T*>(simt::t_block->dyn_smem), -1)
+#define LS_SHARED(T, name, n) \
+  __shared__ T name##_smem_[n];  \
+  simt::sptr<T> name(name##_smem_, -1)
+#define LS_REAL(T) simt::real<T>
+#define LS_GPTR(T) simt::gptr<T>
 #define LS_EXPORT(fn) static simt::Registrar ls_registrar_##fn(#fn, &fn);
+
+// canonical.h on the counted scalar: the same constants and bit patterns as for T itself.
+#include "lockstep/canonical.h"
+namespace lockstep {
+template <class T> struct Consts<simt::real<T>> : Consts<T> {
+  typedef typename Consts<T>::U U;
+  static simt::real<T> from_bits(U u) { return simt::real<T>(Consts<T>::from_bits(u)); }
+  static U to_bits(simt::real<T> x) { return Consts<T>::to_bits(x.v); }
+};
+// For the kernels' qualified calls (lockstep::ls_sqrt(x)), which skip argument-dependent lookup.
+template <class T> inline simt::real<T> ls_sqrt(simt::real<T> a) {
+  simt::count_flop<T>(simt::F_SQRT);
+  return simt::real<T>(std::sqrt(a.v));
+}
+}  // namespace lockstep
