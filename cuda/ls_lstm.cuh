@@ -16,8 +16,8 @@ template <class T> __device__ __forceinline__ T activate(int q, T a) {
 }
 
 // c_t = (f * c_{t-1}) + (i * g);  tc = tanh(c_t);  h_t = o * tc
-template <class T> __device__ __forceinline__ void cell_forward(T i, T f, T g, T o, T cp, T* c,
-                                                                T* tc, T* h) {
+template <class T, class P> __device__ __forceinline__ void cell_forward(T i, T f, T g, T o, T cp,
+                                                                         P c, P tc, P h) {
   T cn = (f * cp) + (i * g);
   T t = lockstep::ls_tanh<T>(cn);
   *c = cn;
@@ -28,9 +28,8 @@ template <class T> __device__ __forceinline__ void cell_forward(T i, T f, T g, T
 // dc = ((dh * o) * (1 - (tc * tc))) + dcn_in   (dcn_in = dc_{t+1} * f_{t+1}, +0 at T-1)
 // da_i = (dc * g) * (i * (1 - i));  da_f = (dc * c_{t-1}) * (f * (1 - f))
 // da_g = (dc * i) * (1 - (g * g));  da_o = (dh * tc) * (o * (1 - o));  dcn_out = dc * f
-template <class T> __device__ __forceinline__ void cell_backward(T dh, T i, T f, T g, T o, T cp,
-                                                                 T tc, T dcn_in, T* da_i, T* da_f,
-                                                                 T* da_g, T* da_o, T* dcn_out) {
+template <class T, class P> __device__ __forceinline__ void cell_backward(
+    T dh, T i, T f, T g, T o, T cp, T tc, T dcn_in, P da_i, P da_f, P da_g, P da_o, P dcn_out) {
   const T one = T(1);
   T dc = ((dh * o) * (one - (tc * tc))) + dcn_in;
   *da_i = (dc * g) * (i * (one - i));

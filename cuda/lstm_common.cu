@@ -16,7 +16,7 @@
 
 namespace lsk {
 
-template <class T> __device__ __forceinline__ void gather(const T* src, const int* idx, T* dst,
+template <class T> __device__ __forceinline__ void gather(LS_GPTR(const T) src, LS_GPTR(const int) idx, LS_GPTR(T) dst,
                                                           int outer, int N, int B, int inner) {
   LS_FOR(e, (long long)outer * B * inner) {
     long long i = e % inner, b = (e / inner) % B, o = e / ((long long)inner * B);
@@ -24,18 +24,18 @@ template <class T> __device__ __forceinline__ void gather(const T* src, const in
   }
 }
 
-template <class T> __device__ __forceinline__ void linear(T* out, const T* x, const T* W,
-                                                          const T* bias, int R, int K, int C,
+template <class T> __device__ __forceinline__ void linear(LS_GPTR(T) out, LS_GPTR(const T) x, LS_GPTR(const T) W,
+                                                          LS_GPTR(const T) bias, int R, int K, int C,
                                                           int accumulate) {
   LS_FOR(e, (long long)R * C) {
     long long r = e / C, c = e % C;
-    T acc = accumulate ? out[e] : bias[c];
+    T acc = accumulate ? T(out[e]) : T(bias[c]);
     for (int k = 0; k < K; ++k) acc = acc + (x[r * K + k] * W[c * K + k]);
     out[e] = acc;
   }
 }
 
-template <class T> __device__ __forceinline__ void matmul_nn(T* out, const T* A, const T* Bm,
+template <class T> __device__ __forceinline__ void matmul_nn(LS_GPTR(T) out, LS_GPTR(const T) A, LS_GPTR(const T) Bm,
                                                              int R, int K, int C, int accumulate) {
   LS_FOR(e, (long long)R * C) {
     long long r = e / C, c = e % C;
@@ -45,7 +45,7 @@ template <class T> __device__ __forceinline__ void matmul_nn(T* out, const T* A,
   }
 }
 
-template <class T> __device__ __forceinline__ void matmul_tn(T* out, const T* A, const T* Bm,
+template <class T> __device__ __forceinline__ void matmul_tn(LS_GPTR(T) out, LS_GPTR(const T) A, LS_GPTR(const T) Bm,
                                                              int N, int R, int C) {
   LS_FOR(e, (long long)R * C) {
     long long r = e / C, c = e % C;
@@ -55,7 +55,7 @@ template <class T> __device__ __forceinline__ void matmul_tn(T* out, const T* A,
   }
 }
 
-template <class T> __device__ __forceinline__ void colsum(T* out, const T* A, int N, int C) {
+template <class T> __device__ __forceinline__ void colsum(LS_GPTR(T) out, LS_GPTR(const T) A, int N, int C) {
   LS_FOR(c, C) {
     T acc = T(0);
     for (int n = 0; n < N; ++n) acc = acc + A[(long long)n * C + c];
@@ -66,13 +66,13 @@ template <class T> __device__ __forceinline__ void colsum(T* out, const T* A, in
 // Rows (t, b) of the outputs; with last != 0 only t = T-1 carries a loss (dy = 0 elsewhere).
 // MSE: d = z - y, dy = (d + d) / N.  CE (labels stored as exact floats): m = max_o z,
 // e = exp(z - m), s = +0 + sum_o e, lrow = log(s) - (z_y - m), dy = ((e / s) - onehot) / N.
-template <class T> __device__ __forceinline__ void loss_rows(const T* z, const T* y, T* dy, T* lrow,
+template <class T> __device__ __forceinline__ void loss_rows(LS_GPTR(const T) z, LS_GPTR(const T) y, LS_GPTR(T) dy, LS_GPTR(T) lrow,
                                                              int Tn, int B, int O, int ce,
                                                              int last) {
   LS_FOR(row, (long long)Tn * B) {
     long long t = row / B, b = row % B;
-    const T* zr = z + row * O;
-    T* dr = dy + row * O;
+    LS_GPTR(const T) zr = z + row * O;
+    LS_GPTR(T) dr = dy + row * O;
     if (last && t != Tn - 1) {
       for (int o = 0; o < O; ++o) dr[o] = T(0);
       continue;
@@ -86,7 +86,7 @@ template <class T> __device__ __forceinline__ void loss_rows(const T* z, const T
       }
     } else {
       T n = (T)(last ? (long long)B : (long long)Tn * B);
-      int lab = (int)y[yrow];
+      int lab = (int)T(y[yrow]);
       T m = zr[0];
       for (int o = 1; o < O; ++o) m = zr[o] > m ? zr[o] : m;
       T s = T(0);
@@ -101,8 +101,8 @@ template <class T> __device__ __forceinline__ void loss_rows(const T* z, const T
 }
 
 // One thread: the sequential sum over the loss's terms (t, then b, then o), divided by N.
-template <class T> __device__ __forceinline__ void loss_sum(const T* z, const T* y, const T* lrow,
-                                                            T* loss, int Tn, int B, int O, int ce,
+template <class T> __device__ __forceinline__ void loss_sum(LS_GPTR(const T) z, LS_GPTR(const T) y, LS_GPTR(const T) lrow,
+                                                            LS_GPTR(T) loss, int Tn, int B, int O, int ce,
                                                             int last) {
   if (blockIdx.x != 0 || threadIdx.x != 0) return;
   long long t0 = last ? Tn - 1 : 0;
@@ -137,7 +137,7 @@ __device__ __forceinline__ void grad_row(long long r, int I, int H, int O, long 
   else { *off = obout + (r - 3 * H4 - O); *cols = 1; }
 }
 
-template <class T> __device__ __forceinline__ void rowsq(const T* g, T* rows, int I, int H, int O) {
+template <class T> __device__ __forceinline__ void rowsq(LS_GPTR(const T) g, LS_GPTR(T) rows, int I, int H, int O) {
   LS_FOR(r, 12LL * H + 2LL * O) {
     long long off;
     int cols;
@@ -150,7 +150,7 @@ template <class T> __device__ __forceinline__ void rowsq(const T* g, T* rows, in
 
 // info = (scale, 1) when norm > clip, else (_, 0): the update kernels then use g * scale or g.
 template <class T>
-__device__ __forceinline__ void clip_norm(const T* rows, int R, T clip, T* info) {
+__device__ __forceinline__ void clip_norm(LS_GPTR(const T) rows, int R, T clip, LS_GPTR(T) info) {
   if (blockIdx.x != 0 || threadIdx.x != 0) return;
   T acc = T(0);
   for (int r = 0; r < R; ++r) acc = acc + rows[r];
@@ -163,26 +163,26 @@ __device__ __forceinline__ void clip_norm(const T* rows, int R, T clip, T* info)
   }
 }
 
-template <class T> __device__ __forceinline__ T clipped(T g, const T* info) {
+template <class T> __device__ __forceinline__ T clipped(T g, LS_GPTR(const T) info) {
   return info[1] != T(0) ? g * info[0] : g;
 }
 
-template <class T> __device__ __forceinline__ void sgd(T* p, const T* g, int n, T lr,
-                                                       const T* info) {
-  LS_FOR(e, n) p[e] = p[e] - (lr * clipped(g[e], info));
+template <class T> __device__ __forceinline__ void sgd(LS_GPTR(T) p, LS_GPTR(const T) g, int n, T lr,
+                                                       LS_GPTR(const T) info) {
+  LS_FOR(e, n) p[e] = p[e] - (lr * clipped<T>(g[e], info));
 }
 
-template <class T> __device__ __forceinline__ void momentum(T* p, const T* g, T* vel, int n, T lr,
-                                                            T mu, const T* info) {
+template <class T> __device__ __forceinline__ void momentum(LS_GPTR(T) p, LS_GPTR(const T) g, LS_GPTR(T) vel, int n, T lr,
+                                                            T mu, LS_GPTR(const T) info) {
   LS_FOR(e, n) {
-    T v = (mu * vel[e]) + clipped(g[e], info);
+    T v = (mu * vel[e]) + clipped<T>(g[e], info);
     vel[e] = v;
     p[e] = p[e] - (lr * v);
   }
 }
 
 // pw = (b1_pow, b2_pow, step, bc): the running powers and this step's two scalars.
-template <class T> __device__ __forceinline__ void adam_scalars(T* pw, T b1, T b2, T lr) {
+template <class T> __device__ __forceinline__ void adam_scalars(LS_GPTR(T) pw, T b1, T b2, T lr) {
   if (blockIdx.x != 0 || threadIdx.x != 0) return;
   const T one = T(1);
   pw[0] = pw[0] * b1;
@@ -191,11 +191,11 @@ template <class T> __device__ __forceinline__ void adam_scalars(T* pw, T b1, T b
   pw[3] = lockstep::ls_sqrt(one - pw[1]);
 }
 
-template <class T> __device__ __forceinline__ void adam(T* p, const T* g, T* m, T* v, int n, T b1,
-                                                        T b2, T eps, const T* pw, const T* info) {
+template <class T> __device__ __forceinline__ void adam(LS_GPTR(T) p, LS_GPTR(const T) g, LS_GPTR(T) m, LS_GPTR(T) v, int n, T b1,
+                                                        T b2, T eps, LS_GPTR(const T) pw, LS_GPTR(const T) info) {
   const T one = T(1);
   LS_FOR(e, n) {
-    T gg = clipped(g[e], info);
+    T gg = clipped<T>(g[e], info);
     T mm = (b1 * m[e]) + ((one - b1) * gg);
     T vv = (b2 * v[e]) + ((one - b2) * (gg * gg));
     m[e] = mm;
@@ -204,7 +204,7 @@ template <class T> __device__ __forceinline__ void adam(T* p, const T* g, T* m, 
   }
 }
 
-template <class T> __device__ __forceinline__ void fill(T* a, int n, T value) {
+template <class T> __device__ __forceinline__ void fill(LS_GPTR(T) a, int n, T value) {
   LS_FOR(e, n) a[e] = value;
 }
 
@@ -213,64 +213,64 @@ template <class T> __device__ __forceinline__ void fill(T* a, int n, T value) {
 #define LS_COMMON_KERNELS(T, S)                                                                   \
   extern "C" __global__ void gather_##S(const T* src, const int* idx, T* dst, int outer, int N,   \
                                         int B, int inner) {                                       \
-    lsk::gather<T>(src, idx, dst, outer, N, B, inner);                                            \
+    lsk::gather<LS_REAL(T)>(src, idx, dst, outer, N, B, inner);                                            \
   }                                                                                               \
   LS_EXPORT(gather_##S)                                                                           \
   extern "C" __global__ void linear_##S(T* out, const T* x, const T* W, const T* bias, int R,     \
                                         int K, int C, int accumulate) {                           \
-    lsk::linear<T>(out, x, W, bias, R, K, C, accumulate);                                         \
+    lsk::linear<LS_REAL(T)>(out, x, W, bias, R, K, C, accumulate);                                         \
   }                                                                                               \
   LS_EXPORT(linear_##S)                                                                           \
   extern "C" __global__ void matmul_nn_##S(T* out, const T* A, const T* Bm, int R, int K, int C,  \
                                            int accumulate) {                                      \
-    lsk::matmul_nn<T>(out, A, Bm, R, K, C, accumulate);                                           \
+    lsk::matmul_nn<LS_REAL(T)>(out, A, Bm, R, K, C, accumulate);                                           \
   }                                                                                               \
   LS_EXPORT(matmul_nn_##S)                                                                        \
   extern "C" __global__ void matmul_tn_##S(T* out, const T* A, const T* Bm, int N, int R, int C) { \
-    lsk::matmul_tn<T>(out, A, Bm, N, R, C);                                                       \
+    lsk::matmul_tn<LS_REAL(T)>(out, A, Bm, N, R, C);                                                       \
   }                                                                                               \
   LS_EXPORT(matmul_tn_##S)                                                                        \
   extern "C" __global__ void colsum_##S(T* out, const T* A, int N, int C) {                       \
-    lsk::colsum<T>(out, A, N, C);                                                                 \
+    lsk::colsum<LS_REAL(T)>(out, A, N, C);                                                                 \
   }                                                                                               \
   LS_EXPORT(colsum_##S)                                                                           \
   extern "C" __global__ void loss_rows_##S(const T* z, const T* y, T* dy, T* lrow, int Tn, int B, \
                                            int O, int ce, int last) {                             \
-    lsk::loss_rows<T>(z, y, dy, lrow, Tn, B, O, ce, last);                                        \
+    lsk::loss_rows<LS_REAL(T)>(z, y, dy, lrow, Tn, B, O, ce, last);                                        \
   }                                                                                               \
   LS_EXPORT(loss_rows_##S)                                                                        \
   extern "C" __global__ void loss_sum_##S(const T* z, const T* y, const T* lrow, T* loss, int Tn, \
                                           int B, int O, int ce, int last) {                       \
-    lsk::loss_sum<T>(z, y, lrow, loss, Tn, B, O, ce, last);                                       \
+    lsk::loss_sum<LS_REAL(T)>(z, y, lrow, loss, Tn, B, O, ce, last);                                       \
   }                                                                                               \
   LS_EXPORT(loss_sum_##S)                                                                         \
   extern "C" __global__ void rowsq_##S(const T* g, T* rows, int I, int H, int O) {                \
-    lsk::rowsq<T>(g, rows, I, H, O);                                                              \
+    lsk::rowsq<LS_REAL(T)>(g, rows, I, H, O);                                                              \
   }                                                                                               \
   LS_EXPORT(rowsq_##S)                                                                            \
   extern "C" __global__ void clip_norm_##S(const T* rows, int R, T clip, T* info) {               \
-    lsk::clip_norm<T>(rows, R, clip, info);                                                       \
+    lsk::clip_norm<LS_REAL(T)>(rows, R, clip, info);                                                       \
   }                                                                                               \
   LS_EXPORT(clip_norm_##S)                                                                        \
   extern "C" __global__ void sgd_##S(T* p, const T* g, int n, T lr, const T* info) {              \
-    lsk::sgd<T>(p, g, n, lr, info);                                                               \
+    lsk::sgd<LS_REAL(T)>(p, g, n, lr, info);                                                               \
   }                                                                                               \
   LS_EXPORT(sgd_##S)                                                                              \
   extern "C" __global__ void momentum_##S(T* p, const T* g, T* vel, int n, T lr, T mu,            \
                                           const T* info) {                                        \
-    lsk::momentum<T>(p, g, vel, n, lr, mu, info);                                                 \
+    lsk::momentum<LS_REAL(T)>(p, g, vel, n, lr, mu, info);                                                 \
   }                                                                                               \
   LS_EXPORT(momentum_##S)                                                                         \
   extern "C" __global__ void adam_scalars_##S(T* pw, T b1, T b2, T lr) {                          \
-    lsk::adam_scalars<T>(pw, b1, b2, lr);                                                         \
+    lsk::adam_scalars<LS_REAL(T)>(pw, b1, b2, lr);                                                         \
   }                                                                                               \
   LS_EXPORT(adam_scalars_##S)                                                                     \
   extern "C" __global__ void adam_##S(T* p, const T* g, T* m, T* v, int n, T b1, T b2, T eps,     \
                                       const T* pw, const T* info) {                               \
-    lsk::adam<T>(p, g, m, v, n, b1, b2, eps, pw, info);                                           \
+    lsk::adam<LS_REAL(T)>(p, g, m, v, n, b1, b2, eps, pw, info);                                           \
   }                                                                                               \
   LS_EXPORT(adam_##S)                                                                             \
-  extern "C" __global__ void fill_##S(T* a, int n, T value) { lsk::fill<T>(a, n, value); }        \
+  extern "C" __global__ void fill_##S(T* a, int n, T value) { lsk::fill<LS_REAL(T)>(a, n, value); }        \
   LS_EXPORT(fill_##S)
 
 LS_COMMON_KERNELS(float, f32)

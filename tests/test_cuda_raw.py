@@ -135,8 +135,9 @@ def test_strategies_differ_in_launches_and_keep_data_on_the_device(dtype):
     naive, fused, persistent = (counts[s] for s in STRATEGIES)
     assert naive[0] > fused[0] > persistent[0]
     assert (naive[1], fused[1]) == (0, 0) and persistent[1] == 2 * 2 * len(order)
-    # fused: a projection GEMM and T + T step kernels; persistent: one launch each way
-    assert fused[0] - persistent[0] == (1 + 2 * T) - 2
+    # fused: the W_hh transpose, a projection GEMM and T + T step kernels; persistent: one
+    # launch each way
+    assert fused[0] - persistent[0] == (2 + 2 * T) - 2
 
 
 def test_persistent_limits_name_fused():
@@ -269,3 +270,43 @@ def test_emu_matches_reference_on_a_wider_problem(strategy):
     assert_matches_reference(f"cuda-raw:{strategy}@emu",
                              *make_case(5, 64, 3, 12, 16, np.float64, loss="mse", loss_on="last",
                                         optimizer="adam", clip=0.5, epochs=1, n=35))
+
+
+def _counted_epoch(strategy, H, B, T, dtype=np.float32):
+    """One training epoch (one batch) on emu with the cost counters on: the launch records."""
+    from lockstep import _simt
+
+    mc, tc, params, x, y = make_case(1, H, 1, T, B, dtype, n=B, epochs=1)
+    be = _backend(strategy, mc, tc, dtype)
+    be.load(params, None)
+    _simt.take_counters()
+    _simt.set_counting(True)
+    try:
+        list(run_epochs(be, x, y, tc, new_rng(0), 1))
+    finally:
+        _simt.set_counting(False)
+    return _simt.take_counters()
+
+
+def test_fused_steps_are_coalesced_and_read_the_weights_once_per_step():
+    # The issue's target shape (float32, H=256, B=64); the step kernels do not depend on T, so
+    # two steps each way show every request of the T=32 run.
+    H, B = 256, 64
+    recs = _counted_epoch("fused", H, B, 2)
+    steps = [r for r in recs if r["kernel"] in ("fused_fwd_step_f32", "fused_bwd_step_f32")]
+    assert len(steps) == 4
+    w_sectors = 4 * H * H * 4 // 32
+    for r in steps:
+        for side in ("load", "store"):
+            g = r["global"][side]
+            assert g["sectors"] <= 1.25 * g["min_sectors"], (r["kernel"], side, g)
+        assert sum(r["flops"]["f64"].values()) == 0, "f64 arithmetic in a float32 kernel"
+        w = {a["index"]: a for a in r["args"]}.get(1 if "fwd" in r["kernel"] else 3)
+        if w is None:  # the backward step at t = T-1 has no recurrent terms
+            assert "bwd" in r["kernel"]
+            continue
+        assert w["load"]["unique_sectors"] == w_sectors  # from DRAM once per step
+    fwd = next(r for r in steps if "fwd" in r["kernel"])
+    # the recurrent products: B * 4H * H multiplies and as many adds (no FMA anywhere)
+    assert fwd["flops"]["f32"]["mul"] >= B * 4 * H * H and fwd["flops"]["f32"]["add"] >= B * 4 * H * H
+    assert [r["kernel"] for r in recs].count("fused_transpose_f32") == 1

@@ -88,10 +88,27 @@ class _EmuDevice:
         self._simt.launch(name, grid, block, args, shared_mem, cooperative)
 
     def upload(self, a, dtype=None):
-        return np.array(a, dtype=dtype, copy=True, order="C")
+        a = np.asarray(a, dtype=dtype)
+        out = _aligned_empty(a.size, a.dtype)
+        out[:] = a.reshape(-1)
+        return out.reshape(a.shape)
+
+    @staticmethod
+    def zeros(n, dtype):
+        out = _aligned_empty(n, np.dtype(dtype))
+        out[:] = 0
+        return out
 
     def download(self, a):
         return np.array(a, copy=True)
+
+
+def _aligned_empty(n, dtype):
+    """A 1-D array starting on a 256-byte boundary, like a CUDA allocation, so that the
+    emulator's sector counts are those of the device."""
+    raw = np.empty(n * dtype.itemsize + 256, np.uint8)
+    off = (-raw.ctypes.data) % 256
+    return raw[off:off + n * dtype.itemsize].view(dtype)
 
 
 class _GpuDevice:
@@ -144,6 +161,9 @@ class _GpuDevice:
 
     def upload(self, a, dtype=None):
         return self.xp.asarray(np.ascontiguousarray(a, dtype=dtype))
+
+    def zeros(self, n, dtype):
+        return self.xp.zeros(n, dtype)
 
     def download(self, a):
         return self.xp.asnumpy(a)
@@ -255,11 +275,13 @@ class CudaRawBackend(Backend):
         xp, cfg = self.xp, self.train_cfg
         opt = reference.init_opt_state(params, cfg) if opt_state is None else opt_state
         self.p = self._flat(params)
-        self.g = xp.zeros(self.P, self.dtype)
+        self.g = self.dev.zeros(self.P, self.dtype)
         self.step = int(opt["step"])
-        self.info = xp.zeros(2, self.dtype)  # (clip scale, clipped?)
-        self.rows = xp.zeros(12 * H + 2 * O, self.dtype)
-        self.bar = xp.zeros(2, np.uint32)    # the persistent kernels' grid barrier
+        self.info = self.dev.zeros(2, self.dtype)  # (clip scale, clipped?)
+        self.rows = self.dev.zeros(12 * H + 2 * O, self.dtype)
+        self.bar = self.dev.zeros(2, np.uint32)    # the persistent kernels' grid barrier
+        self.wt = self.dev.zeros(4 * H * H, self.dtype)  # fused: W_hh^T, made once per update
+        self._wt_step = None
         if cfg.optimizer == "adam":
             self.m, self.v = self._flat(opt["m"]), self._flat(opt["v"])
             self.pw = self.dev.upload(np.array([opt["b1_pow"], opt["b2_pow"], 0, 0], self.dtype))
@@ -284,7 +306,7 @@ class CudaRawBackend(Backend):
         if Tn <= self._cap[0] and B <= self._cap[1]:
             return
         Tn, B = max(Tn, self._cap[0]), max(B, self._cap[1])
-        z = lambda n: self.xp.zeros(n, self.dtype)  # noqa: E731
+        z = lambda n: self.dev.zeros(n, self.dtype)  # noqa: E731
         H, H4, I, O = self.H, 4 * self.H, self.I, self.O
         self.xb, self.yb = z(Tn * B * I), z(Tn * B * max(O, 1))
         self.a, self.xproj, self.act = z(B * H4), z(Tn * B * H4), z(Tn * B * H4)
@@ -368,9 +390,14 @@ class CudaRawBackend(Backend):
                                           B, H, O, 0])
             return
         if self.strategy == "fused":
+            if self._wt_step != self.step:  # W_hh^T for coalesced reads, once per update
+                self.dev.launch("fused_transpose" + self.sfx,
+                                (min(-(-H // 32), 64), min(-(-H4 // 32), 64)), (32, 8),
+                                [W_hh, self.wt, _i(H4), _i(H)])
+                self._wt_step = self.step
             self._k("linear", Tn * BH4, [self.xproj, x, W_ih, b, Tn * B, I, H4, 0])
             for t in range(Tn):
-                self._k("fused_fwd_step", BH, [self.xproj[t * BH4:], W_hh, h[t * BH:],
+                self._k("fused_fwd_step", BH, [self.xproj[t * BH4:], self.wt, h[t * BH:],
                                                c[t * BH:], act[t * BH4:], c[(t + 1) * BH:],
                                                tc[t * BH:], h[(t + 1) * BH:], B, H])
         else:
