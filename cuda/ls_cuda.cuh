@@ -9,7 +9,7 @@
 //   LS_REAL(T)             the working scalar: T (emulator: counts + - * / sqrt, compares)
 //   LS_GPTR(T)             a global-memory pointer: T* (emulator: logs every load and store)
 //   LS_SHARED(T, p, n)     __shared__ T p[n] (emulator: p logs its accesses for bank conflicts)
-//   LS_DYN_SPTR(T, p)      the dynamic shared memory as a counted pointer
+//   LS_DYN_SPTR(T, p)      the dynamic shared memory as a counted pointer; LS_DYN_SPTR_T(T) its type
 #pragma once
 #include "lockstep/canonical.h"
 
@@ -46,5 +46,6 @@ __device__ __forceinline__ void ls_grid_sync(unsigned int* bar) {
 #define LS_GPTR(T) T*
 #define LS_SHARED(T, name, n) __shared__ T name[n]
 #define LS_DYN_SPTR(T, name) LS_DYN_SHARED(T, name)
+#define LS_DYN_SPTR_T(T) T*
 #define LS_LDCG(p) __ldcg(p)
 #endif

@@ -135,9 +135,9 @@ def test_strategies_differ_in_launches_and_keep_data_on_the_device(dtype):
     naive, fused, persistent = (counts[s] for s in STRATEGIES)
     assert naive[0] > fused[0] > persistent[0]
     assert (naive[1], fused[1]) == (0, 0) and persistent[1] == 2 * 2 * len(order)
-    # fused: the W_hh transpose, a projection GEMM and T + T step kernels; persistent: one
-    # launch each way
-    assert fused[0] - persistent[0] == (2 + 2 * T) - 2
+    # fused: the W_hh transpose, a projection GEMM and T + T step kernels; persistent: the
+    # projection GEMM and one launch each way
+    assert fused[0] - persistent[0] == (2 + 2 * T) - (1 + 2)
 
 
 def test_persistent_limits_name_fused():
@@ -310,3 +310,35 @@ def test_fused_steps_are_coalesced_and_read_the_weights_once_per_step():
     # the recurrent products: B * 4H * H multiplies and as many adds (no FMA anywhere)
     assert fwd["flops"]["f32"]["mul"] >= B * 4 * H * H and fwd["flops"]["f32"]["add"] >= B * 4 * H * H
     assert [r["kernel"] for r in recs].count("fused_transpose_f32") == 1
+
+
+def test_persistent_is_coalesced_and_keeps_the_weights_on_chip():
+    # The issue's target shape with the H200's launch geometry (32 blocks of 8 units, 256
+    # threads); the kernels' per-step requests do not depend on T, so T = 2 shows them all.
+    from lockstep import _simt
+
+    H, B, T = 256, 64, 2
+    mc, tc, params, x, y = make_case(1, H, 1, T, B, np.float32, n=B, epochs=1)
+    be = backends.get("cuda-raw")(mc, tc, np.float32, strategy="persistent", device="emu",
+                                  emulate="h200")
+    assert be.plan[:2] == (32, 8)
+    be.load(params, None)
+    _simt.take_counters()
+    _simt.set_counting(True)
+    try:
+        losses = list(run_epochs(be, x, y, tc, new_rng(0), 1))
+    finally:
+        _simt.set_counting(False)
+    recs = _simt.take_counters()
+    want = reference.train(params, (x, y), tc)[1]["train_loss"]
+    assert_same_bits(np.array(losses, np.float32).reshape(-1)[:1], np.array(want[:1]), "loss")
+    steps = [r for r in recs if r["kernel"].startswith("persistent_")]
+    assert [r["kernel"] for r in steps] == ["persistent_fwd_f32", "persistent_bwd_f32"]
+    w_sectors = 4 * H * H * 4 // 32
+    for r in steps:
+        for side in ("load", "store"):
+            g = r["global"][side]
+            assert g["sectors"] <= 1.25 * g["min_sectors"], (r["kernel"], side, g)
+        assert r["grid_syncs"] == T - 1 and sum(r["flops"]["f64"].values()) == 0
+        w = {a["index"]: a for a in r["args"]}[1 if "fwd" in r["kernel"] else 2]["load"]
+        assert w["sectors"] == w["unique_sectors"] == w_sectors  # once per sequence

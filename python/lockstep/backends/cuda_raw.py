@@ -28,42 +28,59 @@ from . import Backend
 EMU_PROPS = {"name": "SIMT emulator (lockstep._simt)", "sm_count": 4,
              "smem_per_block": 48 * 1024}
 
+# Published figures of an H200 SXM: `CudaRawBackend(..., device="emu", emulate="h200")` runs the
+# kernels with the launch geometry they get on that GPU, so the emulator's cost counters
+# (docs/cuda.md) are those of the device's launches.
+H200_PROPS = {"name": "SIMT emulator as an NVIDIA H200 (132 SMs, 227 KiB shared per block)",
+              "sm_count": 132, "smem_per_block": 227 * 1024}
+
 SOURCES = ("lstm_common", "lstm_naive", "lstm_fused", "lstm_persistent")
 COOPERATIVE = ("lstm_persistent",)  # modules whose kernels need a cooperative launch
 
 
 # ---- the persistent strategy's limits ------------------------------------------------------
 
+TILE, ROWS = 32, 32  # kPersistTile, kPersistRows of cuda/lstm_persistent.cu
+
+
+def _persistent_smem(H, hs, itemsize):
+    """The W_hh slice (4 * hs * H) and the staged tile ((ROWS + 1) x (TILE + 1))."""
+    return (4 * hs * H + (ROWS + 1) * (TILE + 1)) * itemsize
+
+
 def persistent_plan(H: int, itemsize: int, sm_count: int, smem_per_block: int):
     """(blocks, hs, shared-memory bytes) for the persistent kernels, or a ConfigError.
 
-    One block per SM (all must be resident for the grid barrier), each owning hs = ceil(H / SMs)
-    hidden units and holding 4 * hs * H weights of W_hh in shared memory.
+    At most one block per SM (all must be resident for the grid barrier), each owning hs hidden
+    units and holding 4 * hs * H weights of W_hh in shared memory. hs is ceil(H / SMs) rounded up
+    to a multiple of 8 when that fits (a warp then moves whole 32-byte sectors of every per-unit
+    array), else ceil(H / SMs) itself.
     """
-    hs = -(-H // sm_count)
-    smem = 4 * hs * H * itemsize
-    if smem > smem_per_block:
-        raise ConfigError(
-            f"strategy persistent cannot hold W_hh on chip for H={H} in "
-            f"{'float32' if itemsize == 4 else 'float64'}: it needs {smem} bytes of shared "
-            f"memory per block ({sm_count} SMs, {hs} units per block) but a block has "
-            f"{smem_per_block}; the largest H is "
-            f"{persistent_max_hidden(itemsize, sm_count, smem_per_block)}. "
-            f"Use strategy fused instead")
-    return -(-H // hs), hs, smem
+    hs0 = -(-H // sm_count)
+    for hs in (-(-hs0 // 8) * 8, hs0):
+        smem = _persistent_smem(H, min(hs, H), itemsize)
+        if smem <= smem_per_block:
+            hs = min(hs, H)
+            return -(-H // hs), hs, smem
+    raise ConfigError(
+        f"strategy persistent cannot hold W_hh on chip for H={H} in "
+        f"{'float32' if itemsize == 4 else 'float64'}: it needs {smem} bytes of shared "
+        f"memory per block ({sm_count} SMs, {hs0} units per block) but a block has "
+        f"{smem_per_block}; the largest H is "
+        f"{persistent_max_hidden(itemsize, sm_count, smem_per_block)}. "
+        f"Use strategy fused instead")
 
 
 def persistent_max_hidden(itemsize: int, sm_count: int, smem_per_block: int) -> int:
-    """The largest H whose W_hh slices fit (4 * ceil(H / SMs) * H * itemsize grows with H)."""
+    """The largest H the persistent plan accepts (its shared memory grows with H)."""
+    def fits(H):
+        return _persistent_smem(H, -(-H // sm_count), itemsize) <= smem_per_block
     lo, hi = 0, 1
-    while 4 * -(-hi // sm_count) * hi * itemsize <= smem_per_block:
+    while fits(hi):
         lo, hi = hi, hi * 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if 4 * -(-mid // sm_count) * mid * itemsize <= smem_per_block:
-            lo = mid
-        else:
-            hi = mid
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
     return lo
 
 
@@ -78,11 +95,17 @@ class _EmuDevice:
     max_blocks = 2     # blocks, so grid-stride loops cross block boundaries
     persistent_threads = 16
 
-    def __init__(self):
+    def __init__(self, emulate=None):
         from .. import _simt
 
         self._simt = _simt
         self.props = dict(EMU_PROPS)
+        if emulate is not None:
+            if emulate != "h200":
+                raise ConfigError(f"emu can emulate the launch geometry of: h200; got {emulate!r}")
+            self.props = dict(H200_PROPS)
+            self.threads, self.max_blocks = _GpuDevice.threads, _GpuDevice.max_blocks
+            self.persistent_threads = _GpuDevice.persistent_threads
 
     def launch(self, name, grid, block, args, shared_mem=0, cooperative=False):
         self._simt.launch(name, grid, block, args, shared_mem, cooperative)
@@ -211,12 +234,12 @@ class CudaRawBackend(Backend):
         why = _gpu_reason()
         return (False, why) if why else (True, "available")
 
-    def __init__(self, model_cfg, train_cfg, dtype, strategy=None, device=None):
+    def __init__(self, model_cfg, train_cfg, dtype, strategy=None, device=None, emulate=None):
         super().__init__(model_cfg, train_cfg, dtype, strategy, device)
         ok, why = self.available(self.device)
         if not ok:
             raise ConfigError(f"backend cuda-raw@{self.device} is unavailable: {why}")
-        self.dev = _EmuDevice() if self.device == "emu" else _GpuDevice()
+        self.dev = _EmuDevice(emulate) if self.device == "emu" else _GpuDevice()
         self.xp = self.dev.xp
         self.sfx = "_f32" if self.dtype == np.float32 else "_f64"
         I, H, O = model_cfg.input_size, model_cfg.hidden_size, model_cfg.output_size
@@ -402,9 +425,9 @@ class CudaRawBackend(Backend):
                                                tc[t * BH:], h[(t + 1) * BH:], B, H])
         else:
             blocks, hs, smem = self.plan
-            threads = max(1, min(self.dev.persistent_threads, B * hs))
-            self.dev.launch("persistent_fwd" + self.sfx, blocks, threads,
-                            [_i(a) for a in (x, W_ih, b, W_hh, act, h, c, tc, Tn, B, I, H, hs,
+            self._k("linear", Tn * BH4, [self.xproj, x, W_ih, b, Tn * B, I, H4, 0])
+            self.dev.launch("persistent_fwd" + self.sfx, blocks, self.dev.persistent_threads,
+                            [_i(a) for a in (self.xproj, W_hh, act, h, c, tc, Tn, B, H, hs,
                                              self.bar)], smem, True)
         self._k("linear", Tn * B * O, [self.out, h[BH:], W_out, b_out, Tn * B, H, O, 0])
 
@@ -423,8 +446,7 @@ class CudaRawBackend(Backend):
         act, c, tc, da, dy = self.act, self.c, self.tc, self.da, self.dy
         if self.strategy == "persistent":
             blocks, hs, smem = self.plan
-            threads = max(1, min(self.dev.persistent_threads, B * hs))
-            self.dev.launch("persistent_bwd" + self.sfx, blocks, threads,
+            self.dev.launch("persistent_bwd" + self.sfx, blocks, self.dev.persistent_threads,
                             [_i(a) for a in (dy, W_out, W_hh, act, c, tc, self.dcn, da, Tn, B, H,
                                              O, hs, self.bar)], smem, True)
             return
