@@ -134,6 +134,7 @@ template <class... A> struct Registrar {
 #define LS_LDCG(p) (*(p))
 #define LS_DYN_SHARED(T, name) T* name = static_cast<T*>(simt::t_block->dyn_smem)
 #define LS_DYN_SPTR(T, name) simt::sptr<T> name(static_cast<T*>(simt::t_block->dyn_smem), -1)
+#define LS_DYN_SPTR_T(T) simt::sptr<T>
 #define LS_SHARED(T, name, n) \
   __shared__ T name##_smem_[n];  \
   simt::sptr<T> name(name##_smem_, -1)
