@@ -4,7 +4,8 @@
 # For an image that already has cupy-cuda13x, numba-cuda, torch, pytest, scikit-build-core,
 # pybind11, cmake and ninja, and no network. Builds and installs lockstep without downloading
 # anything, runs the `gpu` tests, `lockstep check` on the GPU backends, `lockstep bench` presets
-# seed and heavy (cuDNN included) and the launch / grid-barrier micro-benchmarks. Every step
+# seed and heavy (cuDNN included), the launch / grid-barrier micro-benchmarks, the strategy
+# scripts, and the GPU cost model's prediction beside each measured strategy. Every step
 # has its own time limit so the whole script ends within 8 minutes; logs and JSON go to OUTDIR.
 # A failing step is recorded in OUTDIR/summary.md and the script goes on with the next one.
 set -uo pipefail
@@ -55,7 +56,7 @@ step info 15 "$py" -m lockstep.cli info --json
 cp "$out/info.log" "$out/info.json" 2>/dev/null || true
 
 # 3. The gpu-marked tests (agreement on the device, larger shapes).
-step pytest-gpu 80 "$py" -m pytest -m gpu -q -p no:cacheprovider -o addopts="" --strict-markers \
+step pytest-gpu 75 "$py" -m pytest -m gpu -q -p no:cacheprovider -o addopts="" --strict-markers \
   -W error tests
 
 # 4. The agreement table on the GPU backends, both dtypes and both losses.
@@ -67,15 +68,24 @@ step check-f64-ce 25 "$py" -m lockstep.cli check --backends cuda-raw,numba-cuda,
 # 5. The benchmark: the seed's workload with every anchor, and the heavy preset on the GPU.
 step bench-seed 40 "$py" -m lockstep.cli bench --preset seed --json "$out/bench-seed.json" \
   --plot "$out/bench-seed.png"
-step bench-heavy 120 "$py" -m lockstep.cli bench --preset heavy --backends cuda-raw,numba-cuda \
+step bench-heavy 110 "$py" -m lockstep.cli bench --preset heavy --backends cuda-raw,numba-cuda \
   --anchors torch-cudnn@gpu --json "$out/bench-heavy.json" --plot "$out/bench-heavy.png"
 
 # 6. Micro-benchmarks (kernel-launch latency, grid-barrier latency, no-FMA peak, bandwidth)
-#    and the strategy scripts (every strategy validated, then timed over block sizes).
+#    and the strategy scripts (every strategy validated, then timed over block sizes; each
+#    (strategy, shape) also counted on the SIMT emulator and priced by python/lockstep/gpu_model.py
+#    for the H200, the measured time beside it; shapes too long to count are left unpredicted).
 step micro 20 "$py" bench/gpu_micro.py --json "$out/micro.json"
-step lstm-forward 35 "$py" bench/lstm_forward.py --json "$out/lstm-forward.json"
-step lstm-backward 35 "$py" bench/lstm_backward.py --json "$out/lstm-backward.json"
+step lstm-forward 40 "$py" bench/lstm_forward.py --json "$out/lstm-forward.json"
+step lstm-backward 40 "$py" bench/lstm_backward.py --json "$out/lstm-backward.json"
+
+# 7. The cost model against the device: predicted (published H200 figures, and with this run's
+#    measured launch / barrier latencies and peaks) beside measured, for every strategy.
+step predicted 10 "$py" bench/strategy_common.py --compare "$out/lstm-forward.json" \
+  "$out/lstm-backward.json"
 
 echo >> "$summary"
 echo "total: $(( $(date +%s) - start )) s" >> "$summary"
+{ echo; echo "## Predicted (python/lockstep/gpu_model.py) beside measured"; echo
+  cat "$out/predicted.log" 2>/dev/null || echo "(step predicted wrote nothing)"; } >> "$summary"
 cat "$summary" >&2

@@ -1,5 +1,6 @@
 """The benchmark scripts stay runnable: on the SIMT emulator they validate every strategy
-bit for bit (their timings mean nothing there); device_check.sh is valid bash that fits 8 min."""
+bit for bit (their timings mean nothing there) and print the GPU cost model's prediction;
+device_check.sh is valid bash that fits 8 min."""
 
 import json
 import re
@@ -24,6 +25,28 @@ def test_script_runs_on_the_emulator(script, extra, tmp_path):
     if script != "gpu_micro.py":
         assert {d["strategy"] for d in data} == {"naive", "fused", "persistent"}
         assert all(d["ms"] > 0 and d["gflops"] > 0 for d in data)
+        # every line carries the H200 prediction of its (strategy, shape)
+        assert all(d["predicted_ms"] > 0 and d["predicted_block"] == 256 for d in data)
+        assert any("extrapolated" in d["prediction"]["how"] for d in data)
+        assert r.stdout.count("model      h200") == 3 * 3  # strategies x emulator shapes
+        assert "launches" in r.stdout and "of the roofline" in r.stdout
+
+
+def test_compare_prints_predicted_beside_measured(tmp_path, capsys):
+    sys.path.insert(0, str(BENCH))
+    import strategy_common as sc
+
+    lines = [{"strategy": "fused", "block": 256, "I,H,T,B": [1, 50, 12, 32], "ms": 0.5,
+              "predicted_block": 256, "predicted_ms": 0.25, "predicted_calibrated_ms": 0.4},
+             {"strategy": "fused", "block": 128, "I,H,T,B": [1, 50, 12, 32], "ms": 0.6,
+              "predicted_block": 256, "predicted_ms": 0.25, "predicted_calibrated_ms": 0.4}]
+    path = tmp_path / "lstm-forward.json"
+    path.write_text(json.dumps(lines))
+    rows = sc.compare([str(path), str(tmp_path / "missing.json")])
+    out = capsys.readouterr().out
+    assert len(rows) == 1 and rows[0]["measured_over_predicted"] == 2.0
+    assert "| lstm-forward | fused | (1, 50, 12, 32) | 0.5 | 0.25 | 0.4 | 2 |" in out
+    assert "missing.json" in out
 
 
 def test_device_check_is_valid_and_fits_in_eight_minutes():
@@ -31,3 +54,26 @@ def test_device_check_is_valid_and_fits_in_eight_minutes():
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     limits = [int(m) for m in re.findall(r"^step [\w-]+ (\d+) ", script.read_text(), re.M)]
     assert len(limits) >= 9 and sum(limits) <= 480, limits
+
+
+def test_model_line_puts_measured_beside_predicted(capsys):
+    sys.path.insert(0, str(BENCH))
+    import strategy_common as sc
+
+    from lockstep import gpu_model
+
+    rec = {"kernel": "k_f32", "grid": (264, 1, 1), "block": (256, 1, 1), "grid_syncs": 0,
+           "global": {s: {"requests": 10, "sectors": 40, "min_sectors": 40, "bytes": 1280,
+                          "unique_sectors": 40} for s in ("load", "store")},
+           "shared": {s: {"requests": 0, "wavefronts": 0, "min_wavefronts": 0}
+                      for s in ("load", "store")},
+           "flops": {d: {"add": 100, "mul": 100, "div": 0, "sqrt": 0, "cmp": 0}
+                     for d in ("f32", "f64")}, "max_thread_flops": 2}
+    p = gpu_model.predict([rec], "h200")  # one launch: 3 us of launch + a tiny max term
+    sc.model_line("fused", (1, 50, 12, 32), p, "counted all T = 12 steps", measured=0.006,
+                  calibrated=p)
+    out = capsys.readouterr().out
+    assert "1 launches" in out and "predicted 0.003" in out
+    assert "measured 0.006 ms at block 256: 2.00x the prediction" in out
+    sc.model_line("fused", (32, 1024, 64, 256), None, "not counted: too long")
+    assert "not counted: too long" in capsys.readouterr().out

@@ -414,9 +414,264 @@ def table(res) -> str:
     return "\n".join(out)
 
 
+# ---- predicted GPU time from the emulator's counters (lockstep bench --device emu) --------
+
+# The step every strategy is counted on: one batch of B samples, O = 1, MSE on every time step,
+# SGD with the seed's learning rate and clipping (rowsq + clip_norm are part of the step).
+MODEL_RECIPE = {"loss": "mse", "optimizer": "sgd", "lr": 0.1, "clip": 0.25}
+SEED_SHAPE = (1, 50, 12, 32)  # I, H, T, B
+DIRECT_LIMIT = 5e7  # T*B*H*(H+I) up to this: count all T steps (~a minute of emulation at most)
+
+
+def model_problem(I, H, T, B, dtype, recipe=None):
+    """(model_cfg, train_cfg, params, x, y) of one training step at (I, H, T, B), O = 1."""
+    mc = ModelConfig(I, H, 1)
+    tc = TrainConfig(**(recipe or MODEL_RECIPE), epochs=1, batch_size=B, seed=0)
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, B, I)).astype(dt)
+    y = rng.standard_normal((T, B, 1)).astype(dt)
+    return mc, tc, reference.init_params(mc, dt, seed=0), x, y
+
+
+def _step(strategy, shape, dtype, T, recipe=None, emulate="h200"):
+    """A fresh cuda-raw@emu backend with the GPU's launch geometry and the function that runs
+    one training step of T time steps on it."""
+    from .backends.cuda_raw import CudaRawBackend
+
+    I, H, _, B = shape
+    mc, tc, params, x, y = model_problem(I, H, T, B, dtype, recipe)
+    be = CudaRawBackend(mc, tc, np.dtype(dtype), strategy=strategy, device="emu",
+                        emulate=emulate)
+    be.load(params, None)
+
+    def fn():
+        return list(run_epochs(be, x, y, tc, new_rng(tc.seed), 1))
+    return be, fn, (mc, tc, params, x, y)
+
+
+def count_step(strategy, shape, dtype, T, recipe=None):
+    """Count one training step of T time steps (shape = (I, H, any, B)) on the emulator with
+    the H200's launch geometry and check its loss and parameters against the reference bit for
+    bit: (records, validated, seconds of emulation)."""
+    from . import gpu_model
+
+    be, fn, (mc, tc, params, x, y) = _step(strategy, shape, dtype, T, recipe)
+    t0 = time.perf_counter()
+    losses, recs = gpu_model.count(be.dev, fn)
+    secs = time.perf_counter() - t0
+    ref_params, hist = reference.train(params, (x, y), tc, rng=new_rng(tc.seed))
+    got, _ = be.state()
+    ok = harness.bits_equal(np.asarray(losses), np.asarray(hist["train_loss"], be.dtype)) and \
+        all(harness.bits_equal(got[n], ref_params[n]) for n in reference.PARAM_NAMES)
+    return recs, ok, secs
+
+
+def dry_step(strategy, shape, dtype, T, recipe=None):
+    """The launch signatures of one training step of T time steps, no kernel run."""
+    from . import gpu_model
+
+    be, fn, _ = _step(strategy, shape, dtype, T, recipe)
+    return gpu_model.dry_run(be.dev, fn)
+
+
+def count_strategy(strategy, shape, dtype="float32", model="h200", count_steps=None,
+                   recipe=None):
+    """Counter records of one training step at ``shape`` = (I, H, T, B) on the emulator with
+    the H200's launch geometry, each counted run validated against the reference, and the
+    model's prediction. ``count_steps`` = n < T counts n and 2n time steps and extrapolates to
+    T (gpu_model.extrapolate); None counts all T steps when T*B*H*(H+I) <= DIRECT_LIMIT, else
+    n = 2 (at n = 1 the step kernels have no interior step yet, and the footprint of a buffer
+    reused across steps is not linear from T = 1 to 2)."""
+    from . import gpu_model
+
+    I, H, T, B = shape
+    gpu = gpu_model.get(model)
+    if count_steps is None:
+        count_steps = T if T * B * H * (H + I) <= DIRECT_LIMIT else 2
+    if count_steps < 1:
+        raise ConfigError(f"--count-steps must be at least 1, got {count_steps}")
+    res = {"run": f"cuda-raw:{strategy}@emu", "strategy": strategy}
+    try:
+        if 2 * count_steps > T:  # cheap enough or short: count all T steps
+            recs, ok, secs = count_step(strategy, shape, dtype, T, recipe)
+            res["counted"] = {"T": T, "extrapolated": False}
+        else:
+            n1, n2 = count_steps, 2 * count_steps
+            r1, ok1, s1 = count_step(strategy, shape, dtype, n1, recipe)
+            r2, ok2, s2 = count_step(strategy, shape, dtype, n2, recipe)
+            dry = dry_step(strategy, shape, dtype, T, recipe)
+            recs, info = gpu_model.extrapolate((n1, r1), (n2, r2), dry, T)
+            ok, secs = ok1 and ok2, s1 + s2
+            res["counted"] = {**info, "extrapolated": True}
+    except ConfigError as e:  # the persistent strategy's limits
+        return {**res, "skipped": str(e).split(";")[0]}
+    res.update(validated=ok, validation="same bits" if ok else "DIFFERENT BITS",
+               emu_seconds=secs, prediction=gpu_model.predict(recs, gpu))
+    return res
+
+
+def bench_model(shape=SEED_SHAPE, dtype="float32", model="h200", strategies=None,
+                count_steps=None, progress=True):
+    """Every cuda-raw strategy counted on the emulator and priced on ``model``."""
+    from . import gpu_model
+    from .backends.cuda_raw import CudaRawBackend
+
+    ok, why = CudaRawBackend.available("emu")
+    if not ok:
+        raise ConfigError(f"--device emu: {why}")
+    strategies = list(strategies or CudaRawBackend.strategies)
+    for s in strategies:
+        if s not in CudaRawBackend.strategies:
+            raise ConfigError(f"unknown cuda-raw strategy {s!r}; choose from "
+                              f"{', '.join(CudaRawBackend.strategies)}")
+    gpu = gpu_model.get(model)
+    results = []
+    for s in strategies:
+        if progress:
+            print(f"counting cuda-raw:{s}@emu at I,H,T,B = {shape} ...", file=sys.stderr,
+                  flush=True)
+        results.append(count_strategy(s, shape, dtype, model, count_steps))
+    I, H, T, B = shape
+    return {"mode": "model", "model": model, "gpu": asdict(gpu), "dtype": np.dtype(dtype).name,
+            "shape": {"I": I, "H": H, "T": T, "B": B, "O": 1}, "recipe": MODEL_RECIPE,
+            "machine": machine(), "kernels": kernel_provenance(), "results": results}
+
+
+def kernel_provenance() -> dict:
+    """Which kernels were counted: a digest of the installed .cu/.cuh/.h sources, when the
+    emulator module was built, and (from a git checkout) the commit and the kernel files that
+    differ from it."""
+    import hashlib
+    import subprocess
+    from pathlib import Path
+
+    from . import _simt, cuda_build
+
+    def digest(cuda, include):
+        h = hashlib.sha256()
+        for p in [*sorted(cuda.glob("*.cu*")), *sorted(include.rglob("*.h"))]:
+            h.update(p.name.encode() + p.read_bytes())
+        return h.hexdigest()[:16]
+
+    out = {"sources_sha256": digest(cuda_build.cuda_dir(), cuda_build.include_dir()),
+           "simt_built": time.strftime("%Y-%m-%d %H:%M:%S UTC",
+                                       time.gmtime(os.path.getmtime(_simt.__file__)))}
+    root = Path(__file__).resolve().parents[2]
+    if (root / "cuda").is_dir() and (root / "csrc" / "include").is_dir():
+        out["checkout_matches_build"] = \
+            digest(root / "cuda", root / "csrc" / "include") == out["sources_sha256"]
+    try:
+        def git(*a):
+            return subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True,
+                                  timeout=10, check=True).stdout.strip()
+        out["commit"] = git("rev-parse", "--short", "HEAD")
+        out["uncommitted"] = [ln[3:] for ln in git("status", "--porcelain", "--", "cuda",
+                                                   "csrc").splitlines()]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
+
+
+def _ms(v):
+    return f"{v * 1e3:.4g}"
+
+
+def model_table(res) -> str:
+    """One row per strategy: counts, each term (summed over launches), predicted ms per
+    training step and the fraction of the step's roofline."""
+    head = ["strategy", "launches", "grid barriers", "DRAM MB", "L2 MB", "GFLOP", "coalescing",
+            "bank conflicts", "DRAM ms", "L2 ms", "FP ms", "shared ms", "serial ms", "launch ms",
+            "barrier ms", "predicted ms", "roofline ms", "% of roofline", "check"]
+    rows = []
+    for r in res["results"]:
+        if "skipped" in r:
+            rows.append([r["strategy"], "skipped: " + r["skipped"]] + [""] * (len(head) - 2))
+            continue
+        p = r["prediction"]
+        t = p["terms_s"]
+        rows.append([r["strategy"], p["launches"], p["grid_syncs"], f"{p['dram_bytes'] / 1e6:.4g}",
+                     f"{p['l2_bytes'] / 1e6:.4g}", f"{p['ops'] / 1e9:.4g}",
+                     "-" if p["coalescing"] is None else f"{p['coalescing']:.3f}",
+                     "-" if p["bank_conflicts"] is None else f"{p['bank_conflicts']:.3f}",
+                     *(_ms(t[k]) for k in ("dram", "l2", "fp", "shared", "serial", "launch",
+                                            "barrier")),
+                     _ms(p["predicted_s"]), _ms(p["roofline_s"]),
+                     f"{100 * p['roofline_fraction']:.1f}%", r["validation"]])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+
+    def line(cells):
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+    out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    return "\n".join(out + [line(r) for r in rows])
+
+
+def _parse_shape(text):
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 4 or min(shape) < 1:
+        raise ConfigError(f"--shape must be four positive integers I,H,T,B, got {text!r}")
+    return shape
+
+
+def cli_bench_model(args):
+    from . import gpu_model
+    from .cli import err
+
+    if args.device not in (None, "emu"):
+        raise ConfigError(f"--model prices the emulator's counters: use --device emu (got "
+                          f"{args.device!r}); on a GPU, bench/lstm_forward.py and "
+                          "bench/lstm_backward.py print predicted beside measured")
+    shape = _parse_shape(args.shape) if args.shape else SEED_SHAPE
+    model = args.model or "h200"
+    gpu = gpu_model.get(model)
+    strategies = args.strategies.split(",") if args.strategies else None
+    res = bench_model(shape, args.dtype or "float32", model, strategies, args.count_steps)
+    I, H, T, B = shape
+    err(f"cuda-raw strategies on {gpu.name}, predicted from the SIMT emulator's counters: one "
+        f"training step (forward, loss, backward, weight gradients, clipping, SGD) of "
+        f"I,H,T,B,O = {I},{H},{T},{B},1 in {res['dtype']}")
+    err("model (python/lockstep/gpu_model.py): per launch launch + barriers + max(DRAM, L2, FP, "
+        "shared, serial), summed; the term columns are each term summed over the launches")
+    err(f"assumptions: {gpu.notes}")
+    k = res["kernels"]
+    err(f"kernels: sources {k['sources_sha256']}, emulator built {k['simt_built']}"
+        + (f", commit {k['commit']}" if k.get("commit") else "")
+        + (f" + uncommitted {', '.join(k['uncommitted'])}" if k.get("uncommitted") else "")
+        + ("" if k.get("checkout_matches_build", True) else
+           " (the checkout's kernel sources differ from the built ones: rebuild to count them)"))
+    err(model_table(res))
+    for r in res["results"]:
+        c = r.get("counted")
+        if not c:
+            continue
+        if c["extrapolated"]:
+            err(f"  {r['strategy']}: counted T' = {c['T1']} and {c['T2']} time steps "
+                f"({r['emu_seconds']:.1f} s of emulation), extrapolated to T = {c['T']}: "
+                f"{c['launches_as_counted']} launches as counted (per-step kernels and those "
+                f"that do not depend on T), {c['launches_extrapolated']} whole-sequence "
+                "launches with every counter extrapolated linearly in T")
+        else:
+            err(f"  {r['strategy']}: counted all T = {c['T']} time steps "
+                f"({r['emu_seconds']:.1f} s of emulation)")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(res, indent=2))
+    return 1 if any(r.get("validated") is False for r in res["results"]) else 0
+
+
 def cli_bench(args):
     from .cli import err
 
+    if getattr(args, "model", None) or getattr(args, "device", None):
+        return cli_bench_model(args)
+    extra = [f"--{k.replace('_', '-')}" for k in ("shape", "dtype", "count_steps", "strategies")
+             if getattr(args, k, None) is not None]
+    if extra:
+        raise ConfigError(f"{', '.join(extra)} belong to the counting mode: add --device emu "
+                          "(and --model h200)")
     names = args.backends.split(",") if args.backends else None
     for n in names or []:
         backends.get(n)

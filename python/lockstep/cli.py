@@ -323,6 +323,17 @@ def build_parser():
                    "torch-cudnn@gpu, numpy-blas@cpu; empty = none)")
     b.add_argument("--json", type=Path, help="write the results as JSON to this file")
     b.add_argument("--plot", type=Path, help="bar chart of speed-ups")
+    b.add_argument("--device", choices=["emu", "gpu"],
+                   help="emu: count every cuda-raw strategy on the SIMT emulator and predict "
+                   "its time on --model (no timing; gpu is measured by the presets)")
+    b.add_argument("--model", help="GPU to predict for with --device emu: h200 (default), h100")
+    b.add_argument("--shape", help="I,H,T,B of the counted training step (default 1,50,12,32)")
+    b.add_argument("--dtype", choices=["float32", "float64"], help="with --device emu "
+                   "(default float32)")
+    b.add_argument("--count-steps", type=int, help="with --device emu: count n and 2n time "
+                   "steps and extrapolate to T (default: all T when small, else n = 2)")
+    b.add_argument("--strategies", help="with --device emu: comma-separated cuda-raw strategies "
+                   "(default: all)")
     b.set_defaults(func=cmd_bench)
     return p
 
