@@ -10,8 +10,9 @@
 //   loss_sum      one thread: the loss, summed over t, b, o in order
 //   rowsq         per gradient row: +0 + sum_c g*g;  clip_norm: one thread, rows in order
 //   sgd, momentum, adam_scalars, adam: the updates of docs/arithmetic.md section 6
-// One thread per independent output; every output's own sum is sequential (no atomics, no
-// trees), which is the whole arithmetic contract for these kernels.
+// Threads split independent outputs only; every output's own sum is sequential (no atomics, no
+// trees, no split-K), which is the whole arithmetic contract for these kernels. The GEMMs and
+// rowsq stage their operands in shared memory so that global reads are coalesced.
 #include "ls_lstm.cuh"
 
 namespace lsk {
@@ -24,34 +25,91 @@ template <class T> __device__ __forceinline__ void gather(LS_GPTR(const T) src, 
   }
 }
 
-template <class T> __device__ __forceinline__ void linear(LS_GPTR(T) out, LS_GPTR(const T) x, LS_GPTR(const T) W,
-                                                          LS_GPTR(const T) bias, int R, int K, int C,
-                                                          int accumulate) {
-  LS_FOR(e, (long long)R * C) {
-    long long r = e / C, c = e % C;
-    T acc = accumulate ? T(out[e]) : T(bias[c]);
-    for (int k = 0; k < K; ++k) acc = acc + (x[r * K + k] * W[c * K + k]);
-    out[e] = acc;
-  }
+// The three GEMMs are one tiled kernel. A block of 256 threads owns a GM x GN tile of outputs;
+// thread (tx, ty) keeps an MU x NU micro-tile in registers (rows ty + TY*i, columns tx + TX*j,
+// so that neighbouring threads store neighbouring columns). k runs tile by tile, GK at a time
+// in ascending order: both operand tiles are staged in shared memory by loads that run along
+// whichever index is contiguous in global memory, then every accumulator takes its GK terms in
+// order. No split-K (the contract fixes one sequential sum per output), so a GEMM's
+// parallelism is its number of output tiles. Three tile shapes, chosen by gemm_shape (and
+// mirrored by CudaRawBackend._gemm for the grid; any grid is correct, tiles are grid-strided):
+//   64 x 64 (16 x 16 threads, 4 x 4 each) in general;
+//   256 x 16 (one column of 256 threads, 1 x 16 each) when C <= 16 (the head, dW_ih for small
+//   I), so that a skinny output still keeps all 256 threads busy;
+//   16 x 256 (one row of 256 threads, 16 x 1 each) when R <= 16 (dW_out), likewise for rows.
+constexpr int GK = 16, GTHREADS = 256, GPITCH = 256 + 2 + 16 + 2;  // the widest PA + PB
+
+// out[r, c] = init + sum_k A(r, k) * B(k, c), with init = +0 (0), bias[c] (1) or out[r, c] (2).
+// AK: A(r, k) = A[r * K + k], else A[k * R + r].  BK: B(k, c) = Bm[c * K + k], else Bm[k * C + c].
+template <class T, bool AK, bool BK, int TX, int TY, int MU, int NU>
+__device__ __forceinline__ void gemm_tiles(LS_GPTR(T) out, LS_GPTR(const T) A,
+                                           LS_GPTR(const T) Bm, LS_GPTR(const T) bias, int R,
+                                           int K, int C, int init, LS_DYN_SPTR_T(T) As) {
+  static_assert(TX * TY == GTHREADS, "one 256-thread block per tile");
+  constexpr int GM = TY * MU, GN = TX * NU;
+  // Row pitch G + 2 of the shared tiles: the k-contiguous fills (16 k of two rows per warp)
+  // and the row-contiguous ones then hit 32 distinct banks.
+  constexpr int PA = GM + 2, PB = GN + 2;
+  static_assert(PA + PB <= GPITCH, "the tiles fit the shared buffer");
+  LS_DYN_SPTR_T(T) Bs = As + GK * PA;
+  const int tid = threadIdx.x, tx = tid % TX, ty = tid / TX;
+  for (long long r0 = (long long)GM * blockIdx.y; r0 < R; r0 += (long long)GM * gridDim.y)
+    for (long long c0 = (long long)GN * blockIdx.x; c0 < C; c0 += (long long)GN * gridDim.x) {
+      // This thread's real rows i < mi and columns j < nj: only real outputs are computed and
+      // only real operands are staged (loops of constant trip count with a guard, so the
+      // micro-tile stays in registers).
+      const long long rr = R - r0 - ty, cr = C - c0 - tx;
+      const int mi = rr <= 0 ? 0 : rr >= (long long)TY * MU ? MU : int((rr + TY - 1) / TY);
+      const int nj = cr <= 0 ? 0 : cr >= (long long)TX * NU ? NU : int((cr + TX - 1) / TX);
+      T acc[MU][NU];
+      for (int i = 0; i < MU; ++i)
+        for (int j = 0; j < NU; ++j)
+          if (i < mi && j < nj) {
+            long long r = r0 + ty + TY * i, c = c0 + tx + TX * j;
+            acc[i][j] = init == 0 ? T(0) : init == 1 ? T(bias[c]) : T(out[r * C + c]);
+          }
+      for (long long k0 = 0; k0 < K; k0 += GK) {
+        for (int e = tid; e < GM * GK; e += GTHREADS) {
+          int i = AK ? e / GK : e % GM, kk = AK ? e % GK : e / GM;
+          long long r = r0 + i, k = k0 + kk;
+          if (r < R && k < K) As[kk * PA + i] = T(AK ? A[r * K + k] : A[k * R + r]);
+        }
+        for (int e = tid; e < GN * GK; e += GTHREADS) {
+          int j = BK ? e / GK : e % GN, kk = BK ? e % GK : e / GN;
+          long long c = c0 + j, k = k0 + kk;
+          if (c < C && k < K) Bs[kk * PB + j] = T(BK ? Bm[c * K + k] : Bm[k * C + c]);
+        }
+        __syncthreads();  // both tiles are loaded
+        const int kn = K - k0 < GK ? int(K - k0) : GK;  // only real terms: +0 would turn -0 to +0
+        for (int kk = 0; kk < kn; ++kk) {
+          T a[MU], b[NU];
+          for (int i = 0; i < MU; ++i)
+            if (i < mi) a[i] = As[kk * PA + ty + TY * i];
+          for (int j = 0; j < NU; ++j)
+            if (j < nj) b[j] = Bs[kk * PB + tx + TX * j];
+          for (int i = 0; i < MU; ++i)
+            for (int j = 0; j < NU; ++j)
+              if (i < mi && j < nj) acc[i][j] = acc[i][j] + (a[i] * b[j]);
+        }
+        __syncthreads();  // every thread is done with the tiles before they are refilled
+      }
+      for (int i = 0; i < MU; ++i)
+        for (int j = 0; j < NU; ++j)
+          if (i < mi && j < nj) out[(r0 + ty + TY * i) * C + c0 + tx + TX * j] = acc[i][j];
+    }
 }
 
-template <class T> __device__ __forceinline__ void matmul_nn(LS_GPTR(T) out, LS_GPTR(const T) A, LS_GPTR(const T) Bm,
-                                                             int R, int K, int C, int accumulate) {
-  LS_FOR(e, (long long)R * C) {
-    long long r = e / C, c = e % C;
-    T acc = accumulate ? out[e] : T(0);
-    for (int k = 0; k < K; ++k) acc = acc + (A[r * K + k] * Bm[(long long)k * C + c]);
-    out[e] = acc;
-  }
-}
+// 0: 64 x 64 tiles, 1: 256 x 16 (C <= 16), 2: 16 x 256 (R <= 16).
+__device__ __forceinline__ int gemm_shape(int R, int C) { return C <= 16 ? 1 : R <= 16 ? 2 : 0; }
 
-template <class T> __device__ __forceinline__ void matmul_tn(LS_GPTR(T) out, LS_GPTR(const T) A, LS_GPTR(const T) Bm,
-                                                             int N, int R, int C) {
-  LS_FOR(e, (long long)R * C) {
-    long long r = e / C, c = e % C;
-    T acc = T(0);
-    for (int n = 0; n < N; ++n) acc = acc + (A[(long long)n * R + r] * Bm[(long long)n * C + c]);
-    out[e] = acc;
+template <class T, bool AK, bool BK>
+__device__ __forceinline__ void gemm(LS_GPTR(T) out, LS_GPTR(const T) A, LS_GPTR(const T) Bm,
+                                     LS_GPTR(const T) bias, int R, int K, int C, int init) {
+  LS_SHARED(T, sm, GK * GPITCH);  // one buffer for whichever shape runs (f64: 35 KiB)
+  switch (gemm_shape(R, C)) {
+    case 1: gemm_tiles<T, AK, BK, 1, 256, 1, 16>(out, A, Bm, bias, R, K, C, init, sm); break;
+    case 2: gemm_tiles<T, AK, BK, 256, 1, 16, 1>(out, A, Bm, bias, R, K, C, init, sm); break;
+    default: gemm_tiles<T, AK, BK, 16, 16, 4, 4>(out, A, Bm, bias, R, K, C, init, sm);
   }
 }
 
@@ -137,14 +195,45 @@ __device__ __forceinline__ void grad_row(long long r, int I, int H, int O, long 
   else { *off = obout + (r - 3 * H4 - O); *cols = 1; }
 }
 
+// A warp per 32 consecutive rows: the long rows' entries come in 32 x 32 chunks, each loaded
+// along the row (lane = column, one request per row) into shared memory; then lane l adds the
+// chunk of row l in column order. Rows of one entry (b, b_out) are read directly: there
+// neighbouring rows are neighbouring addresses. Launch: block 32, any grid.
 template <class T> __device__ __forceinline__ void rowsq(LS_GPTR(const T) g, LS_GPTR(T) rows, int I, int H, int O) {
-  LS_FOR(r, 12LL * H + 2LL * O) {
+  LS_SHARED(T, tile, 32 * 33);
+  const int lane = threadIdx.x;
+  const long long R = 12LL * H + 2LL * O;
+  for (long long r0 = 32LL * blockIdx.x; r0 < R; r0 += 32LL * gridDim.x) {
     long long off;
-    int cols;
-    grad_row(r, I, H, O, &off, &cols);
+    int cols = 0, maxcols = 0;
+    if (r0 + lane < R) grad_row(r0 + lane, I, H, O, &off, &cols);
+    for (int l = 0; l < 32; ++l) {
+      long long o;
+      int n = 0;
+      if (r0 + l < R) grad_row(r0 + l, I, H, O, &o, &n);
+      maxcols = n > maxcols ? n : maxcols;
+    }
     T acc = T(0);
-    for (int c = 0; c < cols; ++c) acc = acc + (g[off + c] * g[off + c]);
-    rows[r] = acc;
+    if (cols == 1) {
+      T v = g[off];
+      acc = acc + (v * v);
+    }
+    for (int c0 = 0; c0 < maxcols && maxcols > 1; c0 += 32) {
+      for (int l = 0; l < 32; ++l) {  // row r0 + l, columns c0 + lane
+        long long o;
+        int n = 0;
+        if (r0 + l < R) grad_row(r0 + l, I, H, O, &o, &n);
+        if (n > 1 && c0 + lane < n) tile[l * 33 + lane] = g[o + c0 + lane];
+      }
+      __syncthreads();  // the chunk is loaded
+      if (cols > 1)
+        for (int c = 0; c < 32 && c0 + c < cols; ++c) {
+          T v = tile[lane * 33 + c];
+          acc = acc + (v * v);
+        }
+      __syncthreads();  // every lane is done with the chunk before it is refilled
+    }
+    if (r0 + lane < R) rows[r0 + lane] = acc;
   }
 }
 
@@ -218,16 +307,16 @@ template <class T> __device__ __forceinline__ void fill(LS_GPTR(T) a, int n, T v
   LS_EXPORT(gather_##S)                                                                           \
   extern "C" __global__ void linear_##S(T* out, const T* x, const T* W, const T* bias, int R,     \
                                         int K, int C, int accumulate) {                           \
-    lsk::linear<LS_REAL(T)>(out, x, W, bias, R, K, C, accumulate);                                         \
+    lsk::gemm<LS_REAL(T), true, true>(out, x, W, bias, R, K, C, accumulate ? 2 : 1);              \
   }                                                                                               \
   LS_EXPORT(linear_##S)                                                                           \
   extern "C" __global__ void matmul_nn_##S(T* out, const T* A, const T* Bm, int R, int K, int C,  \
                                            int accumulate) {                                      \
-    lsk::matmul_nn<LS_REAL(T)>(out, A, Bm, R, K, C, accumulate);                                           \
+    lsk::gemm<LS_REAL(T), true, false>(out, A, Bm, nullptr, R, K, C, accumulate ? 2 : 0);         \
   }                                                                                               \
   LS_EXPORT(matmul_nn_##S)                                                                        \
   extern "C" __global__ void matmul_tn_##S(T* out, const T* A, const T* Bm, int N, int R, int C) { \
-    lsk::matmul_tn<LS_REAL(T)>(out, A, Bm, N, R, C);                                                       \
+    lsk::gemm<LS_REAL(T), false, false>(out, A, Bm, nullptr, R, N, C, 0);                         \
   }                                                                                               \
   LS_EXPORT(matmul_tn_##S)                                                                        \
   extern "C" __global__ void colsum_##S(T* out, const T* A, int N, int C) {                       \

@@ -5,12 +5,12 @@
 // recurrent terms) and the cell's backward (fused_bwd_step); weight gradients are GEMMs after
 // the loop.
 //
-// Memory access (checked by the emulator's counters, tests/test_cuda_raw.py): threads run
-// along the hidden unit k, so every per-unit array is read and written in whole sectors. The
-// forward step reads the recurrent weights through WT = W_hh^T (H x 4H, made by fused_transpose
-// once per training step, after the update), where neighbouring units are neighbouring
-// addresses; W_hh itself is already unit-contiguous for the backward step. h_{t-1}[b, :] and
-// da_{t+1}[b, :] are the same for every lane of a warp (one sample): broadcasts.
+// Memory access (checked by the emulator's counters, tests/test_cuda_raw.py): the lanes of a
+// warp run along the hidden unit k, so every per-unit array is read and written in whole
+// sectors. The forward step reads the recurrent weights through WT = W_hh^T (H x 4H, made by
+// fused_transpose once per training step, after the update), where neighbouring units are
+// neighbouring addresses; W_hh itself is already unit-contiguous for the backward step. Weights
+// and h_{t-1} / da_{t+1} pass through shared memory, shared by the block's FB samples.
 #include "ls_lstm.cuh"
 
 namespace lsk {
@@ -32,26 +32,54 @@ template <class T> __device__ __forceinline__ void fused_transpose(LS_GPTR(const
     }
 }
 
+// Both step kernels: a block of FU x FB threads owns FU hidden units of FB samples, thread
+// (tx, ty) the unit k = u0 + tx of sample b = b0 + ty. The sum over the recurrent index runs
+// FK at a time in ascending order; each chunk of the h_{t-1} (da_{t+1}) rows of the block's
+// samples and of the weights of its units is staged in shared memory by coalesced loads, so
+// the weights come from L2 once per FB samples instead of once per sample. Launch: block
+// (FU, FB), any grid (tiles are grid-strided).
+constexpr int FU = 32, FB = 8, FK = 32;
+
 // Thread (b, k): a_q = xproj[b, qH+k] + sum_kk h_prev[b, kk] * WT[kk, qH+k] for the four gates
 // (WT[kk, j] = W_hh[j, kk]), then the activations and the cell. act_t: the activated i, f, g, o.
 template <class T> __device__ __forceinline__ void fused_fwd_step(
     LS_GPTR(const T) xproj_t, LS_GPTR(const T) WT, LS_GPTR(const T) h_prev,
     LS_GPTR(const T) c_prev, LS_GPTR(T) act_t, LS_GPTR(T) c, LS_GPTR(T) tc, LS_GPTR(T) h, int B,
     int H) {
+  LS_SHARED(T, hs, FB * (FK + 1));  // hs[bb, kk] = h_prev[b0 + bb, k0 + kk]
+  LS_SHARED(T, ws, FK * 4 * FU);    // ws[kk, q, uu] = WT[k0 + kk, q*H + u0 + uu]
+  const int tx = threadIdx.x, ty = threadIdx.y;
   const long long H4 = 4LL * H;
-  LS_FOR(e, (long long)B * H) {
-    long long b = e / H, k = e % H;
-    LS_GPTR(const T) hp = h_prev + b * H;
-    T g4[4];
-    for (int q = 0; q < 4; ++q) {
-      long long j = (long long)q * H + k;
-      T a = xproj_t[b * H4 + j];
-      for (int kk = 0; kk < H; ++kk) a = a + (T(hp[kk]) * T(WT[kk * H4 + j]));
-      g4[q] = activate<T>(q, a);
-      act_t[b * H4 + j] = g4[q];
+  for (long long b0 = (long long)FB * blockIdx.y; b0 < B; b0 += (long long)FB * gridDim.y)
+    for (long long u0 = (long long)FU * blockIdx.x; u0 < H; u0 += (long long)FU * gridDim.x) {
+      const long long b = b0 + ty, k = u0 + tx;
+      const bool ok = b < B && k < H;
+      T a[4];
+      for (int q = 0; q < 4; ++q) a[q] = ok ? T(xproj_t[b * H4 + q * H + k]) : T(0);
+      for (long long k0 = 0; k0 < H; k0 += FK) {
+        hs[ty * (FK + 1) + tx] = b < B && k0 + tx < H ? T(h_prev[b * H + k0 + tx]) : T(0);
+        for (int kk = ty; kk < FK; kk += FB)
+          for (int q = 0; q < 4; ++q)
+            ws[(kk * 4 + q) * FU + tx] =
+                k0 + kk < H && k < H ? T(WT[(k0 + kk) * H4 + q * H + k]) : T(0);
+        __syncthreads();  // both chunks are loaded
+        const int kn = H - k0 < FK ? int(H - k0) : FK;
+        if (ok)
+          for (int kk = 0; kk < kn; ++kk) {
+            T hv = hs[ty * (FK + 1) + kk];  // one sample per warp: a broadcast
+            for (int q = 0; q < 4; ++q) a[q] = a[q] + (hv * T(ws[(kk * 4 + q) * FU + tx]));
+          }
+        __syncthreads();  // every thread is done with the chunks before they are refilled
+      }
+      if (!ok) continue;
+      T g4[4];
+      for (int q = 0; q < 4; ++q) {
+        g4[q] = activate<T>(q, a[q]);
+        act_t[b * H4 + q * H + k] = g4[q];
+      }
+      const long long e = b * H + k;
+      cell_forward<T>(g4[0], g4[1], g4[2], g4[3], c_prev[e], c + e, tc + e, h + e);
     }
-    cell_forward<T>(g4[0], g4[1], g4[2], g4[3], c_prev[e], c + e, tc + e, h + e);
-  }
 }
 
 // Thread (b, k): dh = +0 + sum_o dy_t[b, o] W_out[o, k] (+ sum_j da_next[b, j] W_hh[j, k] unless
@@ -60,19 +88,36 @@ template <class T> __device__ __forceinline__ void fused_bwd_step(
     LS_GPTR(const T) dy_t, LS_GPTR(const T) W_out, LS_GPTR(const T) da_next,
     LS_GPTR(const T) W_hh, LS_GPTR(const T) act_t, LS_GPTR(const T) c_prev,
     LS_GPTR(const T) tc_t, LS_GPTR(T) dcn, LS_GPTR(T) da_t, int B, int H, int O, int first) {
+  LS_SHARED(T, ds, FB * (FK + 1));  // ds[bb, jj] = da_next[b0 + bb, j0 + jj]
+  LS_SHARED(T, ws, FK * FU);        // ws[jj, uu] = W_hh[j0 + jj, u0 + uu]
+  const int tx = threadIdx.x, ty = threadIdx.y;
   const long long H4 = 4LL * H;
-  LS_FOR(e, (long long)B * H) {
-    long long b = e / H, k = e % H;
-    T dh = T(0);
-    for (int o = 0; o < O; ++o) dh = dh + (T(dy_t[b * O + o]) * T(W_out[(long long)o * H + k]));
-    if (!first)
-      for (long long j = 0; j < H4; ++j) dh = dh + (T(da_next[b * H4 + j]) * T(W_hh[j * H + k]));
-    LS_GPTR(const T) g4 = act_t + b * H4;
-    LS_GPTR(T) d4 = da_t + b * H4;
-    cell_backward<T>(dh, g4[k], g4[H + k], g4[2 * H + k], g4[3 * H + k], c_prev[e], tc_t[e],
-                     first ? T(0) : T(dcn[e]), d4 + k, d4 + H + k, d4 + 2 * H + k, d4 + 3 * H + k,
-                     dcn + e);
-  }
+  for (long long b0 = (long long)FB * blockIdx.y; b0 < B; b0 += (long long)FB * gridDim.y)
+    for (long long u0 = (long long)FU * blockIdx.x; u0 < H; u0 += (long long)FU * gridDim.x) {
+      const long long b = b0 + ty, k = u0 + tx;
+      const bool ok = b < B && k < H;
+      T dh = T(0);
+      if (ok)
+        for (int o = 0; o < O; ++o)
+          dh = dh + (T(dy_t[b * O + o]) * T(W_out[(long long)o * H + k]));
+      for (long long j0 = 0; !first && j0 < H4; j0 += FK) {
+        ds[ty * (FK + 1) + tx] = b < B && j0 + tx < H4 ? T(da_next[b * H4 + j0 + tx]) : T(0);
+        for (int jj = ty; jj < FK; jj += FB)
+          ws[jj * FU + tx] = j0 + jj < H4 && k < H ? T(W_hh[(j0 + jj) * H + k]) : T(0);
+        __syncthreads();  // both chunks are loaded
+        const int jn = H4 - j0 < FK ? int(H4 - j0) : FK;
+        if (ok)
+          for (int jj = 0; jj < jn; ++jj) dh = dh + (T(ds[ty * (FK + 1) + jj]) * T(ws[jj * FU + tx]));
+        __syncthreads();  // every thread is done with the chunks before they are refilled
+      }
+      if (!ok) continue;
+      const long long e = b * H + k;
+      LS_GPTR(const T) g4 = act_t + b * H4;
+      LS_GPTR(T) d4 = da_t + b * H4;
+      cell_backward<T>(dh, g4[k], g4[H + k], g4[2 * H + k], g4[3 * H + k], c_prev[e], tc_t[e],
+                       first ? T(0) : T(dcn[e]), d4 + k, d4 + H + k, d4 + 2 * H + k,
+                       d4 + 3 * H + k, dcn + e);
+    }
 }
 
 }  // namespace lsk

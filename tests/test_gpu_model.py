@@ -183,8 +183,10 @@ STRATEGIES = ("naive", "fused", "persistent")
 # branch of the memory traffic (clip_norm and the update read the scale only when clipped).
 NO_CLIP = dict(bench.MODEL_RECIPE, clip=1e6)
 # (I, H, B) with every per-step array a whole number of 32-byte sectors (B*I, B*H, B*4H floats)
-# and B a multiple of the warp, so each time step's accesses line up like every other's.
-TINY = (8, 8, None, 32)
+# and B a multiple of the warp, so each time step's accesses line up like every other's; B a
+# multiple of the GEMMs' tallest tile (256 rows), so the whole-sequence GEMMs over T*B rows
+# always cover whole tiles and their counts are linear in T too.
+TINY = (8, 8, None, 256)
 MEMORY = ("global", "shared", "args", "syncthreads", "grid_syncs", "grid", "block", "threads",
           "warps", "kernel", "shared_mem", "cooperative")
 

@@ -526,12 +526,21 @@ def bench_model(shape=SEED_SHAPE, dtype="float32", model="h200", strategies=None
             raise ConfigError(f"unknown cuda-raw strategy {s!r}; choose from "
                               f"{', '.join(CudaRawBackend.strategies)}")
     gpu = gpu_model.get(model)
+    from . import _simt
+
     results = []
-    for s in strategies:
-        if progress:
-            print(f"counting cuda-raw:{s}@emu at I,H,T,B = {shape} ...", file=sys.stderr,
-                  flush=True)
-        results.append(count_strategy(s, shape, dtype, model, count_steps))
+    old = _simt.workers()
+    _simt.set_workers(os.cpu_count() or 1)  # the counts do not depend on it (test_gpu_model)
+    try:
+        for s in strategies:
+            if progress:
+                print(f"counting cuda-raw:{s}@emu at I,H,T,B = {shape} ...", file=sys.stderr,
+                      flush=True)
+            t0 = time.perf_counter()
+            results.append(count_strategy(s, shape, dtype, model, count_steps))
+            results[-1]["wall_s"] = time.perf_counter() - t0
+    finally:
+        _simt.set_workers(old)
     I, H, T, B = shape
     return {"mode": "model", "model": model, "gpu": asdict(gpu), "dtype": np.dtype(dtype).name,
             "shape": {"I": I, "H": H, "T": T, "B": B, "O": 1}, "recipe": MODEL_RECIPE,
@@ -649,13 +658,15 @@ def cli_bench_model(args):
             continue
         if c["extrapolated"]:
             err(f"  {r['strategy']}: counted T' = {c['T1']} and {c['T2']} time steps "
-                f"({r['emu_seconds']:.1f} s of emulation), extrapolated to T = {c['T']}: "
+                f"({r['emu_seconds']:.1f} s of emulation, {r['wall_s']:.0f} s with the "
+                f"reference check), extrapolated to T = {c['T']}: "
                 f"{c['launches_as_counted']} launches as counted (per-step kernels and those "
                 f"that do not depend on T), {c['launches_extrapolated']} whole-sequence "
                 "launches with every counter extrapolated linearly in T")
         else:
             err(f"  {r['strategy']}: counted all T = {c['T']} time steps "
-                f"({r['emu_seconds']:.1f} s of emulation)")
+                f"({r['emu_seconds']:.1f} s of emulation, {r['wall_s']:.0f} s with the "
+                "reference check)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=2))

@@ -47,7 +47,10 @@ and every launch that does not depend on T) take its records as they are; the fe
 whose scalar arguments depend on T (whole-sequence GEMMs, the persistent kernels, the loss
 rows) get every counter extrapolated linearly from T1 and T2 and their geometry from the dry
 run. tests/test_gpu_model.py shows the result equals a direct count on tiny shapes: geometry
-and memory counters exactly, flops within 1% (the canonical exp/tanh take data-dependent
+and memory counters exactly when T*B fills whole GEMM tiles (B a multiple of 256; otherwise a
+tiled GEMM over T*B rows reloads its other operand once per row tile, a step function of T,
+and the extrapolation is off by up to one tile's share), flops within 1% (the canonical
+exp/tanh take data-dependent
 branches, so one time step's flop count differs slightly from another's; the T2 records of a
 signature are averaged). Whether clipping fires is data-dependent too (it changes a few loads
 of the update). Counting from T1 = 1 is not exact: a buffer reused from step to step (dcn) has

@@ -272,6 +272,23 @@ class CudaRawBackend(Backend):
         self.dev.launch(name + self.sfx, max(1, min(self.dev.max_blocks, -(-n // t))), t,
                         [_i(a) for a in args])
 
+    def _gemm(self, name, R, C, args):
+        """A tiled GEMM of lstm_common.cu over an R x C output: 256 threads per tile of
+        64 x 64, or 256 x 16 when C <= 16, or 16 x 256 when R <= 16 (gemm_shape there); the
+        grid is capped like the element-wise kernels' (tiles are grid-strided)."""
+        gm, gn = (256, 16) if C <= 16 else (16, 256) if R <= 16 else (64, 64)
+        cap = self.dev.max_blocks
+        self.dev.launch(name + self.sfx, (max(1, min(cap, -(-C // gn))),
+                                          max(1, min(cap, -(-R // gm)))), 256,
+                        [_i(a) for a in args])
+
+    def _fused_step(self, name, B, args):
+        """A fused step kernel: blocks of 32 units x 8 samples (FU, FB in lstm_fused.cu)."""
+        cap = self.dev.max_blocks
+        self.dev.launch(name + self.sfx, (max(1, min(cap, -(-self.H // 32))),
+                                          max(1, min(cap, -(-B // 8)))), (32, 8),
+                        [_i(a) for a in args])
+
     def _k1(self, name, args):
         """A single-thread kernel (a contract-ordered serial sum)."""
         self.dev.launch(name + self.sfx, 1, 1, [_i(a) for a in args])
@@ -404,13 +421,13 @@ class CudaRawBackend(Backend):
         if self.strategy == "naive":
             for t in range(Tn):
                 a, act_t = self.a, act[t * BH4:]
-                self._k("linear", BH4, [a, x[t * B * I:], W_ih, b, B, I, H4, 0])
-                self._k("linear", BH4, [a, h[t * BH:], W_hh, b, B, H, H4, 1])
+                self._gemm("linear", B, H4, [a, x[t * B * I:], W_ih, b, B, I, H4, 0])
+                self._gemm("linear", B, H4, [a, h[t * BH:], W_hh, b, B, H, H4, 1])
                 self._k("naive_gates", BH4, [a, act_t, B, H])
                 self._k("naive_cell", BH, [act_t, c[t * BH:], c[(t + 1) * BH:], tc[t * BH:],
                                            h[(t + 1) * BH:], B, H])
-                self._k("linear", B * O, [self.out[t * B * O:], h[(t + 1) * BH:], W_out, b_out,
-                                          B, H, O, 0])
+                self._gemm("linear", B, O, [self.out[t * B * O:], h[(t + 1) * BH:], W_out,
+                                             b_out, B, H, O, 0])
             return
         if self.strategy == "fused":
             if self._wt_step != self.step:  # W_hh^T for coalesced reads, once per update
@@ -418,18 +435,19 @@ class CudaRawBackend(Backend):
                                 (min(-(-H // 32), 64), min(-(-H4 // 32), 64)), (32, 8),
                                 [W_hh, self.wt, _i(H4), _i(H)])
                 self._wt_step = self.step
-            self._k("linear", Tn * BH4, [self.xproj, x, W_ih, b, Tn * B, I, H4, 0])
+            self._gemm("linear", Tn * B, H4, [self.xproj, x, W_ih, b, Tn * B, I, H4, 0])
             for t in range(Tn):
-                self._k("fused_fwd_step", BH, [self.xproj[t * BH4:], self.wt, h[t * BH:],
-                                               c[t * BH:], act[t * BH4:], c[(t + 1) * BH:],
-                                               tc[t * BH:], h[(t + 1) * BH:], B, H])
+                self._fused_step("fused_fwd_step", B, [self.xproj[t * BH4:], self.wt,
+                                                       h[t * BH:], c[t * BH:], act[t * BH4:],
+                                                       c[(t + 1) * BH:], tc[t * BH:],
+                                                       h[(t + 1) * BH:], B, H])
         else:
             blocks, hs, smem = self.plan
-            self._k("linear", Tn * BH4, [self.xproj, x, W_ih, b, Tn * B, I, H4, 0])
+            self._gemm("linear", Tn * B, H4, [self.xproj, x, W_ih, b, Tn * B, I, H4, 0])
             self.dev.launch("persistent_fwd" + self.sfx, blocks, self.dev.persistent_threads,
                             [_i(a) for a in (self.xproj, W_hh, act, h, c, tc, Tn, B, H, hs,
                                              self.bar)], smem, True)
-        self._k("linear", Tn * B * O, [self.out, h[BH:], W_out, b_out, Tn * B, H, O, 0])
+        self._gemm("linear", Tn * B, O, [self.out, h[BH:], W_out, b_out, Tn * B, H, O, 0])
 
     def _loss(self, Tn, B, loss_out, y=None):
         ce = int(self.train_cfg.loss == "ce")
@@ -454,31 +472,33 @@ class CudaRawBackend(Backend):
             first = int(t == Tn - 1)
             da_next = da if first else da[(t + 1) * BH4:]  # not read at t = T-1
             if self.strategy == "naive":
-                self._k("matmul_nn", BH, [self.dh, dy[t * B * O:], W_out, B, O, H, 0])
+                self._gemm("matmul_nn", B, H, [self.dh, dy[t * B * O:], W_out, B, O, H, 0])
                 if not first:
-                    self._k("matmul_nn", BH, [self.dh, da_next, W_hh, B, H4, H, 1])
+                    self._gemm("matmul_nn", B, H, [self.dh, da_next, W_hh, B, H4, H, 1])
                 self._k("naive_cell_bwd", BH, [self.dh, act[t * BH4:], c[t * BH:], tc[t * BH:],
                                                self.dcn, da[t * BH4:], B, H, first])
             else:
-                self._k("fused_bwd_step", BH, [dy[t * B * O:], W_out, da_next, W_hh,
-                                               act[t * BH4:], c[t * BH:], tc[t * BH:], self.dcn,
-                                               da[t * BH4:], B, H, O, first])
+                self._fused_step("fused_bwd_step", B, [dy[t * B * O:], W_out, da_next, W_hh,
+                                                       act[t * BH4:], c[t * BH:], tc[t * BH:],
+                                                       self.dcn, da[t * BH4:], B, H, O, first])
 
     def _weight_grads(self, Tn, B):
         H, H4, I, O = self.H, 4 * self.H, self.I, self.O
         N, g = Tn * B, self.g
         v = lambda n: self._view(g, n)  # noqa: E731
-        self._k("matmul_tn", H4 * I, [v("W_ih"), self.da, self.xb, N, H4, I])
-        self._k("matmul_tn", H4 * H, [v("W_hh"), self.da, self.h, N, H4, H])
+        self._gemm("matmul_tn", H4, I, [v("W_ih"), self.da, self.xb, N, H4, I])
+        self._gemm("matmul_tn", H4, H, [v("W_hh"), self.da, self.h, N, H4, H])
         self._k("colsum", H4, [v("b"), self.da, N, H4])
-        self._k("matmul_tn", O * H, [v("W_out"), self.dy, self.h[B * H:], N, O, H])
+        self._gemm("matmul_tn", O, H, [v("W_out"), self.dy, self.h[B * H:], N, O, H])
         self._k("colsum", O, [v("b_out"), self.dy, N, O])
 
     def _update(self):
         cfg, s = self.train_cfg, self._s
         if cfg.clip:
             R = 12 * self.H + 2 * self.O
-            self._k("rowsq", R, [self.g, self.rows, self.I, self.H, self.O])
+            self.dev.launch("rowsq" + self.sfx,  # a warp per 32 rows
+                            max(1, min(self.dev.max_blocks, -(-R // 32))), 32,
+                            [_i(a) for a in (self.g, self.rows, self.I, self.H, self.O)])
             self._k1("clip_norm", [self.rows, R, s(cfg.clip), self.info])
         if cfg.optimizer == "adam":
             self._k1("adam_scalars", [self.pw, s(cfg.beta1), s(cfg.beta2), s(cfg.lr)])
