@@ -272,11 +272,11 @@ def test_emu_matches_reference_on_a_wider_problem(strategy):
                                         optimizer="adam", clip=0.5, epochs=1, n=35))
 
 
-def _counted_epoch(strategy, H, B, T, dtype=np.float32):
+def _counted_epoch(strategy, H, B, T, dtype=np.float32, I=1, **kw):
     """One training epoch (one batch) on emu with the cost counters on: the launch records."""
     from lockstep import _simt
 
-    mc, tc, params, x, y = make_case(1, H, 1, T, B, dtype, n=B, epochs=1)
+    mc, tc, params, x, y = make_case(I, H, 1, T, B, dtype, n=B, epochs=1, **kw)
     be = _backend(strategy, mc, tc, dtype)
     be.load(params, None)
     _simt.take_counters()
@@ -310,6 +310,39 @@ def test_fused_steps_are_coalesced_and_read_the_weights_once_per_step():
     # the recurrent products: B * 4H * H multiplies and as many adds (no FMA anywhere)
     assert fwd["flops"]["f32"]["mul"] >= B * 4 * H * H and fwd["flops"]["f32"]["add"] >= B * 4 * H * H
     assert [r["kernel"] for r in recs].count("fused_transpose_f32") == 1
+
+
+def test_gemms_and_clipping_are_coalesced_and_reuse_their_tiles():
+    # The issue's target shape (H=256, B=64; the GEMMs' requests per row of T*B do not depend on
+    # T) with I = 40 (a projection with more than one k tile) and clipping on (rowsq).
+    H, B, T, I = 256, 64, 2, 40
+    N = T * B
+    recs = _counted_epoch("fused", H, B, T, I=I, clip=1e-3)
+    gemms = [r for r in recs if r["kernel"].split("_f32")[0] in
+             ("linear", "matmul_tn", "rowsq", "colsum")]
+    assert {r["kernel"] for r in gemms} == {"linear_f32", "matmul_tn_f32", "rowsq_f32",
+                                            "colsum_f32"}
+    for r in gemms:
+        for side in ("load", "store"):
+            g = r["global"][side]
+            assert g["sectors"] <= 1.25 * g["min_sectors"], (r["kernel"], side, g)
+        sh = r["shared"]
+        for side in ("load", "store"):
+            assert sh[side]["wavefronts"] == sh[side]["min_wavefronts"], (r["kernel"], sh)
+    # dW_hh = da^T h: (4H x H) outputs over N samples in 64 x 64 tiles; each operand comes from
+    # L2 once per tile of the other side (4H/64 row tiles read h, H/64 column tiles read da),
+    # and every multiply and add is a real term (2 * 4H * H * N operations, no padding).
+    dwhh = [r for r in recs if r["kernel"] == "matmul_tn_f32"][1]
+    args = {a["index"]: a["load"] for a in dwhh["args"]}
+    da, h = args[1], args[2]
+    assert da["sectors"] == (H // 64) * da["unique_sectors"] == (H // 64) * N * 4 * H * 4 // 32
+    assert h["sectors"] == (4 * H // 64) * h["unique_sectors"] == (4 * H // 64) * N * H * 4 // 32
+    f = dwhh["flops"]["f32"]
+    assert f["mul"] == f["add"] == 4 * H * H * N
+    assert dwhh["global"]["store"]["sectors"] == 4 * H * H * 4 // 32
+    rowsq = next(r for r in recs if r["kernel"] == "rowsq_f32")
+    grad = rowsq["args"][0]["load"]
+    assert grad["sectors"] == grad["unique_sectors"]  # every gradient entry read once
 
 
 def test_persistent_is_coalesced_and_keeps_the_weights_on_chip():
