@@ -16,6 +16,7 @@ struct Config {
   bool loss_all = true;   // loss_on == "all" (every step) or "last"
   int optimizer = 0;      // 0 = SGD (momentum if momentum != 0), 1 = Adam
   double lr = 0.01, momentum = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, clip = 0.0;
+  int grad_shards = 1;    // S: a batch's loss and gradients summed in S groups (arithmetic.md)
 };
 
 // Parameter tensors in the flat buffer, in PARAM_NAMES order.
@@ -43,6 +44,14 @@ class Engine {
   virtual void train_epoch(const T* x, int Tn, std::int64_t N, const void* y,
                            const std::int64_t* idx, const std::int64_t* off, int nbatch,
                            T* losses) = 0;
+  // One group of a sharded batch (docs/arithmetic.md, "Sharded gradients"): the samples
+  // idx[0 .. B-1] (B may be 0), dy divided by nterms (the whole batch's N); writes the group's
+  // gradients (flat, as the parameter slot) to grad and returns its loss sum (not divided).
+  virtual T shard_partial(const T* x, int Tn, std::int64_t N, const void* y,
+                          const std::int64_t* idx, std::int64_t B, std::int64_t nterms,
+                          T* grad) = 0;
+  // Clipping and one optimizer step on the given gradients (flat); then the kernel layouts.
+  virtual void apply_grads(const T* grad) = 0;
   // Forward over all N samples; out (Tn, N, O) if not null; returns the loss if y is not null.
   virtual T forward_only(const T* x, int Tn, std::int64_t N, const void* y, T* out) = 0;
   // Bytes held in buffers (parameters, optimizer state, caches, workspaces).

@@ -376,9 +376,67 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     ensure(Tn, bmax);  // every buffer of the epoch, before the first step
     for (int bi = 0; bi < nbatch; ++bi) {
       const i64 B = off[bi + 1] - off[bi];
-      gather(x, Tn, N, y, idx + off[bi], B);
-      losses[bi] = train_step(Tn, B);
+      if (cfg_.grad_shards == 1) {
+        gather(x, Tn, N, y, idx + off[bi], B);
+        losses[bi] = train_step(Tn, B);
+        continue;
+      }
+      // Groups of q or q + 1 samples, partials added in group order (arithmetic.md).
+      const i64 S = cfg_.grad_shards, q = B / S, r = B % S, nt = nterms(Tn, B);
+      gacc_.reserve(P_);
+      gpart_.reserve(P_);
+      T lsum = T(0);
+      for (i64 g = 0; g < S; ++g) {
+        const i64 lo = g * q + (g < r ? g : r), Bg = q + (g < r ? 1 : 0);
+        const T ls = shard_partial(x, Tn, N, y, idx + off[bi] + lo, Bg, nt, g ? gpart_.p : gacc_.p);
+        if (g == 0) {
+          lsum = ls;
+          continue;
+        }
+        lsum = lsum + ls;
+        for (i64 i = 0; i < P_; ++i) gacc_.p[i] = gacc_.p[i] + gpart_.p[i];
+      }
+      apply_grads(gacc_.p);
+      losses[bi] = lsum / T(nt);
     }
+  }
+
+  T shard_partial(const T* x, int Tn, i64 N, const void* y, const i64* ix, i64 B, i64 nt,
+                  T* g) override {
+    if (B == 0) {  // an empty group: +0 partials
+      for (i64 i = 0; i < P_; ++i) g[i] = T(0);
+      return T(0);
+    }
+    ensure(Tn, B);
+    gather(x, Tn, N, y, ix, B);
+    T lsum = T(0);
+    const int nth_ = nthreads(Tn, B);
+#pragma omp parallel num_threads(nth_)
+    {
+      const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+      forward(xb_.p, Tn, B, tid, nth);
+#pragma omp barrier
+#pragma omp single
+      lsum = loss_sum(Tn, B, nt);  // implicit barrier
+      backward(Tn, B, tid, nth);
+    }
+    std::memcpy(g, grad_.p, sizeof(T) * (std::size_t)P_);
+    return lsum;
+  }
+
+  void apply_grads(const T* g) override {
+    if (g != grad_.p) std::memcpy(grad_.p, g, sizeof(T) * (std::size_t)P_);
+    bool scaled = false;
+    T scale = T(0);
+    const int nt = threads_[0] > 0 ? threads_[0] : 1;
+#pragma omp parallel num_threads(nt)
+    {
+      const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+      clip_and_update(tid, nth, &scaled, &scale);
+#pragma omp barrier
+      repack(tid, nth);
+    }
+    finish_step();
   }
 
   T forward_only(const T* x, int Tn, i64 N, const void* y, T* out) override {
@@ -580,23 +638,29 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   }
 
   // ---- losses (one thread) ----------------------------------------------------------------
-  T loss_grad(int Tn, i64 B) {
+  // N, the number of loss terms of a batch of B samples.
+  i64 nterms(int Tn, i64 B) const {
+    return (cfg_.loss_all ? (i64)Tn : 1) * B * (cfg_.loss == 0 ? O_ : 1);
+  }
+  T loss_grad(int Tn, i64 B) { return loss_sum(Tn, B, nterms(Tn, B)) / T(nterms(Tn, B)); }
+  // The sum of the loss terms (not divided) and dy divided by nt (this batch's N, or the whole
+  // batch's N for a group of a sharded batch).
+  T loss_sum(int Tn, i64 B, i64 nt) {
     using namespace lockstep;
     const i64 TB = (i64)Tn * B;
     std::memset(dy_.p, 0, sizeof(T) * (std::size_t)(TB * O_));
     const i64 n0 = cfg_.loss_all ? 0 : (i64)(Tn - 1) * B;  // first sample row the loss sees
+    const T nT = T(nt);
     T acc = T(0);
     if (cfg_.loss == 0) {
-      const T nT = T((TB - n0) * O_);
       for (i64 n = n0; n < TB; ++n)
         for (i64 o = 0; o < O_; ++o) {
           const T d = out_.p[n * O_ + o] - yf_.p[(n - n0) * O_ + o];
           acc = acc + (d * d);
           dy_.p[n * O_ + o] = (d + d) / nT;
         }
-      return acc / nT;
+      return acc;
     }
-    const T nT = T(TB - n0);
     for (i64 n = n0; n < TB; ++n) {
       const T* z = out_.p + n * O_;
       T* dz = dy_.p + n * O_;
@@ -611,7 +675,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       acc = acc + (ls_log<T>(s) - (z[yt] - m));
       for (i64 o = 0; o < O_; ++o) dz[o] = ((dz[o] / s) - (o == yt ? T(1) : T(0))) / nT;
     }
-    return acc / nT;
+    return acc;
   }
 
   // ---- backward (every thread) --------------------------------------------------------------
@@ -855,12 +919,16 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
 #pragma omp barrier
       repack(tid, nth);
     }
+    finish_step();
+    return loss;
+  }
+
+  void finish_step() {
     if (cfg_.optimizer == 1) {
       b1_pow_ = b1_pow_ * T(cfg_.beta1);
       b2_pow_ = b2_pow_ * T(cfg_.beta2);
     }
     step_ += 1;
-    return loss;
   }
 
   lockstep_cpu::Config cfg_;
@@ -874,6 +942,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   Buf<T> dWihT_, dWhhT_, db_, dWout_;              // gradients in kernel layouts
   Buf<T> gates_, da_, hT_, xT_, hb_, cb_, tc_, out_, dy_, xb_, yf_, dh_, dcn_;  // caches
   Buf<T> wpack_;  // per thread: a K block of one column tile of da, packed
+  Buf<T> gacc_, gpart_;  // sharded batches: the combined and the current group's gradients
   Buf<i64> yi_;
 };
 

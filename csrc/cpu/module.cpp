@@ -233,7 +233,7 @@ class PyEngine {
  public:
   PyEngine(int I, int H, int O, const std::string& loss, const std::string& loss_on,
            const std::string& optimizer, double lr, double momentum, double beta1, double beta2,
-           double eps, double clip, const std::string& isa) {
+           double eps, double clip, int grad_shards, const std::string& isa) {
     if (I <= 0 || H <= 0 || O <= 0)
       throw py::value_error("I, H and O must be positive, got " + std::to_string(I) + ", " +
                             std::to_string(H) + ", " + std::to_string(O));
@@ -248,6 +248,8 @@ class PyEngine {
     cfg_.optimizer = optimizer == "adam";
     cfg_.lr = lr, cfg_.momentum = momentum, cfg_.beta1 = beta1, cfg_.beta2 = beta2;
     cfg_.eps = eps, cfg_.clip = clip;
+    if (grad_shards < 1) throw py::value_error("grad_shards must be >= 1, got " + std::to_string(grad_shards));
+    cfg_.grad_shards = grad_shards;
     isa_ = pick_isa(isa);
     e_.reset(make_engine<T>(cfg_, isa_));
   }
@@ -304,6 +306,43 @@ class PyEngine {
       e_->train_epoch(x.data(), Tn, N, yp, idx.data(), off.data(), nb, lp);
     }
     return std::move(losses);
+  }
+
+  // One group of a sharded batch: (loss sum, flat gradients) of the samples idx, with dy
+  // divided by nterms (the whole batch's number of loss terms).
+  py::tuple shard_partial(const py::array& x_in, const py::array& y_in, const py::array& idx_in,
+                          std::int64_t nterms) {
+    int Tn;
+    py::ssize_t N;
+    carray<T> x = check_x(x_in, "shard_partial", &Tn, &N);
+    py::array y = check_y(y_in, "shard_partial", Tn, N);
+    py::array_t<std::int64_t, py::array::c_style | py::array::forcecast> ix(idx_in);
+    if (ix.ndim() != 1) throw py::value_error("shard_partial: idx must be a 1-D integer array");
+    for (py::ssize_t i = 0; i < ix.size(); ++i)
+      if (ix.data()[i] < 0 || ix.data()[i] >= N)
+        throw py::value_error("shard_partial: sample index " + std::to_string(ix.data()[i]) +
+                              " outside [0, " + std::to_string(N) + ")");
+    if (nterms < 1) throw py::value_error("shard_partial: nterms must be >= 1");
+    const std::int64_t P = e_->offset(4) + e_->size(4);
+    carray<T> g(std::vector<py::ssize_t>{(py::ssize_t)P});
+    T lsum;
+    {
+      py::gil_scoped_release nogil;
+      lsum = e_->shard_partial(x.data(), Tn, N, y.data(), ix.data(), ix.size(), nterms,
+                               g.mutable_data());
+    }
+    return py::make_tuple(py::array(py::dtype::of<T>(), {}, {}, &lsum), g);
+  }
+
+  void apply_grads(const py::array& g_in) {
+    const std::int64_t P = e_->offset(4) + e_->size(4);
+    if (!g_in.dtype().is(py::dtype::of<T>()) || g_in.ndim() != 1 || g_in.shape(0) != P)
+      throw py::value_error("apply_grads: gradients must be a flat (" + std::to_string(P) + ",) " +
+                            std::string(py::str(py::dtype::of<T>())) + " array, got " +
+                            shape_str(g_in) + " " + std::string(py::str(g_in.dtype())));
+    carray<T> g = carray<T>::ensure(g_in);
+    py::gil_scoped_release nogil;
+    e_->apply_grads(g.data());
   }
 
   // (outputs (T, N, O), loss or None)
@@ -395,11 +434,17 @@ template <class T>
 void bind_engine(py::module_& m, const char* name) {
   py::class_<PyEngine<T>>(m, name)
       .def(py::init<int, int, int, const std::string&, const std::string&, const std::string&,
-                    double, double, double, double, double, double, const std::string&>(),
+                    double, double, double, double, double, double, int, const std::string&>(),
            py::arg("I"), py::arg("H"), py::arg("O"), py::arg("loss") = "mse",
            py::arg("loss_on") = "all", py::arg("optimizer") = "sgd", py::arg("lr") = 0.01,
            py::arg("momentum") = 0.0, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,
-           py::arg("eps") = 1e-8, py::arg("clip") = 0.0, py::arg("isa") = "auto")
+           py::arg("eps") = 1e-8, py::arg("clip") = 0.0, py::arg("grad_shards") = 1,
+           py::arg("isa") = "auto")
+      .def("shard_partial", &PyEngine<T>::shard_partial,
+           "(loss sum, flat gradients) of one group of a sharded batch (no update)",
+           py::arg("x"), py::arg("y"), py::arg("idx"), py::arg("nterms"))
+      .def("apply_grads", &PyEngine<T>::apply_grads,
+           "clipping and one optimizer step on the given flat gradients", py::arg("grads"))
       .def("set", &PyEngine<T>::set, "copy a tensor into a slot (params, m, v, velocity)",
            py::arg("slot"), py::arg("name"), py::arg("array"))
       .def("get", &PyEngine<T>::get, "copy of a tensor of a slot", py::arg("slot"), py::arg("name"))

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 LOSSES = ("mse", "ce")
 LOSS_ON = ("all", "last")
 OPTIMIZERS = ("sgd", "adam")
+MAX_GRAD_SHARDS = 4096  # more groups than that is a mistake, not a plan
 INITS = ("uniform", "orthogonal")
 
 
@@ -73,6 +74,7 @@ class TrainConfig:
     batch_size: int = 32  # 0 means full batch
     shuffle: bool = True
     seed: int = 0
+    grad_shards: int = 1  # S: a batch's loss and gradients are summed in S groups (arithmetic.md)
 
     def __post_init__(self):
         _choice("loss", self.loss, LOSSES)
@@ -92,6 +94,10 @@ class TrainConfig:
                 f"batch_size must be a positive integer (or 0 for full batch), got {self.batch_size!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if isinstance(self.grad_shards, bool) or not isinstance(self.grad_shards, int) \
+                or not 1 <= self.grad_shards <= MAX_GRAD_SHARDS:
+            raise ConfigError(f"grad_shards must be an integer in [1, {MAX_GRAD_SHARDS}], "
+                              f"got {self.grad_shards!r}")
 
     def to_dict(self):
         return asdict(self)

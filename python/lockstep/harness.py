@@ -27,7 +27,7 @@ def parse_run(spec: str):
 
 
 def make_problem(I, H, O, T, B, dtype, loss="mse", loss_on="all", optimizer="sgd", clip=0.0,
-                 momentum=0.0, epochs=2, n=None, seed=0, lr=None):
+                 momentum=0.0, epochs=2, n=None, seed=0, lr=None, grad_shards=1):
     """A seeded training problem: (model_cfg, train_cfg, params, x, y) with N = n or 2*B + 1
     samples, so that the last minibatch is short."""
     n = 2 * B + 1 if n is None else n
@@ -35,6 +35,7 @@ def make_problem(I, H, O, T, B, dtype, loss="mse", loss_on="all", optimizer="sgd
     mc = ModelConfig(I, H, O)
     tc = TrainConfig(loss=loss, loss_on=loss_on, optimizer=optimizer, clip=clip,
                      momentum=momentum, epochs=epochs, batch_size=B, seed=seed,
+                     grad_shards=grad_shards,
                      lr=lr if lr is not None else (0.05 if optimizer == "sgd" else 0.01))
     x = rng.standard_normal((T, n, I)).astype(dtype)
     shape = (T, n) if loss_on == "all" else (n,)

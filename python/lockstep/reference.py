@@ -122,7 +122,21 @@ def final_state(cache):
 # ---- losses --------------------------------------------------------------------------------
 
 def loss_grad(out, y, cfg: TrainConfig):
-    """Loss and its gradient with respect to the outputs (zeros where the loss does not look).
+    """Loss and its gradient with respect to the outputs (zeros where the loss does not look):
+    (loss_sum(...) / N, dy) of `loss_sum_grad` with the batch's own N."""
+    lsum, dy, n = loss_sum_grad(out, y, cfg)
+    return lsum / n, dy
+
+
+def loss_terms_count(T, B, O, cfg: TrainConfig) -> int:
+    """N, the number of loss terms of a (T, B, O) batch."""
+    rows = (T if cfg.loss_on == "all" else 1) * B
+    return rows * O if cfg.loss == "mse" else rows
+
+
+def loss_sum_grad(out, y, cfg: TrainConfig, n=None):
+    """(sum of the loss terms, dy, n): the sum not yet divided, dy divided by n (default: this
+    batch's own N; a shard of a batch passes the whole batch's N, arithmetic.md section 5).
 
     MSE:  d = y_hat - y;  loss = (sum of d*d) / N;  dy = (d + d) / N
     CE:   m = max_o z;  e = exp(z - m);  s = sum_o e;  l = log(s) - (z_y - m);
@@ -142,8 +156,8 @@ def loss_grad(out, y, cfg: TrainConfig):
         if y.shape != want or y.dtype != dt:
             raise ConfigError(f"MSE targets must be a {want} {dt} array, got {y.shape} {y.dtype}")
         d = z - y.reshape(z.shape)
-        n = dt.type(d.size)
-        loss = arith.sum_sq(d) / n
+        n = dt.type(d.size if n is None else n)
+        lsum = arith.sum_sq(d)
         dz[...] = (d + d) / n
     else:
         want = (T, B) if cfg.loss_on == "all" else (B,)
@@ -158,13 +172,13 @@ def loss_grad(out, y, cfg: TrainConfig):
         s = arith.ordered_sum(e, axis=2)
         z_y = np.take_along_axis(z - m, yi[..., None], axis=2)[..., 0]
         lt = arith.log(s) - z_y
-        n = dt.type(lt.size)
-        loss = arith.ordered_sum(lt.reshape(-1)) / n
+        n = dt.type(lt.size if n is None else n)
+        lsum = arith.ordered_sum(lt.reshape(-1))
         p = e / s[..., None]
         onehot = np.zeros_like(p)
         np.put_along_axis(onehot, yi[..., None], dt.type(1), axis=2)
         dz[...] = (p - onehot) / n
-    return dt.type(loss), dy
+    return dt.type(lsum), dy, n
 
 
 # ---- backward ------------------------------------------------------------------------------
@@ -211,11 +225,51 @@ def backward(params: dict, cache: dict, dy):
     }
 
 
-def loss_and_grads(params: dict, x, y, cfg: TrainConfig):
-    """Forward, loss and backpropagation through time: (loss, grads)."""
+def shard_bounds(B: int, S: int):
+    """The S contiguous groups [lo, hi) of a batch of B samples: the first B % S groups one
+    sample larger (numpy.array_split's rule; empty groups when S > B)."""
+    q, r = divmod(B, S)
+    return [(g * q + min(g, r), (g + 1) * q + min(g + 1, r)) for g in range(S)]
+
+
+def shard_partial(params: dict, x, y, cfg: TrainConfig, n):
+    """One group's partials (arithmetic.md, "Sharded gradients"): (loss sum, grads) of the
+    samples x (T, B_g, I), y, with dy divided by the whole batch's n; +0 for an empty group."""
+    x = np.asarray(x)
+    if x.shape[1] == 0:
+        dt = np.asarray(params["W_hh"]).dtype
+        return dt.type(0), {k: np.zeros_like(params[k]) for k in PARAM_NAMES}
     out, cache = forward(params, x)
-    loss, dy = loss_grad(out, y, cfg)
-    return loss, backward(params, cache, dy)
+    lsum, dy, _ = loss_sum_grad(out, y, cfg, n)
+    return lsum, backward(params, cache, dy)
+
+
+def combine_partials(partials):
+    """Loss sums and gradients of the groups, added in group order: (L, G)."""
+    lsum, grads = partials[0]
+    grads = dict(grads)
+    for ls, g in partials[1:]:
+        lsum = lsum + ls
+        grads = {k: grads[k] + g[k] for k in PARAM_NAMES}
+    return lsum, grads
+
+
+def shard_batch(x, y, cfg: TrainConfig, lo, hi):
+    """Samples [lo, hi) of a time-major batch and their targets."""
+    ys = y[:, lo:hi] if cfg.loss_on == "all" else y[lo:hi]
+    return np.ascontiguousarray(x[:, lo:hi]), np.ascontiguousarray(ys)
+
+
+def loss_and_grads(params: dict, x, y, cfg: TrainConfig):
+    """Forward, loss and backpropagation through time: (loss, grads), the batch summed in
+    cfg.grad_shards groups combined in group order (one group: the plain definition)."""
+    x, y = np.asarray(x), np.asarray(y)
+    T, B, _ = x.shape
+    n = loss_terms_count(T, B, np.shape(params["W_out"])[0], cfg)
+    parts = [shard_partial(params, *shard_batch(x, y, cfg, lo, hi), cfg, n)
+             for lo, hi in shard_bounds(B, cfg.grad_shards)]
+    lsum, grads = combine_partials(parts)
+    return lsum / lsum.dtype.type(n), grads
 
 
 # ---- clipping and optimizers ---------------------------------------------------------------

@@ -43,7 +43,7 @@ class CpuBackend(Backend):
         self.engine = cls(model_cfg.input_size, model_cfg.hidden_size, model_cfg.output_size,
                           loss=tc.loss, loss_on=tc.loss_on, optimizer=tc.optimizer, lr=tc.lr,
                           momentum=tc.momentum, beta1=tc.beta1, beta2=tc.beta2, eps=tc.eps,
-                          clip=tc.clip, isa=isa)
+                          clip=tc.clip, grad_shards=tc.grad_shards, isa=isa)
 
     def _slots(self):
         if self.train_cfg.optimizer == "adam":
