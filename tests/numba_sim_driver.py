@@ -29,12 +29,17 @@ DTYPES = (np.float32, np.float64)
 STRATEGIES = ("per-sample", "fused")
 # (id, I, H, O, T, B, loss, loss_on, optimizer, clip, momentum): together both losses, both
 # loss_on, SGD, SGD with momentum, Adam, with and without clipping (and a clip threshold that
-# some batches exceed and others do not); N = 2B+1 (short batch).
+# some batches exceed and others do not); N = 2B+1 (short batch). The last case is larger than
+# one simulator tile in every dimension and a multiple of none (H = 7: 2 unit tiles of 4, 7 x 2
+# transpose tiles for 2 x 2 blocks; wgrad: 28 gate rows and 7 head rows in tiles of 6, 11
+# columns in tiles of 6, T*B = 10 samples in stages of 4; B = 5: 3 sample tiles of 2), so the
+# multi-tile and partial-tile paths run.
 CASES = (
     ("mse_all_sgd", 2, 5, 3, 3, 2, "mse", "all", "sgd", 0.0, 0.0),
     ("ce_last_adam_clip", 2, 5, 3, 3, 2, "ce", "last", "adam", 0.6, 0.0),  # clips 2 of 3
     ("ce_all_momentum_clip", 1, 3, 4, 2, 3, "ce", "all", "sgd", 0.05, 0.9),
     ("mse_last_adam", 3, 2, 2, 3, 1, "mse", "last", "adam", 0.0, 0.0),
+    ("mse_all_momentum_tiles", 3, 7, 7, 2, 5, "mse", "all", "sgd", 0.0, 0.9),
 )
 # Every golden file (test_numba_sim.py runs the larger ones with "fused" only on request).
 SIM_GOLDEN = ("mse_all_sgd", "mse_last_adam_clip", "ce_all_momentum_clip", "ce_last_adam_b1_t1",

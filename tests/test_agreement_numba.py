@@ -43,7 +43,9 @@ def test_matches_reference_small(strategy, loss, loss_on, optimizer, clip, momen
 @pytest.mark.parametrize("loss,optimizer,clip,momentum", [("mse", "adam", 0.5, 0.0),
                                                           ("ce", "sgd", 0.1, 0.9)])
 def test_matches_reference_larger(strategy, loss, optimizer, clip, momentum, dtype):
-    """H = 40 spans two 32-unit tiles and B = 9 three 4-sample tiles in the fused kernels."""
+    """H = 40 spans two 32-unit tiles and B = 9 two 8-sample tiles in the fused kernels;
+    wgrad: 160 gate rows in 32-row tiles, 44 columns in 32-column tiles, T*B = 108 samples in
+    stages of 16."""
     assert_matches_reference(f"numba-cuda:{strategy}@gpu",
                              *make_case(3, 40, 4, 12, 9, dtype, loss=loss, optimizer=optimizer,
                                         clip=clip, momentum=momentum, epochs=2, n=23))

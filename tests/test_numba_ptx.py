@@ -36,8 +36,8 @@ def all_ptx():
 
 def test_every_kernel_is_compiled(all_ptx):
     names = set(ptx.kernels(np.float32))
-    assert {"per_sample.sample_step", "fused.forward_step", "fused.backward_step",
-            "common.wgrad", "common.update"} <= names
+    assert {"per_sample.sample_step", "fused.transpose_whh", "fused.forward_step",
+            "fused.backward_step", "common.wgrad", "common.update"} <= names
     for dn, by_name in all_ptx.items():
         assert set(by_name) == names, dn
         for name, text in by_name.items():
@@ -56,6 +56,17 @@ def test_kernels_really_do_their_arithmetic_in_the_working_dtype(all_ptx, dn, op
     """The check above is not vacuous: the rounded operations are there, in the right type."""
     assert op in all_ptx[dn]["per_sample.sample_step"]
     assert op in all_ptx[dn]["fused.forward_step"]
+
+
+@pytest.mark.parametrize("dn", ["float32", "float64"])
+def test_tiled_kernels_stage_through_shared_memory(all_ptx, dn):
+    """The tiled kernels really use shared memory and barriers, and wgrad's micro-tile of
+    accumulators is in registers (a local-memory array would cost a memory trip per term)."""
+    for name in ("common.wgrad", "fused.transpose_whh", "fused.forward_step",
+                 "fused.backward_step"):
+        text = all_ptx[dn][name]
+        assert ".shared" in text and "bar.sync" in text, name
+    assert ".local" not in all_ptx[dn]["common.wgrad"]
 
 
 def test_checker_flags_contraction_and_float64_promotion():

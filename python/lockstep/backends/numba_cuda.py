@@ -72,7 +72,7 @@ class NumbaCudaBackend(Backend):
         from numba import cuda
 
         from ..numba_kernels import common
-        from ..numba_kernels.fused import make_fused
+        from ..numba_kernels.fused import make_fused, transpose_grid
         from ..numba_kernels.per_sample import make_per_sample
         self.cuda = cuda
         self.sim = bool(cuda.config.ENABLE_CUDASIM)
@@ -86,6 +86,8 @@ class NumbaCudaBackend(Backend):
         # 1-D kernels use grid-stride loops: on a GPU one thread per output; under the
         # simulator (one Python thread per CUDA thread) a single small block does them all.
         self.tpb = 4 if self.sim else 128
+        self.wgrad_geom = common.wgrad_launch(self.I, self.H, self.O, self.sim)
+        self.transpose_geom = transpose_grid(self.H, self.sim)
         self._data_key = self._data = None
         self._scratch_shape = None
 
@@ -128,6 +130,7 @@ class NumbaCudaBackend(Backend):
             self.kind = self.kinds["sgd"]
             self.M, self.V = cuda.to_device(dummy), cuda.to_device(dummy)
         self.G = cuda.device_array(self.lay["size"], dt)
+        self.WT = cuda.device_array(4 * H * H, dt)  # W_hh^T for the fused forward step
         self.NB = cuda.to_device(np.zeros(2, dt))
         self.ROWS = cuda.device_array(12 * H + 2 * O, dt)
 
@@ -199,11 +202,14 @@ class NumbaCudaBackend(Backend):
     def _forward_fused(self, T, N, X, PERM, off, B, S, t0, nsteps):
         fz, I, H, O = self.fused, self.I, self.H, self.O
         TU, SB = fz.tiles
+        # W_hh^T for this forward pass: P changes only in the update after the backward pass,
+        # so this is once per parameter update (and once per predict).
+        fz.transpose_whh[self.transpose_geom, (TU, SB)](self.P, I, H, self.WT)
         fz.input_proj[self._grid(T * B * 4 * H)](self.P, X, PERM, off, B, T, N, I, H, S["XP"],
                                                   S["HS"], S["CS"])
         blocks = ((H + TU - 1) // TU, (B + SB - 1) // SB)
         for t in range(T):
-            fz.forward_step[blocks, (TU, SB)](self.P, t, B, I, H, S["XP"], S["HS"], S["CS"],
+            fz.forward_step[blocks, (TU, SB)](self.WT, t, B, H, S["XP"], S["HS"], S["CS"],
                                               S["GA"], S["TC"])
         fz.head[self._grid(nsteps * B * O)](self.P, t0, nsteps, B, I, H, O, S["HS"], S["OUT"])
 
@@ -232,8 +238,9 @@ class NumbaCudaBackend(Backend):
                                                    S["CS"], S["TC"], S["DA"], S["DCN"])
         cm = self.common
         cm.loss_sum[1, 1](S["TERMS"], nterms, nf, LOSSES, bi)
-        cm.wgrad[self._grid(self.lay["size"])](X, PERM, off, B, T, N, I, H, O, S["HS"], S["DA"],
-                                                S["DY"], self.G)
+        # Tiled over (gradient row, column) with every sum over n ascending in one thread.
+        cm.wgrad[self.wgrad_geom](X, PERM, off, B, T, N, I, H, O, S["HS"], S["DA"], S["DY"],
+                                  self.G)
         if tc.clip:
             nrows = 12 * H + 2 * O
             cm.row_norms[self._grid(nrows)](self.G, I, H, O, self.ROWS)

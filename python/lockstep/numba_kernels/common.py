@@ -39,9 +39,32 @@ def signature(dtype, spec: str):
     return tuple(m[ch] for ch in spec)
 
 
+def wgrad_tiles(sim: bool):
+    """(BX, BY, MR, MC, TN) of ``wgrad``: a block of BX x BY threads computes a tile of
+    (BY * MR) output rows x (BX * MC) columns, each thread an MR x MC micro-tile (rows
+    ty + p*BY, columns tx + q*BX, so a warp's lanes read neighbouring shared-memory columns),
+    staging TN samples per step. Under the simulator (one Python thread per CUDA thread) the
+    tiles are tiny (6 x 6 outputs, 3 x 3 per thread, 4 samples), so that several and partial
+    tiles in every dimension occur on tiny shapes, but not so tiny that the simulator's
+    per-block and per-barrier costs dominate the test time."""
+    return (2, 2, 3, 3, 4) if sim else (16, 16, 2, 2, 16)
+
+
+def wgrad_launch(I, H, O, sim: bool):
+    """(grid, block) of ``wgrad``: x over column tiles of the widest product (I + H + 1),
+    y over the 4H gate row tiles, then the O head row tiles."""
+    BX, BY, MR, MC, _ = wgrad_tiles(sim)
+    TR, TC = BY * MR, BX * MC
+    gy = (4 * H + TR - 1) // TR + (O + TR - 1) // TR
+    return ((I + H + 1 + TC - 1) // TC, gy), (BX, BY)
+
+
 @functools.lru_cache(maxsize=None)
 def make_common(dtype) -> SimpleNamespace:
     mm = make_math(dtype)
+    W = np.dtype(dtype).type
+    WBX, WBY, WMR, WMC, WTN = wgrad_tiles(mm.sim)
+    WTR, WTC = WBY * WMR, WBX * WMC
     mul, add, sub, div, sqrt = mm.mul, mm.add, mm.sub, mm.div, mm.sqrt
     exp, log = mm.exp, mm.log
     ZERO, ONE = mm.ZERO, mm.ONE
@@ -89,50 +112,93 @@ def make_common(dtype) -> SimpleNamespace:
             LOSSES[bi] = div(acc, nf)
 
     def wgrad(X, PERM, off, B, T, N, I, H, O, HS, DA, DY, G):
-        """One thread per gradient element, summing over n = t*B + b ascending from +0."""
+        """Weight gradients as two tiled products over n = t*B + b (the contract's order):
+        gate rows G_gate[j, c] = sum_n da[n, j] * z[n, c] with z[n] = (x[n], h_{t-1}[n], 1)
+        gives dW_ih, dW_hh and db (da * 1 == da exactly, so db is the last column); head rows
+        G_head[o, c] = sum_n dy[n, o] * z'[n, c] with z'[n] = (h_t[n], 1) gives dW_out, db_out.
+        Block y indexes the gate row tiles, then the head row tiles; block x the column tiles.
+        Each stage copies TN samples of both operands into shared memory (consecutive threads
+        read consecutive addresses of a row of DA, DY, X or HS); each thread keeps its MR x MC
+        outputs in registers, starts them at +0 and adds the stages' terms in ascending n."""
+        AS = cuda.shared.array((WTN, WTR), W)  # da[n, r0:r0+TR] (or dy) of the stage's samples
+        ZS = cuda.shared.array((WTN, WTC), W)  # z[n, c0:c0+TC] of the stage's samples
+        acc = cuda.local.array((WMR, WMC), W)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        lid = ty * WBX + tx
         H4 = 4 * H
+        gate_tiles = (H4 + WTR - 1) // WTR
+        head = cuda.blockIdx.y >= gate_tiles
+        if head:
+            r0 = (cuda.blockIdx.y - gate_tiles) * WTR
+            R = O
+            C = H + 1
+        else:
+            r0 = cuda.blockIdx.y * WTR
+            R = H4
+            C = I + H + 1
+        c0 = cuda.blockIdx.x * WTC
+        if c0 >= C:  # a head block beyond the head's H + 1 columns: the whole block leaves
+            return
+        for p in range(WMR):
+            for q in range(WMC):
+                acc[p, q] = ZERO
+        NT = T * B
+        for n0 in range(0, NT, WTN):
+            nlen = min(WTN, NT - n0)
+            # Entries outside the outputs or the samples are zero-filled and never added.
+            for e in range(lid, WTN * WTR, WBX * WBY):
+                nn = e // WTR
+                r = e - nn * WTR
+                v = ZERO
+                if nn < nlen and r0 + r < R:
+                    if head:
+                        v = DY[(n0 + nn) * O + r0 + r]
+                    else:
+                        v = DA[(n0 + nn) * H4 + r0 + r]
+                AS[nn, r] = v
+            for e in range(lid, WTN * WTC, WBX * WBY):
+                nn = e // WTC
+                c = c0 + e - nn * WTC
+                n = n0 + nn
+                v = ZERO
+                if nn < nlen and c < C:
+                    if head:
+                        v = HS[(n + B) * H + c] if c < H else ONE
+                    elif c < I:
+                        t = n // B
+                        v = X[(t * N + PERM[off + n - t * B]) * I + c]
+                    elif c < I + H:
+                        v = HS[n * H + c - I]
+                    else:
+                        v = ONE
+                ZS[nn, e - nn * WTC] = v
+            cuda.syncthreads()  # both operand tiles of this stage are complete
+            for nn in range(nlen):
+                for p in range(WMR):
+                    a = AS[nn, ty + p * WBY]  # the same row for the lanes of a warp row
+                    for q in range(WMC):
+                        acc[p, q] = add(acc[p, q], mul(a, ZS[nn, tx + q * WBX]))
+            cuda.syncthreads()  # every thread is done with the tiles before they are refilled
         o_whh = H4 * I
         o_b = o_whh + H4 * H
         o_wout = o_b + H4
         o_bout = o_wout + O * H
-        for g in range(cuda.grid(1), o_bout + O, cuda.gridsize(1)):
-            wgrad_one(g, X, PERM, off, B, T, N, I, H, O, HS, DA, DY, G)
-
-    @dev
-    def wgrad_one(g, X, PERM, off, B, T, N, I, H, O, HS, DA, DY, G):
-        H4 = 4 * H
-        o_whh = H4 * I
-        o_b = o_whh + H4 * H
-        o_wout = o_b + H4
-        o_bout = o_wout + O * H
-        acc = ZERO
-        if g < o_whh:  # dW_ih[j, k] = sum da[n, j] * x[n, k]
-            j = g // I
-            k = g - j * I
-            for t in range(T):
-                for b in range(B):
-                    s = PERM[off + b]
-                    acc = add(acc, mul(DA[(t * B + b) * H4 + j], X[(t * N + s) * I + k]))
-        elif g < o_b:  # dW_hh[j, k] = sum da[n, j] * h_{t-1}[n, k]
-            j = (g - o_whh) // H
-            k = g - o_whh - j * H
-            for t in range(T):
-                for b in range(B):
-                    acc = add(acc, mul(DA[(t * B + b) * H4 + j], HS[(t * B + b) * H + k]))
-        elif g < o_wout:  # db[j] = sum da[n, j]
-            j = g - o_b
-            for n in range(T * B):
-                acc = add(acc, DA[n * H4 + j])
-        elif g < o_bout:  # dW_out[o, k] = sum dy[n, o] * h_t[n, k]
-            o = (g - o_wout) // H
-            k = g - o_wout - o * H
-            for n in range(T * B):
-                acc = add(acc, mul(DY[n * O + o], HS[(n + B) * H + k]))
-        else:  # db_out[o] = sum dy[n, o]
-            o = g - o_bout
-            for n in range(T * B):
-                acc = add(acc, DY[n * O + o])
-        G[g] = acc
+        for p in range(WMR):
+            j = r0 + ty + p * WBY
+            if j < R:
+                for q in range(WMC):
+                    c = c0 + tx + q * WBX
+                    if c < C:
+                        if head:
+                            g = o_wout + j * H + c if c < H else o_bout + j
+                        elif c < I:
+                            g = j * I + c
+                        elif c < I + H:
+                            g = o_whh + j * H + c - I
+                        else:
+                            g = o_b + j
+                        G[g] = acc[p, q]
 
     def row_norms(G, I, H, O, ROWS):
         """One thread per gradient row: sum of squares, columns ascending, from +0."""

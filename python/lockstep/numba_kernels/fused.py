@@ -1,13 +1,16 @@
 """Strategy "fused": threads over (sample, hidden unit). The input projection for all time
 steps runs before the recurrent loop (one thread per (n, gate row): the accumulator starts at
 the bias and takes the input terms; the step kernel continues it with the recurrent terms, so
-the bits are those of the reference's single accumulator). Then one launch per time step:
-a block of TU units x SB samples stages h_{t-1} (forward) or da_{t+1} (backward) in a
-shared-memory tile of TU columns at a time; each thread owns the four gate rows of its unit
-and keeps every sum in ascending order. The head, the loss terms and the weight gradients
-(after the backward loop) are kernels over independent outputs.
+the bits are those of the reference's single accumulator). ``transpose_whh`` writes
+WT = W_hh^T once per parameter update so that the forward step reads the recurrent weights
+coalesced. Then one launch per time step: a block of TU units x SB samples stages h_{t-1}
+(forward) or da_{t+1} (backward) in a shared-memory tile of TU columns at a time; each thread
+owns the four gate rows of its unit and keeps every sum in ascending order. The head, the loss
+terms and the weight gradients (after the backward loop, common.wgrad) are kernels over
+independent outputs.
 
-Scratch layout: as in ``per_sample`` plus XP (T*B*4H), the input projections.
+Scratch layout: as in ``per_sample`` plus XP (T*B*4H), the input projections, and WT (H*4H,
+the backend's buffer next to the parameters).
 """
 
 from __future__ import annotations
@@ -21,10 +24,21 @@ from numba import cuda  # module-level: the simulator swaps this global inside k
 from .common import make_common
 
 
+def transpose_grid(H, sim: bool):
+    """Blocks of transpose_whh: one per tile on a GPU; under the simulator at most 2 x 2, so
+    that blocks also loop over several tiles (and few Python threads are started)."""
+    TU, _ = tiles(sim)
+    nx, ny = (H + TU - 1) // TU, (4 * H + TU - 1) // TU
+    return (min(nx, 2), min(ny, 2)) if sim else (nx, ny)
+
+
 def tiles(sim: bool):
-    """(TU, SB): units and samples per block; small under the simulator (one Python thread
-    per CUDA thread) so that several tiles and blocks are still exercised on tiny shapes."""
-    return (4, 2) if sim else (32, 4)
+    """(TU, SB): units and samples per block (of the step kernels, and the block shape of
+    transpose_whh). On a GPU 32 x 8: a warp is 32 units of one sample (coalesced weight
+    reads, a broadcast of h_{t-1}[b, k]), 256 threads. Small under the simulator (one Python
+    thread per CUDA thread) so that several tiles and blocks are still exercised on tiny
+    shapes."""
+    return (4, 2) if sim else (32, 8)
 
 
 @functools.lru_cache(maxsize=None)
@@ -36,6 +50,7 @@ def make_fused(dtype) -> SimpleNamespace:
     loss_at = cm.loss_at
     ZERO, ONE = mm.ZERO, mm.ONE
     TU, SB = tiles(mm.sim)
+    TU1 = TU + 1  # padded row of transpose_whh's tile (a shape must be a constant)
     W = np.dtype(dtype).type
 
     def input_proj(P, X, PERM, off, B, T, N, I, H, XP, HS, CS):
@@ -58,8 +73,34 @@ def make_fused(dtype) -> SimpleNamespace:
                 acc = add(acc, mul(X[xr + k], P[j * I + k]))
             XP[idx] = acc
 
-    def forward_step(P, t, B, I, H, XP, HS, CS, GA, TC):
-        """Step t for a tile of (unit, sample): gates, c_t, tanh(c_t), h_t."""
+    def transpose_whh(P, I, H, WT):
+        """WT[k, j] = W_hh[j, k] (H x 4H, row k = k*4H), TU x TU tiles through shared memory
+        (TU + 1 columns, so the column reads of the second half hit different banks); global
+        reads and writes both run along rows, i.e. coalesced. Blocks stride over the tiles
+        (on a GPU one tile each). Run once per parameter update, before the forward steps: they
+        then read WT[k, gate*H + u] at neighbouring addresses for neighbouring units u
+        (W_hh[gate*H + u, k] is H apart)."""
+        tile = cuda.shared.array((TU, TU1), W)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        H4 = 4 * H
+        o_whh = H4 * I
+        for r0 in range(cuda.blockIdx.y * TU, H4, cuda.gridDim.y * TU):  # rows j of W_hh
+            for c0 in range(cuda.blockIdx.x * TU, H, cuda.gridDim.x * TU):  # columns k
+                for i in range(ty, TU, SB):
+                    if r0 + i < H4 and c0 + tx < H:
+                        tile[i, tx] = P[o_whh + (r0 + i) * H + c0 + tx]
+                cuda.syncthreads()  # the tile W_hh[r0:r0+TU, c0:c0+TU] is complete
+                for i in range(ty, TU, SB):
+                    if c0 + i < H and r0 + tx < H4:
+                        WT[(c0 + i) * H4 + r0 + tx] = tile[tx, i]
+                cuda.syncthreads()  # every thread is done reading before the next tile
+
+    def forward_step(WT, t, B, H, XP, HS, CS, GA, TC):
+        """Step t for a tile of (unit, sample): gates, c_t, tanh(c_t), h_t. The recurrent
+        weights come from WT = W_hh^T (transpose_whh): lanes tx -> u read consecutive
+        addresses; h_{t-1}[b, k0:k0+TU] is staged in shared memory (one coalesced row per
+        sample) and read as a broadcast by the lanes of that sample."""
         tile = cuda.shared.array((SB, TU), W)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
@@ -67,7 +108,6 @@ def make_fused(dtype) -> SimpleNamespace:
         b = cuda.blockIdx.y * SB + ty
         ok = u < H and b < B
         H4 = 4 * H
-        o_whh = H4 * I
         ga = (t * B + b) * H4
         hp = (t * B + b) * H
         a_i = ZERO
@@ -88,11 +128,11 @@ def make_fused(dtype) -> SimpleNamespace:
             if ok:
                 for kk in range(min(TU, H - k0)):
                     hv = tile[ty, kk]
-                    k = k0 + kk
-                    a_i = add(a_i, mul(hv, P[o_whh + u * H + k]))
-                    a_f = add(a_f, mul(hv, P[o_whh + (H + u) * H + k]))
-                    a_g = add(a_g, mul(hv, P[o_whh + (2 * H + u) * H + k]))
-                    a_o = add(a_o, mul(hv, P[o_whh + (3 * H + u) * H + k]))
+                    w = (k0 + kk) * H4 + u
+                    a_i = add(a_i, mul(hv, WT[w]))
+                    a_f = add(a_f, mul(hv, WT[w + H]))
+                    a_g = add(a_g, mul(hv, WT[w + 2 * H]))
+                    a_o = add(a_o, mul(hv, WT[w + 3 * H]))
             cuda.syncthreads()  # every thread is done reading the tile before it is refilled
         if ok:
             i = sigmoid(a_i)
@@ -136,7 +176,9 @@ def make_fused(dtype) -> SimpleNamespace:
 
     def backward_step(P, t, T, B, I, H, O, DY, GA, CS, TC, DA, DCN):
         """Step t of BPTT for a tile of (unit, sample): dh (head terms, then the recurrent
-        terms of all 4H rows of da_{t+1}, staged through shared memory), dc, da."""
+        terms of all 4H rows of da_{t+1}, staged through shared memory), dc, da. W_out[q, u]
+        and W_hh[j, u] are read along u, i.e. coalesced across the lanes tx -> u, without a
+        transposed copy; da_{t+1}[b, :] is read as a broadcast from the tile."""
         tile = cuda.shared.array((SB, TU), W)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
@@ -183,7 +225,8 @@ def make_fused(dtype) -> SimpleNamespace:
 
     py = {
         "input_proj": (input_proj, "FFLiiiiiiFFF"),
-        "forward_step": (forward_step, "FiiiiFFFFF"),
+        "transpose_whh": (transpose_whh, "FiiF"),
+        "forward_step": (forward_step, "FiiiFFFFF"),
         "head": (head, "FiiiiiiFF"),
         "loss_terms": (loss_terms, "LiiiiiiifFFLFF"),
         "backward_step": (backward_step, "FiiiiiiFFFFFF"),
