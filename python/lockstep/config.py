@@ -6,7 +6,9 @@ Errors are ``ConfigError`` (a ``ValueError``) with one line naming the field and
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+
+from .errors import LockstepError
 
 LOSSES = ("mse", "ce")
 LOSS_ON = ("all", "last")
@@ -15,8 +17,31 @@ MAX_GRAD_SHARDS = 4096  # more groups than that is a mistake, not a plan
 INITS = ("uniform", "orthogonal")
 
 
-class ConfigError(ValueError):
+class ConfigError(LockstepError):
     """A configuration value is invalid; the message says which and how to fix it."""
+
+
+# Upper bounds that no sensible run reaches; beyond them a typo is far likelier than intent.
+MAX_EPOCHS = 10_000_000
+MAX_HORIZON = 10_000
+
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+def check_types(obj, prefix=""):
+    """Check every field of a config dataclass against its annotation ("int", "float",
+    "str", "bool", optionally "| None"), so a wrong type fails with the field's name rather
+    than as a TypeError deep inside; bools are not numbers here."""
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        parts = [t.strip() for t in str(f.type).split("|")]
+        if "None" in parts and v is None:
+            continue
+        ok = [t for p in parts if p != "None" for t in _TYPES[p]]
+        if (isinstance(v, bool) and bool not in ok) or not isinstance(v, tuple(ok)):
+            want = " or ".join("null" if p == "None" else {"int": "an integer", "float": "a number",
+                               "str": "a string", "bool": "true/false"}[p] for p in parts)
+            raise ConfigError(f"{prefix}{f.name} must be {want}, got {v!r}")
 
 
 def _positive_int(name, value):
@@ -48,6 +73,7 @@ class ModelConfig:
     init: str = "uniform"  # PyTorch's U(-1/sqrt(H), 1/sqrt(H)); or "orthogonal" recurrent weights
 
     def __post_init__(self):
+        check_types(self)
         _positive_int("input_size", self.input_size)
         _positive_int("hidden_size", self.hidden_size)
         _positive_int("output_size", self.output_size)
@@ -77,6 +103,7 @@ class TrainConfig:
     grad_shards: int = 1  # S: a batch's loss and gradients are summed in S groups (arithmetic.md)
 
     def __post_init__(self):
+        check_types(self)
         _choice("loss", self.loss, LOSSES)
         _choice("loss_on", self.loss_on, LOSS_ON)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -88,6 +115,8 @@ class TrainConfig:
         _finite("clip", self.clip, lo=0)
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
             raise ConfigError(f"epochs must be a non-negative integer, got {self.epochs!r}")
+        if self.epochs > MAX_EPOCHS:
+            raise ConfigError(f"epochs must be at most {MAX_EPOCHS}, got {self.epochs}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
                 or self.batch_size < 0:
             raise ConfigError(

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import backends, checkpoint, reference
-from .config import ConfigError, ModelConfig, TrainConfig
+from . import backends, checkpoint, limits, reference
+from .config import MAX_HORIZON, ConfigError, ModelConfig, TrainConfig, check_types
 from .data import DataError, Series
 from .data import prep
 from .train import Trainer, TrainState
@@ -70,6 +70,7 @@ class ForecastSettings:
     holdout: int = 0
 
     def __post_init__(self):
+        check_types(self)
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window <= 0:
@@ -82,6 +83,14 @@ class ForecastSettings:
             raise ConfigError(f"train_start must be in [0, 1), got {self.train_start}")
         if self.valid_size is not None and self.valid_size < 0:
             raise ConfigError(f"valid_size must be >= 0, got {self.valid_size}")
+        if self.patience is not None and self.patience <= 0:
+            raise ConfigError(f"patience must be a positive number of epochs or None (off), "
+                              f"got {self.patience}")
+        if self.season is not None and (self.season < 0 or self.season == 1):
+            raise ConfigError(f"season must be 0 (off) or a lag >= 2, got {self.season}; use "
+                              "diff for a lag-1 difference")
+        if self.scale not in prep.SCALES:
+            raise ConfigError(f"scale must be one of {', '.join(prep.SCALES)}, got {self.scale!r}")
         # Fail early on the model and training configs too (their own validation).
         ModelConfig(1, self.hidden_size, 1, init=self.init)
         self.train_config()
@@ -125,6 +134,7 @@ class Forecaster:
     def prepare(self, series: Series):
         """Fit the preprocessing on the training part; ((x, y) train, (x, y) valid or None)."""
         st = self.settings
+        series.check_trainable()
         n_train = len(series) - st.holdout
         start = int(st.train_start * n_train)
         if st.task == "classify-change":
@@ -156,6 +166,13 @@ class Forecaster:
         n_valid = st.valid_size if st.valid_size is not None else (season or max(1, len(z) // 10))
         if len(z) - n_valid - st.window < 1:
             n_valid = max(0, len(z) - st.window - 1)
+        mc = self.model_cfg
+        need = limits.training_bytes(mc.input_size, mc.hidden_size, mc.output_size, st.window,
+                                     max(1, len(z) - st.window), st.batch_size,
+                                     np.dtype(st.dtype).itemsize, n_valid)
+        limits.check_memory(need, f"training with hidden size {st.hidden_size}, window "
+                            f"{st.window} and {len(z)} rows", "choose a smaller --hidden, "
+                            "--window or --batch-size")
         (xt, yt), valid = prep.split_windows(z, st.window, n_valid, st.loss_on)
         return self._model_io(xt, yt), None if valid is None else self._model_io(*valid)
 
@@ -168,8 +185,9 @@ class Forecaster:
         return prep.one_hot(x, 3, dt), y.astype(np.int64)
 
     # -- training --
-    def fit(self, series, checkpoint_path=None, resume=False):
-        """Train on ``series`` minus its last ``holdout`` rows (a Series or an array)."""
+    def fit(self, series, checkpoint_path=None, resume=False, on_epoch=None):
+        """Train on ``series`` minus its last ``holdout`` rows (a Series or an array).
+        After every good epoch ``on_epoch(state)`` runs (default: save ``checkpoint_path``)."""
         series = series if isinstance(series, Series) else Series(np.asarray(series, float),
                                                                   ["value"])
         self.series = series
@@ -184,7 +202,8 @@ class Forecaster:
         else:
             params = reference.init_params(self.model_cfg, np.dtype(st.dtype), seed=st.seed)
             self.state = self.trainer.new_state(params)
-        on_epoch = (lambda s: self.save(checkpoint_path)) if checkpoint_path else None
+        if on_epoch is None and checkpoint_path:
+            on_epoch = lambda s: self.save(checkpoint_path)  # noqa: E731
         self.state = self.trainer.fit(self.state, train, valid, on_epoch=on_epoch)
         return self
 
@@ -223,8 +242,9 @@ class Forecaster:
         """Forecast ``horizon`` steps after ``history`` (default: the training part)."""
         if self.state is None:
             raise RuntimeError("fit() (or from_checkpoint()) first")
-        if horizon <= 0:
-            raise ConfigError(f"horizon must be a positive integer, got {horizon}")
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) \
+                or not 1 <= horizon <= MAX_HORIZON:
+            raise ConfigError(f"horizon must be an integer in [1, {MAX_HORIZON}], got {horizon!r}")
         st = self.settings
         if history is None:
             history = self.series.values[:len(self.series) - st.holdout]
@@ -259,7 +279,10 @@ class Forecaster:
     def save(self, path):
         s = self.state
         extra = {"series": {"values": self.series.values, "names": self.series.names,
-                            "time": self.series.time, "source": self.series.source,
+                            # labels as an array: a long series keeps the JSON small
+                            "time": None if self.series.time is None
+                            else np.asarray(self.series.time, dtype=str),
+                            "source": self.series.source,
                             "period": self.series.period, "fingerprint": self.series.fingerprint()},
                  "pipeline": self.pipeline.state() if self.settings.task == "regress" else None,
                  "centroids": getattr(self, "centroids", None) if self.settings.task != "regress"

@@ -6,19 +6,26 @@ Problems with the input raise ``DataError`` with one line naming the problem and
 
 from __future__ import annotations
 
+import array
 import csv
 import hashlib
 import math
+import os
+import stat
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import LockstepError
+
 BUNDLED = ("airpassengers",)
+MAX_COLUMNS = 10_000  # columns of a CSV header
+MAX_ABS = 1e150  # larger values overflow the preprocessing (squares, differences) in float64
 
 
-class DataError(ValueError):
+class DataError(LockstepError):
     """The data cannot be used; the message says what is wrong and how to fix it."""
 
 
@@ -48,6 +55,16 @@ class Series:
 
     def __len__(self):
         return self.values.shape[0]
+
+    def check_trainable(self):
+        """Refuse values so large that the float64 preprocessing (squares, differences)
+        would overflow: training on them can only diverge."""
+        big = np.abs(self.values) > MAX_ABS
+        if big.any():
+            r, c = np.argwhere(big)[0]
+            raise DataError(f"{self.source or 'the series'}: value {self.values[r, c]:.6g} in "
+                            f"column {self.names[c]!r} at row {r + 1} is beyond +-{MAX_ABS:g}, "
+                            "where the float64 preprocessing overflows; rescale the column")
 
     @property
     def n_series(self):
@@ -83,15 +100,22 @@ def load(name: str = "airpassengers") -> Series:
 
 
 def _column_index(spec, header, what):
-    if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit() and spec not in header):
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.isascii() and spec.isdigit()
+                                 and spec not in header):
         i = int(spec)
         if not 0 <= i < len(header):
             raise DataError(f"{what} index {i} is out of range: the file has {len(header)} columns "
-                            f"({', '.join(header)})")
+                            f"({_names(header)})")
         return i
     if spec not in header:
-        raise DataError(f"{what} {spec!r} not found; columns are: {', '.join(header)}")
+        raise DataError(f"{what} {spec!r} not found; columns are: {_names(header)}")
     return header.index(spec)
+
+
+def _names(header, n=20):
+    """A header for a message: its first ``n`` names."""
+    more = f", ... ({len(header)} in all)" if len(header) > n else ""
+    return ", ".join(header[:n]) + more
 
 
 def _number(cell: str):
@@ -101,6 +125,31 @@ def _number(cell: str):
         return None
 
 
+def _open_regular(p: Path):
+    """Open ``p`` for reading only if it is a regular file: a FIFO, socket or device as
+    --data would block or never end. O_NONBLOCK makes even a FIFO swapped in after the
+    check return at once; fstat then tells what was opened."""
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise DataError(f"no such file: {p}; pass an existing CSV path or --data airpassengers") \
+            from None
+    except OSError as e:
+        raise DataError(f"cannot read {p}: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DataError(f"{p} is a directory; pass a CSV file")
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{p} is not a regular file (a FIFO, socket or device); pass a CSV file")
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise DataError(f"cannot read {p}: {e.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DataError(f"{p} is not a regular file (a FIFO, socket or device); pass a CSV file")
+    return open(fd, encoding="utf-8-sig", newline="")
+
+
 def load_csv(path, value_columns=None, time_column=None) -> Series:
     """A univariate or multivariate series from a CSV file with a header row.
 
@@ -108,33 +157,48 @@ def load_csv(path, value_columns=None, time_column=None) -> Series:
     column); ``time_column``: name or index of a label column (default: the first column when
     its first cell is not a number). Empty or non-numeric cells and NaN/inf in a value column
     are errors that name the line and column.
+
+    The file is read as a stream, one row at a time, into compact arrays: memory stays
+    close to the size of the values kept, and a bad row anywhere is refused without
+    building the whole table first. A cell longer than ``csv.field_size_limit()``
+    (131072 characters; an unclosed quote makes one) is an error naming the line.
     """
     p = Path(path)
-    if not p.exists():
-        raise DataError(f"no such file: {p}; pass an existing CSV path or --data airpassengers")
-    if p.is_dir():
-        raise DataError(f"{p} is a directory; pass a CSV file")
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise DataError(f"{p} is not UTF-8 text; save it as a UTF-8 CSV file") from None
-    except OSError as e:
-        raise DataError(f"cannot read {p}: {e.strerror}") from None
-    rows = [r for r in csv.reader(text.splitlines()) if any(c.strip() for c in r)]
-    if not rows:
+    with _open_regular(p) as fh:
+        reader = csv.reader(fh)
+        try:
+            return _read_rows(p, reader, value_columns, time_column)
+        except UnicodeDecodeError:
+            raise DataError(f"{p} is not UTF-8 text (line {reader.line_num + 1}); save it as a "
+                            "UTF-8 CSV file") from None
+        except csv.Error as e:
+            limit = csv.field_size_limit()
+            if "field larger than field limit" in str(e):
+                raise DataError(f"{p} line {reader.line_num}: a cell is longer than {limit} "
+                                "characters (an unclosed quote?); fix the file") from None
+            raise DataError(f"{p} line {reader.line_num}: not valid CSV ({e}); fix the "
+                            "file") from None
+        except OSError as e:
+            raise DataError(f"cannot read {p}: {e.strerror}") from None
+
+
+def _read_rows(p, reader, value_columns, time_column) -> Series:
+    rows = (r for r in reader if any(c.strip() for c in r))
+    header = next(rows, None)
+    if header is None:
         raise DataError(f"{p} is empty; it needs a header row and at least one data row")
-    header = [c.strip() for c in rows[0]]
-    body = rows[1:]
-    if not body:
-        raise DataError(f"{p} has a header but no data rows")
+    header = [c.strip() for c in header]
+    if len(header) > MAX_COLUMNS:
+        raise DataError(f"{p} has {len(header)} columns, more than the limit of {MAX_COLUMNS}; "
+                        "keep the columns you need")
     if len(set(header)) != len(header):
-        raise DataError(f"{p} has duplicate column names in its header: {', '.join(header)}")
-    for i, r in enumerate(body, start=2):
-        if len(r) != len(header):
-            raise DataError(f"{p} line {i} has {len(r)} cells but the header has {len(header)}")
+        raise DataError(f"{p} has duplicate column names in its header: {_names(header)}")
+    first = next(rows, None)
+    if first is None:
+        raise DataError(f"{p} has a header but no data rows")
     if time_column is not None:
         t_idx = _column_index(time_column, header, "time column")
-    elif len(header) > 1 and _number(body[0][0]) is None:
+    elif len(header) > 1 and len(first) == len(header) and _number(first[0]) is None:
         t_idx = 0  # a leading non-numeric column holds the time labels
     else:
         t_idx = None
@@ -143,19 +207,31 @@ def load_csv(path, value_columns=None, time_column=None) -> Series:
     else:
         specs = [value_columns] if isinstance(value_columns, (str, int)) else list(value_columns)
         cols = [_column_index(c, header, "value column") for c in specs]
-    values = np.empty((len(body), len(cols)))
-    for i, r in enumerate(body):
-        for k, j in enumerate(cols):
+    values = array.array("d")
+    time = [] if t_idx is not None else None
+    n = len(header)
+    for r in _chain(first, rows):
+        if len(r) != n:
+            raise DataError(f"{p} line {reader.line_num} has {len(r)} cells but the header has {n}")
+        for j in cols:
             v = _number(r[j])
             if v is None:
-                raise DataError(f"{p} line {i + 2}, column {header[j]!r}: {r[j]!r} is not a number; "
-                                "fix the cell or choose columns with --value-column")
+                raise DataError(f"{p} line {reader.line_num}, column {header[j]!r}: {r[j][:40]!r} "
+                                "is not a number; fix the cell or choose columns with "
+                                "--value-column")
             if not math.isfinite(v):
-                raise DataError(f"{p} line {i + 2}, column {header[j]!r}: {r[j].strip()} is not "
-                                "finite; remove or fill the value")
-            values[i, k] = v
-    time = [r[t_idx].strip() for r in body] if t_idx is not None else None
-    return Series(values, [header[j] for j in cols], time, source=str(p))
+                raise DataError(f"{p} line {reader.line_num}, column {header[j]!r}: {r[j].strip()} "
+                                "is not finite; remove or fill the value")
+            values.append(v)
+        if time is not None:
+            time.append(r[t_idx].strip())
+    v = np.frombuffer(values, dtype=np.float64).reshape(-1, len(cols)).copy()
+    return Series(v, [header[j] for j in cols], time, source=str(p))
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
 
 
 def synthetic(n_series: int = 8, length: int = 2000, seed: int = 0, periods=(12, 52),
