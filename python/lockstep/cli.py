@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .errors import LockstepError, OutputError, UsageError, one_line, os_error_line
 
 DEFAULT_OUT = "lockstep-out"
+RUN_FILES = ("checkpoint.npz", "losses.png", "forecast.png")
 
-
-class UsageError(ValueError):
-    """Bad command-line input: one line, exit code 2."""
+__all__ = ["UsageError", "build_parser", "err", "main"]  # UsageError: harness imports it here
 
 
 def err(msg):
@@ -30,17 +30,6 @@ def err(msg):
 
 def _emit_json(obj):
     print(json.dumps(obj, indent=2, sort_keys=False))
-
-
-def _writable_dir(path: Path):
-    """Fail now (before any work) if ``path`` cannot be created or written."""
-    p = path
-    if p.exists() and not p.is_dir():
-        raise UsageError(f"--out {path} exists and is not a directory; choose a directory")
-    while not p.exists():
-        p = p.parent
-    if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
-        raise UsageError(f"output directory {path} is not writable; choose another --out")
 
 
 def _month_labels(last: str, n: int):
@@ -94,6 +83,10 @@ def cmd_info(args):
 # ---- data ----------------------------------------------------------------------------------
 
 def cmd_data(args):
+    if args.plot:
+        from . import plots
+
+        plots.check_path(args.plot)
     s = _load_series(args)
     d = s.describe()
     if args.plot:
@@ -121,7 +114,7 @@ def _settings_from_args(args, series):
     kw = dict(task=args.task, hidden_size=args.hidden, window=args.window, epochs=args.epochs,
               lr=args.lr, optimizer=args.optimizer, batch_size=args.batch_size, clip=args.clip,
               dtype=args.dtype, seed=args.seed, log=not args.no_log, diff=args.diff,
-              season=args.season, patience=args.patience if args.patience > 0 else None,
+              season=args.season, patience=args.patience or None,
               holdout=args.holdout, loss_on=args.loss_on, momentum=args.momentum)
     if args.task == "classify-change" and args.train_start is None:
         kw["train_start"] = 0.4  # the seed's choice
@@ -130,36 +123,96 @@ def _settings_from_args(args, series):
     return ForecastSettings(**kw)
 
 
-def cmd_train(args):
-    from . import checkpoint, plots
-    from .forecast import Forecaster
+def _check_train_args(args):
+    from .config import MAX_EPOCHS
 
-    out = Path(args.out)
-    ck_path = out / "checkpoint.npz"
-    _writable_dir(out)
-    series = _load_series(args)
-    settings = _settings_from_args(args, series)
+    if not 1 <= args.epochs <= MAX_EPOCHS:
+        raise UsageError(f"--epochs must be in [1, {MAX_EPOCHS}], got {args.epochs} (with "
+                         "--resume it counts the checkpoint's epochs too)")
+    if args.patience < 0:
+        raise UsageError(f"--patience must be >= 0 epochs (0 = no early stopping), got "
+                         f"{args.patience}")
+    if args.holdout < 0:
+        raise UsageError(f"--holdout must be >= 0 points, got {args.holdout}")
+    if args.resume and args.force:
+        raise UsageError("--resume continues the checkpoint and --force replaces it: pass one")
+
+
+def _check_existing(args, ck_path):
+    """The rules for a checkpoint already in --out (checked again once the folder is locked,
+    in case another run wrote one meanwhile)."""
     if args.resume and not ck_path.is_file():
-        raise UsageError(f"--resume: no checkpoint in {out}; train without --resume first")
-    if ck_path.exists() and not (args.resume or args.force):
+        raise UsageError(f"--resume: no checkpoint in {ck_path.parent}; train without --resume "
+                         "first")
+    if os.path.lexists(ck_path) and not (args.resume or args.force):
         raise UsageError(f"{ck_path} exists: pass --resume to continue it, --force to replace it, "
                          "or another --out")
-    if args.resume:
-        checkpoint.load(ck_path)  # corrupt or foreign files fail here, before any work
+
+
+def cmd_train(args):
+    from . import checkpoint, outdir, plots
+    from .forecast import Forecaster
+
+    _check_train_args(args)
+    out = Path(args.out)
+    ck_path = out / "checkpoint.npz"
+    outdir.check_dir(out)
+    for name in RUN_FILES:
+        if (out / name).is_dir():
+            raise UsageError(f"{out / name} is a folder; move it away or choose another --out")
+    _check_existing(args, ck_path)
+    series = _load_series(args)
+    settings = _settings_from_args(args, series)
     fc = Forecaster(backend=args.backend, strategy=args.strategy, device=args.device,
                     quiet=args.quiet, **{k: v for k, v in settings.to_dict().items()})
-    # Checkpoints are replaced atomically after each good epoch: an old one (--force)
-    # survives until the new run has a good epoch of its own.
-    fc.fit(series, checkpoint_path=ck_path, resume=args.resume)
+    # Everything that can be refused is refused before the folder is touched: the data and
+    # the sizes (memory estimate) by prepare, a foreign or mismatched checkpoint by
+    # _resume_state.
+    fc.prepare(series)
+    if args.resume:
+        fc._resume_state(ck_path, series)
+
+    with outdir.RunFolder(out) as folder:
+        _check_existing(args, ck_path)
+        return _train_in(folder, args, fc, series, settings, ck_path, checkpoint, plots)
+
+
+def _train_in(folder, args, fc, series, settings, ck_path, checkpoint, plots):
+    out = folder.path
+    saved = []
+
+    def save(state):
+        fc.save(ck_path)
+        if not saved:
+            # The folder never mixes two runs: the plots of an older run go with the
+            # first checkpoint of this one, and this run's plots come at its end.
+            for name in RUN_FILES[1:]:
+                if os.path.lexists(out / name):
+                    os.unlink(out / name)
+        saved.append(state.epoch)
+
+    try:
+        # Checkpoints are replaced atomically after each good epoch: an old one (--force)
+        # survives until the new run has a good epoch of its own.
+        fc.fit(series, checkpoint_path=ck_path, resume=args.resume, on_epoch=save)
+    except OSError as e:
+        raise OutputError(os_error_line(e, "training stopped")
+                          + ("; the checkpoint of epoch %d is intact" % saved[-1] if saved
+                             else "; nothing was written")) from None
     state = fc.state
     result = {"backend": fc.trainer.run_name, "epochs": state.epoch, "stopped": state.stopped,
-              "best_epoch": state.best_epoch, "checkpoint": str(ck_path) if state.epoch else None,
+              "best_epoch": state.best_epoch,
+              "checkpoint": str(ck_path) if saved or args.resume else None,
               "history": fc.history}
-    if state.stopped == "diverged" and state.epoch == 0:
-        err("lockstep: training diverged in the first epoch; nothing was written")
-        if args.json:
-            _emit_json(result)
-        return 1
+    if state.stopped == "diverged":
+        # Said first, so that nothing after it (plots of huge losses) can hide it.
+        err("lockstep: training diverged" + ("; the checkpoint holds the last good epoch"
+                                             if saved or args.resume else
+                                             " in the first epoch; nothing was written"))
+        if not saved and not args.resume:
+            if args.json:
+                _emit_json(result)
+            return 1
     if settings.holdout > 0:
         ev = fc.evaluate_holdout()
         result["metrics"] = ev["metrics"]
@@ -180,6 +233,8 @@ def cmd_train(args):
         result["plots"] = [str(out / "losses.png"), str(out / "forecast.png")]
     except plots.PlotUnavailable as e:
         err(f"lockstep: no plots: {e}")
+    except OSError as e:
+        raise OutputError(os_error_line(e, "plots") + "; the checkpoint is intact") from None
     if settings.holdout > 0:
         rows = [(f"lockstep ({fc.trainer.run_name})", result["metrics"]),
                 (f"seasonal naive (period {fc.baseline_season})",
@@ -192,19 +247,21 @@ def cmd_train(args):
     err(f"checkpoint: {ck_path}  ({state.epoch} epochs, {state.stopped})")
     if args.json:
         _emit_json(result)
-    if state.stopped == "diverged":
-        err("lockstep: training diverged; the checkpoint holds the last good epoch")
-        return 1
-    return 0
+    return 1 if state.stopped == "diverged" else 0
 
 
 # ---- forecast ------------------------------------------------------------------------------
 
 def cmd_forecast(args):
+    from .config import MAX_HORIZON
     from .forecast import Forecaster
 
-    if args.horizon <= 0:
-        raise UsageError(f"--horizon must be a positive integer, got {args.horizon}")
+    if not 1 <= args.horizon <= MAX_HORIZON:
+        raise UsageError(f"--horizon must be in [1, {MAX_HORIZON}] steps, got {args.horizon}")
+    if args.plot:
+        from . import plots
+
+        plots.check_path(args.plot)
     fc = Forecaster.from_checkpoint(args.checkpoint, backend=args.backend)
     s = fc.series
     values = fc.predict(args.horizon, s.values)
@@ -232,19 +289,37 @@ def cmd_check(args):
 
 
 def cmd_bench(args):
-    from . import bench
+    from . import bench, outdir
+
+    if args.plot:
+        from . import plots
+
+        plots.check_path(args.plot)
+    if args.json:
+        if args.json.is_dir():
+            raise UsageError(f"--json {args.json} is a folder; name a file")
+        outdir.check_parent(args.json, "--json")
 
     return bench.cli_bench(args)
 
 
 # ---- parser --------------------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors: ``lockstep: error: <what>; see
+    'lockstep train --help'`` and exit code 2, instead of the whole usage text."""
+
+    def error(self, message):
+        err(f"lockstep: error: {one_line(message)}; see '{self.prog} --help'")
+        raise SystemExit(2)
+
+
 def build_parser():
     from .forecast import ForecastSettings
 
     dflt = ForecastSettings()  # one source of truth for the training defaults
-    p = argparse.ArgumentParser(prog="lockstep", description="Bit-identical LSTM training for "
-                                "time-series forecasting.")
+    p = _Parser(prog="lockstep", description="Bit-identical LSTM training for "
+                "time-series forecasting.")
     p.add_argument("--version", action="version", version=f"lockstep {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -269,7 +344,8 @@ def build_parser():
     t.add_argument("--task", choices=["regress", "classify-change"], default="regress")
     t.add_argument("--holdout", type=int, default=24, help="points held out at the end (24)")
     t.add_argument("--epochs", type=int, default=dflt.epochs)
-    t.add_argument("--patience", type=int, default=dflt.patience, help="early stopping (0 = off)")
+    t.add_argument("--patience", type=int, default=dflt.patience,
+                   help="early stopping after this many epochs without improvement (0 = off)")
     t.add_argument("--hidden", type=int, default=dflt.hidden_size)
     t.add_argument("--window", type=int, default=dflt.window)
     t.add_argument("--lr", type=float, default=dflt.lr)
@@ -339,15 +415,18 @@ def build_parser():
 
 
 def main(argv=None):
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import DataError
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, ConfigError, DataError, CheckpointError) as e:
-        err(f"lockstep: error: {e}")
+    except LockstepError as e:
+        err(f"lockstep: error: {one_line(e)}")
+        return 2
+    except OSError as e:  # disk full, permissions, I/O errors outside the checked paths
+        err(f"lockstep: error: {os_error_line(e)}")
+        return 2
+    except MemoryError:
+        err("lockstep: error: out of memory; choose smaller sizes (--hidden, --window, "
+            "--batch-size) or a smaller data file")
         return 2
     except KeyboardInterrupt:
         err("lockstep: interrupted; the last checkpoint is intact")

@@ -176,6 +176,13 @@ def cli_check(args):
     if args.loss == "ce" and O < 2:
         raise UsageError("--loss ce needs O >= 2 classes in --shape")
     ModelConfig(I, H, O)
+    from . import limits
+    from .config import MAX_EPOCHS
+
+    if args.epochs > MAX_EPOCHS:
+        raise UsageError(f"--epochs must be at most {MAX_EPOCHS}, got {args.epochs}")
+    limits.check_memory(limits.training_bytes(I, H, O, T, B, B, np.dtype(args.dtype).itemsize),
+                        f"--shape {args.shape}", "choose a smaller --shape")
     names = args.backends.split(",") if args.backends else None
     for n in names or []:
         backends.get(n)  # unknown names fail with exit 2
