@@ -7,7 +7,8 @@
 //   matmul_tn     out[r, c] = +0 + sum_n A[n, r] * Bm[n, c]              (n = t*B + b ascending)
 //   colsum        out[c] = +0 + sum_n A[n, c]
 //   loss_rows     per (t, b): dy (and the row's cross-entropy term)
-//   loss_sum      one thread: the loss, summed over t, b, o in order
+//   loss_part     one thread: a group's loss sum over t, b, o in order (undivided)
+//   loss_combine  one thread: the groups' sums in order, divided by N;  add_into: a = a + b
 //   rowsq         per gradient row: +0 + sum_c g*g;  clip_norm: one thread, rows in order
 //   sgd, momentum, adam_scalars, adam: the updates of docs/arithmetic.md section 6
 // Threads split independent outputs only; every output's own sum is sequential (no atomics, no
@@ -124,9 +125,10 @@ template <class T> __device__ __forceinline__ void colsum(LS_GPTR(T) out, LS_GPT
 // Rows (t, b) of the outputs; with last != 0 only t = T-1 carries a loss (dy = 0 elsewhere).
 // MSE: d = z - y, dy = (d + d) / N.  CE (labels stored as exact floats): m = max_o z,
 // e = exp(z - m), s = +0 + sum_o e, lrow = log(s) - (z_y - m), dy = ((e / s) - onehot) / N.
+// N = nt, the number of loss terms of the whole batch (a group of a sharded batch is smaller).
 template <class T> __device__ __forceinline__ void loss_rows(LS_GPTR(const T) z, LS_GPTR(const T) y, LS_GPTR(T) dy, LS_GPTR(T) lrow,
                                                              int Tn, int B, int O, int ce,
-                                                             int last) {
+                                                             int last, int nt) {
   LS_FOR(row, (long long)Tn * B) {
     long long t = row / B, b = row % B;
     LS_GPTR(const T) zr = z + row * O;
@@ -136,14 +138,13 @@ template <class T> __device__ __forceinline__ void loss_rows(LS_GPTR(const T) z,
       continue;
     }
     long long yrow = last ? b : row;
+    const T n = (T)nt;
     if (!ce) {
-      T n = (T)(last ? (long long)B * O : (long long)Tn * B * O);
       for (int o = 0; o < O; ++o) {
         T d = zr[o] - y[yrow * O + o];
         dr[o] = (d + d) / n;
       }
     } else {
-      T n = (T)(last ? (long long)B : (long long)Tn * B);
       int lab = (int)T(y[yrow]);
       T m = zr[0];
       for (int o = 1; o < O; ++o) m = zr[o] > m ? zr[o] : m;
@@ -158,28 +159,40 @@ template <class T> __device__ __forceinline__ void loss_rows(LS_GPTR(const T) z,
   }
 }
 
-// One thread: the sequential sum over the loss's terms (t, then b, then o), divided by N.
-template <class T> __device__ __forceinline__ void loss_sum(LS_GPTR(const T) z, LS_GPTR(const T) y, LS_GPTR(const T) lrow,
-                                                            LS_GPTR(T) loss, int Tn, int B, int O, int ce,
-                                                            int last) {
+// One thread: group g's loss sum over its terms (t, then b, then o) from +0, not yet divided.
+template <class T> __device__ __forceinline__ void loss_part(LS_GPTR(const T) z, LS_GPTR(const T) y, LS_GPTR(const T) lrow,
+                                                             LS_GPTR(T) parts, int g, int Tn, int B,
+                                                             int O, int ce, int last) {
   if (blockIdx.x != 0 || threadIdx.x != 0) return;
   long long t0 = last ? Tn - 1 : 0;
   T acc = T(0);
-  long long terms = 0;
   for (long long row = t0 * B; row < (long long)Tn * B; ++row) {
     if (!ce) {
       long long yrow = last ? row - t0 * B : row;
       for (int o = 0; o < O; ++o) {
         T d = z[row * O + o] - y[yrow * O + o];
         acc = acc + (d * d);
-        ++terms;
       }
     } else {
       acc = acc + lrow[row];
-      ++terms;
     }
   }
-  loss[0] = acc / (T)terms;
+  parts[g] = acc;
+}
+
+// One thread: loss = (((L_0 + L_1) + L_2) + ...) / nt over the S groups in order (docs/
+// arithmetic.md, "Sharded gradients"; S = 1: L_0 / nt, the unsharded loss).
+template <class T> __device__ __forceinline__ void loss_combine(LS_GPTR(const T) parts, int S, int nt,
+                                                                LS_GPTR(T) loss) {
+  if (blockIdx.x != 0 || threadIdx.x != 0) return;
+  T acc = parts[0];
+  for (int g = 1; g < S; ++g) acc = acc + parts[g];
+  loss[0] = acc / (T)nt;
+}
+
+// a = a + b element-wise: a sharded batch's gradient partials, added in group order.
+template <class T> __device__ __forceinline__ void add_into(LS_GPTR(T) a, LS_GPTR(const T) b, int n) {
+  LS_FOR(e, n) a[e] = a[e] + b[e];
 }
 
 // The gradient rows of W_ih, W_hh, b, W_out, b_out in order (a 1-D tensor: one element a row),
@@ -324,15 +337,23 @@ template <class T> __device__ __forceinline__ void fill(LS_GPTR(T) a, int n, T v
   }                                                                                               \
   LS_EXPORT(colsum_##S)                                                                           \
   extern "C" __global__ void loss_rows_##S(const T* z, const T* y, T* dy, T* lrow, int Tn, int B, \
-                                           int O, int ce, int last) {                             \
-    lsk::loss_rows<LS_REAL(T)>(z, y, dy, lrow, Tn, B, O, ce, last);                                        \
+                                           int O, int ce, int last, int nt) {               \
+    lsk::loss_rows<LS_REAL(T)>(z, y, dy, lrow, Tn, B, O, ce, last, nt);                           \
   }                                                                                               \
   LS_EXPORT(loss_rows_##S)                                                                        \
-  extern "C" __global__ void loss_sum_##S(const T* z, const T* y, const T* lrow, T* loss, int Tn, \
-                                          int B, int O, int ce, int last) {                       \
-    lsk::loss_sum<LS_REAL(T)>(z, y, lrow, loss, Tn, B, O, ce, last);                                       \
+  extern "C" __global__ void loss_part_##S(const T* z, const T* y, const T* lrow, T* parts,       \
+                                           int g, int Tn, int B, int O, int ce, int last) {       \
+    lsk::loss_part<LS_REAL(T)>(z, y, lrow, parts, g, Tn, B, O, ce, last);                         \
   }                                                                                               \
-  LS_EXPORT(loss_sum_##S)                                                                         \
+  LS_EXPORT(loss_part_##S)                                                                        \
+  extern "C" __global__ void loss_combine_##S(const T* parts, int S, int nt, T* loss) {           \
+    lsk::loss_combine<LS_REAL(T)>(parts, S, nt, loss);                                            \
+  }                                                                                               \
+  LS_EXPORT(loss_combine_##S)                                                                     \
+  extern "C" __global__ void add_into_##S(T* a, const T* b, int n) {                              \
+    lsk::add_into<LS_REAL(T)>(a, b, n);                                                           \
+  }                                                                                               \
+  LS_EXPORT(add_into_##S)                                                                         \
   extern "C" __global__ void rowsq_##S(const T* g, T* rows, int I, int H, int O) {                \
     lsk::rowsq<LS_REAL(T)>(g, rows, I, H, O);                                                              \
   }                                                                                               \

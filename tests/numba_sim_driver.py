@@ -40,6 +40,10 @@ CASES = (
     ("ce_all_momentum_clip", 1, 3, 4, 2, 3, "ce", "all", "sgd", 0.05, 0.9),
     ("mse_last_adam", 3, 2, 2, 3, 1, "mse", "last", "adam", 0.0, 0.0),
     ("mse_all_momentum_tiles", 3, 7, 7, 2, 5, "mse", "all", "sgd", 0.0, 0.9),
+    # grad_shards (a 12th field): groups of 2, 2, 1 (and 1, 0, 0 for the short batch); then
+    # S > B, so empty groups add their +0 partials
+    ("mse_all_adam_clip_shards3", 2, 5, 3, 3, 5, "mse", "all", "adam", 0.3, 0.0, 3),
+    ("ce_last_momentum_shards4", 1, 3, 2, 2, 3, "ce", "last", "sgd", 0.0, 0.9, 4),
 )
 # Every golden file (test_numba_sim.py runs the larger ones with "fused" only on request).
 SIM_GOLDEN = ("mse_all_sgd", "mse_last_adam_clip", "ce_all_momentum_clip", "ce_last_adam_b1_t1",
@@ -118,10 +122,11 @@ def check_helpers(dt):
 def check_reference(strategy, dt, case):
     from agreement import assert_matches_reference, make_case
 
-    _, I, H, O, T, B, loss, loss_on, opt, clip, mom = case
+    _, I, H, O, T, B, loss, loss_on, opt, clip, mom, *shards = case
     spec = f"numba-cuda:{strategy}@sim"
     assert_matches_reference(spec, *make_case(I, H, O, T, B, dt, loss=loss, loss_on=loss_on,
-                                              optimizer=opt, clip=clip, momentum=mom))
+                                              optimizer=opt, clip=clip, momentum=mom,
+                                              grad_shards=shards[0] if shards else 1))
     return "losses and final parameters bit-identical to reference.train"
 
 

@@ -94,3 +94,13 @@ def _case(c, **kw):
 def test_cpu_backend_matches_the_sharded_reference(c):
     pytest.importorskip("lockstep._cpu")
     assert_matches_reference("cpu", *_case(c))
+
+
+@pytest.mark.parametrize("strategy", ["naive", "fused", "persistent"])
+@pytest.mark.parametrize("c", CASES[:3], ids=lambda c: f"S{c['S']}-{np.dtype(c['dtype']).name}")
+def test_cuda_raw_emu_matches_the_sharded_reference(strategy, c):
+    from lockstep.backends import cuda_raw
+    ok, why = cuda_raw.CudaRawBackend.available("emu")
+    if not ok:
+        pytest.skip(f"SIMT emulator unavailable: {why}")
+    assert_matches_reference(f"cuda-raw:{strategy}@emu", *_case(c))

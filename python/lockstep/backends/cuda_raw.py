@@ -316,6 +316,9 @@ class CudaRawBackend(Backend):
         opt = reference.init_opt_state(params, cfg) if opt_state is None else opt_state
         self.p = self._flat(params)
         self.g = self.dev.zeros(self.P, self.dtype)
+        # sharded batches: a group's gradients before they are added into g; the loss sums
+        self.gp = self.dev.zeros(self.P, self.dtype) if cfg.grad_shards > 1 else None
+        self.parts = self.dev.zeros(cfg.grad_shards, self.dtype)
         self.step = int(opt["step"])
         self.info = self.dev.zeros(2, self.dtype)  # (clip scale, clipped?)
         self.rows = self.dev.zeros(12 * H + 2 * O, self.dtype)
@@ -394,17 +397,32 @@ class CudaRawBackend(Backend):
         last = self.train_cfg.loss_on == "last"
         ycols = self.O if self.train_cfg.loss == "mse" else 1
         pos = 0
+        S = self.train_cfg.grad_shards
         for bi, idx in enumerate(indices):
             B = len(idx)
-            ib = idx_all[pos:pos + B]
+            nt = reference.loss_terms_count(Tn, B, self.O, self.train_cfg)
+            # Each group of the batch (one unless grad_shards > 1; docs/arithmetic.md) gives
+            # its loss sum and gradients, added in group order into parts[0] and g.
+            for gi, (lo, hi) in enumerate(reference.shard_bounds(B, S)):
+                g = self.g if gi == 0 else self.gp
+                Bg = hi - lo
+                if Bg == 0:  # an empty group: +0 partials
+                    self._k("fill", self.P, [g, self.P, self._s(0)])
+                    self._k1("fill", [self.parts[gi:], 1, self._s(0)])
+                else:
+                    ib = idx_all[pos + lo:pos + hi]
+                    self._k("gather", Tn * Bg * self.I, [self._x, ib, self.xb, Tn, N, Bg, self.I])
+                    outer = 1 if last else Tn
+                    self._k("gather", outer * Bg * ycols,
+                            [self._y, ib, self.yb, outer, N, Bg, ycols])
+                    self._forward(self.xb, Tn, Bg)
+                    self._loss_part(Tn, Bg, nt, gi)
+                    self._backward(Tn, Bg)
+                    self._weight_grads(Tn, Bg, g)
+                if gi:
+                    self._k("add_into", self.P, [self.g, self.gp, self.P])
+            self._k1("loss_combine", [self.parts, S, nt, losses[bi:bi + 1]])
             pos += B
-            self._k("gather", Tn * B * self.I, [self._x, ib, self.xb, Tn, N, B, self.I])
-            outer = 1 if last else Tn
-            self._k("gather", outer * B * ycols, [self._y, ib, self.yb, outer, N, B, ycols])
-            self._forward(self.xb, Tn, B)
-            self._loss(Tn, B, losses[bi:bi + 1])
-            self._backward(Tn, B)
-            self._weight_grads(Tn, B)
             self._update()
         host = self.dev.download(losses)
         return [self.dtype.type(v) for v in host]
@@ -449,12 +467,15 @@ class CudaRawBackend(Backend):
                                              self.bar)], smem, True)
         self._gemm("linear", Tn * B, O, [self.out, h[BH:], W_out, b_out, Tn * B, H, O, 0])
 
-    def _loss(self, Tn, B, loss_out, y=None):
+    def _loss_part(self, Tn, B, nt, gi, y=None):
+        """dy (divided by nt, the whole batch's number of terms) and the loss sum of these B
+        samples into parts[gi]."""
         ce = int(self.train_cfg.loss == "ce")
         last = int(self.train_cfg.loss_on == "last")
         y = self.yb if y is None else y
-        self._k("loss_rows", Tn * B, [self.out, y, self.dy, self.lrow, Tn, B, self.O, ce, last])
-        self._k1("loss_sum", [self.out, y, self.lrow, loss_out, Tn, B, self.O, ce, last])
+        self._k("loss_rows", Tn * B, [self.out, y, self.dy, self.lrow, Tn, B, self.O, ce, last,
+                                      nt])
+        self._k1("loss_part", [self.out, y, self.lrow, self.parts, gi, Tn, B, self.O, ce, last])
 
     def _backward(self, Tn, B):
         H, H4, O = self.H, 4 * self.H, self.O
@@ -482,9 +503,9 @@ class CudaRawBackend(Backend):
                                                        act[t * BH4:], c[t * BH:], tc[t * BH:],
                                                        self.dcn, da[t * BH4:], B, H, O, first])
 
-    def _weight_grads(self, Tn, B):
+    def _weight_grads(self, Tn, B, g):
         H, H4, I, O = self.H, 4 * self.H, self.I, self.O
-        N, g = Tn * B, self.g
+        N = Tn * B
         v = lambda n: self._view(g, n)  # noqa: E731
         self._gemm("matmul_tn", H4, I, [v("W_ih"), self.da, self.xb, N, H4, I])
         self._gemm("matmul_tn", H4, H, [v("W_hh"), self.da, self.h, N, H4, H])
@@ -530,7 +551,9 @@ class CudaRawBackend(Backend):
     def evaluate(self, x, y):
         Tn, B = self._forward_host(x)
         loss = self.xp.zeros(1, self.dtype)
-        self._loss(Tn, B, loss, y=self._targets(y))
+        nt = reference.loss_terms_count(Tn, B, self.O, self.train_cfg)
+        self._loss_part(Tn, B, nt, 0, y=self._targets(y))
+        self._k1("loss_combine", [self.parts, 1, nt, loss])
         return self.dtype.type(self.dev.download(loss)[0])
 
 

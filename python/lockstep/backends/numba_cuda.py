@@ -130,6 +130,10 @@ class NumbaCudaBackend(Backend):
             self.kind = self.kinds["sgd"]
             self.M, self.V = cuda.to_device(dummy), cuda.to_device(dummy)
         self.G = cuda.device_array(self.lay["size"], dt)
+        # sharded batches: a group's gradients before they are added into G; the loss sums
+        self.GP = (cuda.device_array(self.lay["size"], dt) if self.train_cfg.grad_shards > 1
+                   else None)
+        self.PARTS = None
         self.WT = cuda.device_array(4 * H * H, dt)  # W_hh^T for the fused forward step
         self.NB = cuda.to_device(np.zeros(2, dt))
         self.ROWS = cuda.device_array(12 * H + 2 * O, dt)
@@ -214,14 +218,39 @@ class NumbaCudaBackend(Backend):
         fz.head[self._grid(nsteps * B * O)](self.P, t0, nsteps, B, I, H, O, S["HS"], S["OUT"])
 
     def _batch(self, T, N, X, YF, YI, PERM, off, B, bi, LOSSES):
+        """One training step: each group of the batch (docs/arithmetic.md, "Sharded
+        gradients"; one group unless grad_shards > 1) gives its loss sum and gradients, added
+        in group order into LOSSES[bi] and self.G; then clipping and the update."""
         tc, dt = self.train_cfg, self.dtype
+        ce = 1 if tc.loss == "ce" else 0
+        steps = T if tc.loss_on == "all" else 1
+        nf = dt.type(steps * B * (1 if ce else self.O))  # the whole batch's N
+        nshards = tc.grad_shards
+        if self.PARTS is None or self.PARTS.size < nshards:
+            self.PARTS = self.cuda.device_array(nshards, dt)
+        for g, (lo, hi) in enumerate(reference.shard_bounds(B, nshards)):
+            G = self.G if g == 0 else self.GP
+            if hi == lo:  # an empty group: +0 partials
+                G.copy_to_device(np.zeros(self.lay["size"], dt))
+                self.common.loss_part[1, 1](G, 0, self.PARTS, g)
+            else:
+                self._group(T, N, X, YF, YI, PERM, off + lo, hi - lo, nf, G, g)
+            if g:
+                self.common.add_into[self._grid(self.lay["size"])](self.G, self.GP,
+                                                                    self.lay["size"])
+        self.common.loss_combine[1, 1](self.PARTS, nshards, nf, LOSSES, bi)
+        self._update()
+
+    def _group(self, T, N, X, YF, YI, PERM, off, B, nf, G, g):
+        """Loss sum (into PARTS[g]) and gradients (into G) of the B samples PERM[off:off+B],
+        dy divided by the whole batch's nf."""
+        tc = self.train_cfg
         I, H, O = self.I, self.H, self.O
         S = self._scratch(T, B)
         ce = 1 if tc.loss == "ce" else 0
         loss_all = 1 if tc.loss_on == "all" else 0
         steps = T if loss_all else 1
         nterms = steps * B * (1 if ce else O)
-        nf = dt.type(nterms)
         if self.strategy == "per-sample":
             self.per_sample.sample_step[max(1, (B + 31) // 32), min(32, B)](
                 self.P, X, YF, YI, PERM, off, B, T, N, I, H, O, ce, loss_all, nf, S["HS"],
@@ -237,10 +266,13 @@ class NumbaCudaBackend(Backend):
                 fz.backward_step[blocks, (TU, SB)](self.P, t, T, B, I, H, O, S["DY"], S["GA"],
                                                    S["CS"], S["TC"], S["DA"], S["DCN"])
         cm = self.common
-        cm.loss_sum[1, 1](S["TERMS"], nterms, nf, LOSSES, bi)
+        cm.loss_part[1, 1](S["TERMS"], nterms, self.PARTS, g)
         # Tiled over (gradient row, column) with every sum over n ascending in one thread.
-        cm.wgrad[self.wgrad_geom](X, PERM, off, B, T, N, I, H, O, S["HS"], S["DA"], S["DY"],
-                                  self.G)
+        cm.wgrad[self.wgrad_geom](X, PERM, off, B, T, N, I, H, O, S["HS"], S["DA"], S["DY"], G)
+
+    def _update(self):
+        tc, dt, cm = self.train_cfg, self.dtype, self.common
+        I, H, O = self.I, self.H, self.O
         if tc.clip:
             nrows = 12 * H + 2 * O
             cm.row_norms[self._grid(nrows)](self.G, I, H, O, self.ROWS)

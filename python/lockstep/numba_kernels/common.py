@@ -103,13 +103,27 @@ def make_common(dtype) -> SimpleNamespace:
                 hot = ONE if o == target else ZERO
                 DY[base + o] = div(sub(div(DY[base + o], s_acc), hot), nf)
 
-    def loss_sum(TERMS, nterms, nf, LOSSES, bi):
-        """One thread: loss = (((+0 + term0) + term1) + ...) / N."""
+    def loss_part(TERMS, nterms, PARTS, g):
+        """One thread: group g's loss sum ((+0 + term0) + term1) + ... (not yet divided)."""
         if cuda.grid(1) == 0:
             acc = ZERO
             for i in range(nterms):
                 acc = add(acc, TERMS[i])
+            PARTS[g] = acc
+
+    def loss_combine(PARTS, S, nf, LOSSES, bi):
+        """One thread: loss = (((L_0 + L_1) + L_2) + ...) / N over the S groups in order (one
+        group: L_0 / N, the unsharded loss)."""
+        if cuda.grid(1) == 0:
+            acc = PARTS[0]
+            for g in range(1, S):
+                acc = add(acc, PARTS[g])
             LOSSES[bi] = div(acc, nf)
+
+    def add_into(A, B, n):
+        """A = A + B element-wise: a sharded batch's gradient partials, added in group order."""
+        for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+            A[i] = add(A[i], B[i])
 
     def wgrad(X, PERM, off, B, T, N, I, H, O, HS, DA, DY, G):
         """Weight gradients as two tiled products over n = t*B + b (the contract's order):
@@ -271,7 +285,9 @@ def make_common(dtype) -> SimpleNamespace:
             P[i] = sub(P[i], mul(step, div(m, add(div(sqrt(v), bc), eps))))
 
     py = {
-        "loss_sum": (loss_sum, "FifFi"),
+        "loss_part": (loss_part, "FiFi"),
+        "loss_combine": (loss_combine, "FifFi"),
+        "add_into": (add_into, "FFi"),
         "wgrad": (wgrad, "FLiiiiiiiFFFF"),
         "row_norms": (row_norms, "FiiiF"),
         "clip_scale": (clip_scale, "FifF"),
