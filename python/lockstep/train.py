@@ -64,11 +64,14 @@ class Trainer:
     (only on a TTY, never with quiet) and one log line per epoch with exact values."""
 
     def __init__(self, model_cfg, train_cfg, backend="auto", dtype=np.float64, strategy=None,
-                 device=None, patience=None, quiet=False, progress=None, log=None):
+                 device=None, patience=None, quiet=False, progress=None, log=None, comm=None):
         self.model_cfg, self.cfg = model_cfg, train_cfg
         self.dtype = np.dtype(dtype)
         self.backend = backends.create(backend, model_cfg, train_cfg, self.dtype,
                                        strategy=strategy, device=device)
+        if comm is not None:  # data-parallel over MPI: same bits for any number of ranks
+            from .distributed import DataParallel
+            self.backend = DataParallel(self.backend, comm)
         if patience is not None and patience <= 0:
             raise ConfigError(f"patience must be a positive number of epochs, got {patience}")
         self.patience = patience

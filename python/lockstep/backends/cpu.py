@@ -82,6 +82,16 @@ class CpuBackend(Backend):
                                          [np.asarray(i, np.int64) for i in batches.indices])
         return list(losses)
 
+    # Data-parallel training (lockstep.distributed): one group's partials, and an update
+    # from gradients combined elsewhere (flat, in PARAM_NAMES order).
+    def shard_partial(self, x, y, idx, nterms):
+        lsum, grads = self.engine.shard_partial(np.asarray(x), np.asarray(y),
+                                                np.asarray(idx, np.int64), int(nterms))
+        return lsum[()], grads
+
+    def apply_grads(self, flat):
+        self.engine.apply_grads(np.ascontiguousarray(flat, self.dtype))
+
     def evaluate(self, x, y):
         return self.engine.forward(np.asarray(x), np.asarray(y))[1][()]
 

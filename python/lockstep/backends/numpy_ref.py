@@ -29,6 +29,25 @@ class NumpyBackend(Backend):
                 losses.append(loss)
         return losses
 
+    # Data-parallel training (lockstep.distributed): one group's partials, and an update
+    # from gradients combined elsewhere. Flat vectors in PARAM_NAMES order.
+    def shard_partial(self, x, y, idx, nterms):
+        xb, yb = reference.take_batch(x, y, np.asarray(idx, np.int64), self.train_cfg)
+        with np.errstate(all="ignore"):
+            lsum, grads = reference.shard_partial(self.params, xb, yb, self.train_cfg, nterms)
+        return lsum, np.concatenate([grads[n].reshape(-1) for n in reference.PARAM_NAMES])
+
+    def apply_grads(self, flat):
+        grads, o = {}, 0
+        for n in reference.PARAM_NAMES:
+            size = self.params[n].size
+            grads[n] = np.asarray(flat[o:o + size], self.dtype).reshape(self.params[n].shape)
+            o += size
+        with np.errstate(all="ignore"):
+            self.params, self.opt = reference.apply_update(
+                self.params, reference.clip_grads(grads, self.train_cfg.clip), self.opt,
+                self.train_cfg)
+
     def evaluate(self, x, y):
         with np.errstate(all="ignore"):
             return reference.evaluate(self.params, x, y, self.train_cfg)
