@@ -13,8 +13,6 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
 from .errors import LockstepError, OutputError, UsageError, one_line, os_error_line
 

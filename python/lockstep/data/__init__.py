@@ -207,6 +207,9 @@ def _read_rows(p, reader, value_columns, time_column) -> Series:
     else:
         specs = [value_columns] if isinstance(value_columns, (str, int)) else list(value_columns)
         cols = [_column_index(c, header, "value column") for c in specs]
+    if not cols:
+        raise DataError(f"{p}: no value column is left besides the time column; add a column "
+                        "of values, name one with --value-column or drop --time-column")
     values = array.array("d")
     time = [] if t_idx is not None else None
     n = len(header)
