@@ -108,3 +108,109 @@ def test_rank_rules():
     check_ranks(4, 12)
     with pytest.raises(ConfigError, match="use 1, 2, 3, 4, 6, 12 processes"):
         check_ranks(5, 12)
+
+
+# ---- the command line ---------------------------------------------------------------------
+
+def _cli(*args, mpi=0, timeout=300):
+    cmd = [sys.executable, "-m", "lockstep.cli", "train", *map(str, args)]
+    if mpi:
+        cmd = [MPIEXEC, "-n", str(mpi), *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def _params(folder):
+    from lockstep import checkpoint
+    return checkpoint.load(Path(folder) / "checkpoint.npz")["params"]
+
+
+TRAIN = ("--epochs", 6, "--hidden", 8, "--grad-shards", 4, "--quiet", "--backend", "cpu")
+
+
+@needs_mpi
+def test_cli_under_mpiexec_and_with_ranks_equals_one_process(tmp_path):
+    one = _cli("--out", tmp_path / "one", *TRAIN)
+    assert one.returncode == 0, one.stderr
+    two = _cli("--out", tmp_path / "two", *TRAIN, mpi=2)
+    assert two.returncode == 0, two.stderr
+    four = _cli("--out", tmp_path / "four", *TRAIN, "--ranks", 4)
+    assert four.returncode == 0, four.stderr
+    want = _params(tmp_path / "one")
+    for run in ("two", "four"):
+        got = _params(tmp_path / run)
+        for k in reference.PARAM_NAMES:
+            assert np.array_equal(got[k], want[k]), (run, k)
+        # rank 0 alone wrote: the same files as one process, no debris of other ranks
+        assert sorted(p.name for p in (tmp_path / run).iterdir()) == \
+            sorted(p.name for p in (tmp_path / "one").iterdir())
+    # only rank 0 reports
+    assert two.stderr.count("checkpoint:") == 1
+
+
+@needs_mpi
+def test_cli_refuses_ranks_that_do_not_divide_the_shards(tmp_path):
+    p = _cli("--out", tmp_path / "x", *TRAIN, "--ranks", 3)
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0 and "use 1, 2, 4 processes" in p.stderr
+    p = _cli("--out", tmp_path / "y", *TRAIN, mpi=3)
+    assert p.returncode == 2 and p.stderr.count("use 1, 2, 4 processes") == 3
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def _rank_pids(out):
+    """PIDs of the ranks training into ``out``, by their PMI rank."""
+    ranks = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+            env = (d / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"lockstep.cli" in cmd and str(out).encode() in cmd:
+            for e in env:
+                if e.startswith(b"PMI_RANK="):
+                    ranks[int(e.split(b"=")[1])] = int(d.name)
+    return ranks
+
+
+@needs_mpi
+def test_a_killed_rank_ends_the_job_and_resume_continues_bit_exactly(tmp_path):
+    import os
+    import signal
+    import time
+
+    from lockstep import checkpoint
+
+    out = tmp_path / "killed"
+    long = ("--hidden", 8, "--grad-shards", 2, "--patience", 0, "--quiet", "--backend", "cpu")
+    job = subprocess.Popen([MPIEXEC, "-n", "2", sys.executable, "-m", "lockstep.cli", "train",
+                            "--out", str(out), "--epochs", "100000", *map(str, long)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            ck = out / "checkpoint.npz"
+            if ck.is_file() and checkpoint.load(ck)["epoch"] >= 2:
+                break
+            time.sleep(0.1)
+        pids = _rank_pids(out)
+        assert set(pids) == {0, 1}, pids
+        os.kill(pids[1], signal.SIGKILL)
+        job.communicate(timeout=60)  # every rank ends: no hang
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+    assert job.returncode != 0
+    k = checkpoint.load(out / "checkpoint.npz")["epoch"]  # intact, loadable
+    assert k >= 2
+    # resume (on 2 ranks) to k + 3 epochs == an uninterrupted run of k + 3 epochs
+    res = _cli("--out", out, "--resume", "--epochs", k + 3, *long, mpi=2)
+    assert res.returncode == 0, res.stderr
+    ref = _cli("--out", tmp_path / "straight", "--epochs", k + 3, *long)
+    assert ref.returncode == 0, ref.stderr
+    got, want = _params(out), _params(tmp_path / "straight")
+    for n in reference.PARAM_NAMES:
+        assert np.array_equal(got[n], want[n]), n

@@ -214,10 +214,10 @@ class _Schema:
         self.dict(v, field, PARAM_NAMES)
         return {n: self.array(v[n], f"{field}.{n}", dtype, shapes[n]) for n in PARAM_NAMES}
 
-    def dataclass(self, cls, v, field):
+    def dataclass(self, cls, v, field, optional=()):
         from dataclasses import fields
 
-        self.dict(v, field, [f.name for f in fields(cls)])
+        self.dict(v, field, [f.name for f in fields(cls) if f.name not in optional], optional)
         try:
             return cls(**v)
         except LockstepError as e:
@@ -241,7 +241,9 @@ class _Schema:
         epoch = self.int(meta["epoch"], "epoch", 0, MAX_EPOCHS)
 
         cfg = self.dict(meta["config"], "config", ("settings", "model", "train"))
-        st = self.dataclass(ForecastSettings, cfg["settings"], "config.settings")
+        # settings added after format 1 was first written: absent means their default
+        st = self.dataclass(ForecastSettings, cfg["settings"], "config.settings",
+                            optional=("grad_shards",))
         mc = self.dataclass(ModelConfig, cfg["model"], "config.model")
         if mc.hidden_size != st.hidden_size or mc.init != st.init:
             self.fail("config.model", "does not match config.settings (hidden_size, init)")

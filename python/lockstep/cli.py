@@ -113,7 +113,8 @@ def _settings_from_args(args, series):
               lr=args.lr, optimizer=args.optimizer, batch_size=args.batch_size, clip=args.clip,
               dtype=args.dtype, seed=args.seed, log=not args.no_log, diff=args.diff,
               season=args.season, patience=args.patience or None,
-              holdout=args.holdout, loss_on=args.loss_on, momentum=args.momentum)
+              holdout=args.holdout, loss_on=args.loss_on, momentum=args.momentum,
+              grad_shards=args.grad_shards)
     if args.task == "classify-change" and args.train_start is None:
         kw["train_start"] = 0.4  # the seed's choice
     elif args.train_start is not None:
@@ -151,6 +152,9 @@ def cmd_train(args):
     from . import checkpoint, outdir, plots
     from .forecast import Forecaster
 
+    if args.ranks:
+        return _launch_ranks(args)
+    comm = _mpi_world()
     _check_train_args(args)
     out = Path(args.out)
     ck_path = out / "checkpoint.npz"
@@ -161,18 +165,102 @@ def cmd_train(args):
     _check_existing(args, ck_path)
     series = _load_series(args)
     settings = _settings_from_args(args, series)
+    writer = comm is None or comm.rank == 0
     fc = Forecaster(backend=args.backend, strategy=args.strategy, device=args.device,
-                    quiet=args.quiet, **{k: v for k, v in settings.to_dict().items()})
+                    quiet=args.quiet or not writer, comm=comm,
+                    **{k: v for k, v in settings.to_dict().items()})
     # Everything that can be refused is refused before the folder is touched: the data and
     # the sizes (memory estimate) by prepare, a foreign or mismatched checkpoint by
-    # _resume_state.
+    # _resume_state. Under MPI every rank does the same checks on the same inputs, so all
+    # refuse together and none is left waiting.
+    if comm is not None:
+        from .distributed import check_ranks
+
+        check_ranks(comm.size, settings.grad_shards)
     fc.prepare(series)
     if args.resume:
         fc._resume_state(ck_path, series)
+    if comm is not None:
+        return _train_ranks(comm, args, fc, series, settings, ck_path, checkpoint, plots, outdir)
 
     with outdir.RunFolder(out) as folder:
         _check_existing(args, ck_path)
         return _train_in(folder, args, fc, series, settings, ck_path, checkpoint, plots)
+
+
+# MPI launchers set these in every process they start (MPICH/Hydra and SLURM's PMI, Open MPI,
+# PMIx): `mpiexec -n R lockstep train ...` then trains data-parallel over the R processes.
+_MPI_ENV = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK")
+
+
+def _mpi_world():
+    if not any(v in os.environ for v in _MPI_ENV):
+        return None
+    from .distributed import world
+
+    return world()
+
+
+def _launch_ranks(args):
+    """lockstep train --ranks R: the same command under mpiexec -n R on this machine."""
+    import shutil
+    import subprocess
+
+    from .distributed import check_ranks
+
+    if args.ranks < 1:
+        raise UsageError(f"--ranks must be >= 1, got {args.ranks}")
+    check_ranks(args.ranks, args.grad_shards)
+    if any(v in os.environ for v in _MPI_ENV):
+        raise UsageError("--ranks starts mpiexec itself; under mpiexec leave it out")
+    here = str(Path(sys.executable).parent)
+    mpiexec = shutil.which("mpiexec", path=here) or shutil.which("mpiexec")
+    if mpiexec is None:
+        raise UsageError("--ranks needs mpiexec: pip install 'lockstep[mpi]' (MPICH from PyPI) "
+                         "or a system MPI")
+    argv, skip = [], False
+    for a in sys.argv[1:] if args.argv is None else args.argv:
+        if skip:
+            skip = False
+        elif a == "--ranks":
+            skip = True
+        elif not a.startswith("--ranks="):
+            argv.append(a)
+    cmd = [mpiexec, "-n", str(args.ranks), sys.executable, "-m", "lockstep.cli", *argv]
+    return subprocess.run(cmd).returncode
+
+
+def _train_ranks(comm, args, fc, series, settings, ck_path, checkpoint, plots, outdir):
+    """Data-parallel training: rank 0 locks and writes --out (checkpoints, plots, JSON) as
+    one process would; the other ranks train the same bits and write nothing. Any failure
+    after the ranks agreed to start aborts the whole job (no rank waits for a dead one)."""
+    import contextlib
+
+    writer = comm.rank == 0
+    with contextlib.ExitStack() as stack:
+        msg, folder = None, None
+        if writer:
+            try:
+                folder = stack.enter_context(outdir.RunFolder(Path(args.out)))
+                _check_existing(args, ck_path)
+            except LockstepError as e:
+                msg = one_line(e)
+        msg = comm.bcast(msg, root=0)
+        if msg is not None:
+            raise UsageError(msg if writer else f"rank 0 refused to start: {msg}")
+        try:
+            if writer:
+                return _train_in(folder, args, fc, series, settings, ck_path, checkpoint,
+                                 plots)
+            fc.fit(series, checkpoint_path=ck_path, resume=args.resume,
+                   on_epoch=lambda state: None)
+            return 1 if fc.state.stopped == "diverged" else 0
+        except BaseException as e:  # noqa: BLE001 - every failure ends every rank
+            what = one_line(e) if isinstance(e, LockstepError) else (
+                os_error_line(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}")
+            err(f"lockstep: error: rank {comm.rank}: {what}; stopping all ranks")
+            comm.Abort(2)
+            raise
 
 
 def _train_in(folder, args, fc, series, settings, ck_path, checkpoint, plots):
@@ -368,6 +456,13 @@ def build_parser():
     t.add_argument("--force", action="store_true", help="replace a checkpoint in --out")
     t.add_argument("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
     t.add_argument("--json", action="store_true")
+    t.add_argument("--grad-shards", type=int, default=1, metavar="S",
+                   help="sum each batch in S groups, combined in a fixed order, so that "
+                        "data-parallel runs on any number of processes dividing S give the "
+                        "same bits (docs/distributed.md)")
+    t.add_argument("--ranks", type=int, metavar="R",
+                   help="train data-parallel on R processes of this machine (runs mpiexec; "
+                        "R must divide --grad-shards)")
     t.set_defaults(func=cmd_train)
 
     f = sub.add_parser("forecast", help="forecast after the end of a checkpoint's series")
@@ -414,6 +509,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    args.argv = None if argv is None else list(argv)  # for train --ranks, which re-runs it
     try:
         return args.func(args)
     except LockstepError as e:

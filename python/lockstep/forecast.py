@@ -68,6 +68,7 @@ class ForecastSettings:
     patience: int | None = 50
     train_start: float = 0.0  # fraction of the series skipped at the start (the seed used 0.4)
     holdout: int = 0
+    grad_shards: int = 1  # S groups per batch (docs/arithmetic.md); fixes the bits for any R
 
     def __post_init__(self):
         check_types(self)
@@ -99,7 +100,7 @@ class ForecastSettings:
         return TrainConfig(loss="mse" if self.task == "regress" else "ce", loss_on=self.loss_on,
                            optimizer=self.optimizer, lr=self.lr, momentum=self.momentum,
                            clip=self.clip, epochs=self.epochs, batch_size=self.batch_size,
-                           seed=self.seed)
+                           seed=self.seed, grad_shards=self.grad_shards)
 
     def to_dict(self):
         return asdict(self)
@@ -112,12 +113,13 @@ class Forecaster:
     ``.predict(horizon)``: recursive multi-step forecasts in the series' original units."""
 
     def __init__(self, hidden_size=32, window=12, backend="auto", seed=0, *, strategy=None,
-                 device=None, quiet=False, progress=None, logger=None, **settings):
+                 device=None, quiet=False, progress=None, logger=None, comm=None, **settings):
         self.settings = ForecastSettings(hidden_size=hidden_size, window=window, seed=seed,
                                          **settings)
         self.backend_name, self.strategy, self.device = backend, strategy, device
         backends.resolve(backend, device)  # unknown or unavailable backends fail here
         self.quiet, self.progress, self.logger = quiet, progress, logger
+        self.comm = comm  # an MPI communicator: data-parallel training (lockstep.distributed)
         self.state = None
         self.series = None
 
@@ -196,7 +198,7 @@ class Forecaster:
         self.trainer = Trainer(self.model_cfg, st.train_config(), backend=self.backend_name,
                                dtype=st.dtype, strategy=self.strategy, device=self.device,
                                patience=st.patience, quiet=self.quiet, progress=self.progress,
-                               log=self.logger)
+                               log=self.logger, comm=self.comm)
         if resume and checkpoint_path is not None:
             self.state = self._resume_state(checkpoint_path, series)
         else:
