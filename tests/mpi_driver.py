@@ -50,7 +50,10 @@ def main():
         comm = world()
     rank = 0 if comm is None else comm.rank
     try:
-        trainer = Trainer(mc, tc, backend=a.backend, dtype=dt, quiet=True, comm=comm)
+        name, _, rest = a.backend.partition(":")  # e.g. cuda-raw:fused@emu
+        strategy, _, device = rest.partition("@")
+        trainer = Trainer(mc, tc, backend=name, dtype=dt, quiet=True, comm=comm,
+                          strategy=strategy or None, device=device or None)
     except ConfigError as e:  # the same condition on every rank: all exit, none waits
         print(f"lockstep: {e}", file=sys.stderr)
         sys.exit(2)

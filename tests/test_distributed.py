@@ -46,9 +46,11 @@ def _results(p):
     return json.loads(line)
 
 
-# numpy and cpu, both dtypes, SGD and Adam, clipping on (Adam) and off (SGD)
+# numpy and cpu, both dtypes, SGD and Adam, clipping on (Adam) and off (SGD); cuda-raw on emu
 CONFIGS = [("numpy", "float32", "sgd", 0.0), ("numpy", "float64", "adam", 0.1),
-           ("cpu", "float32", "adam", 0.1), ("cpu", "float64", "sgd", 0.0)]
+           ("cpu", "float32", "adam", 0.1), ("cpu", "float64", "sgd", 0.0),
+           # the GPU backend's path (partials through host buffers), on the SIMT emulator
+           ("cuda-raw:fused@emu", "float32", "adam", 0.1)]
 
 
 @needs_mpi

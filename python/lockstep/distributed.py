@@ -58,7 +58,7 @@ class DataParallel:
     def __init__(self, local, comm):
         if not hasattr(local, "shard_partial"):
             raise ConfigError(f"backend {local.run_name} cannot train data-parallel yet; "
-                              "use backend numpy or cpu")
+                              "use backend numpy, cpu or cuda-raw")
         self.local, self.comm = local, comm
         self.S = local.train_cfg.grad_shards
         check_ranks(comm.size, self.S)
@@ -85,7 +85,8 @@ class DataParallel:
             bounds = reference.shard_bounds(len(idx), S)
             for k, g in enumerate(self.mine):
                 lo, hi = bounds[g]
-                lsum, grads = be.shard_partial(batches.x, batches.y, idx[lo:hi], nt)
+                lsum, grads = be.shard_partial(batches.x, batches.y, idx[lo:hi], nt,
+                                               data_key=batches.data_key)
                 mine[k, 0] = lsum
                 mine[k, 1:] = grads
             self.comm.Allgather(mine, every)  # rank blocks in rank order = group order

@@ -404,21 +404,8 @@ class CudaRawBackend(Backend):
             # Each group of the batch (one unless grad_shards > 1; docs/arithmetic.md) gives
             # its loss sum and gradients, added in group order into parts[0] and g.
             for gi, (lo, hi) in enumerate(reference.shard_bounds(B, S)):
-                g = self.g if gi == 0 else self.gp
-                Bg = hi - lo
-                if Bg == 0:  # an empty group: +0 partials
-                    self._k("fill", self.P, [g, self.P, self._s(0)])
-                    self._k1("fill", [self.parts[gi:], 1, self._s(0)])
-                else:
-                    ib = idx_all[pos + lo:pos + hi]
-                    self._k("gather", Tn * Bg * self.I, [self._x, ib, self.xb, Tn, N, Bg, self.I])
-                    outer = 1 if last else Tn
-                    self._k("gather", outer * Bg * ycols,
-                            [self._y, ib, self.yb, outer, N, Bg, ycols])
-                    self._forward(self.xb, Tn, Bg)
-                    self._loss_part(Tn, Bg, nt, gi)
-                    self._backward(Tn, Bg)
-                    self._weight_grads(Tn, Bg, g)
+                self._group(Tn, N, idx_all[pos + lo:pos + hi], hi - lo, nt, gi,
+                            self.g if gi == 0 else self.gp)
                 if gi:
                     self._k("add_into", self.P, [self.g, self.gp, self.P])
             self._k1("loss_combine", [self.parts, S, nt, losses[bi:bi + 1]])
@@ -426,6 +413,40 @@ class CudaRawBackend(Backend):
             self._update()
         host = self.dev.download(losses)
         return [self.dtype.type(v) for v in host]
+
+    def _group(self, Tn, N, ib, Bg, nt, gi, g):
+        """One group of a batch: the samples ib (device indices, Bg of them) give their loss
+        sum in parts[gi] (dy divided by nt, the whole batch's N) and their gradients in g."""
+        if Bg == 0:  # an empty group: +0 partials
+            self._k("fill", self.P, [g, self.P, self._s(0)])
+            self._k1("fill", [self.parts[gi:], 1, self._s(0)])
+            return
+        last = self.train_cfg.loss_on == "last"
+        ycols = self.O if self.train_cfg.loss == "mse" else 1
+        self._k("gather", Tn * Bg * self.I, [self._x, ib, self.xb, Tn, N, Bg, self.I])
+        outer = 1 if last else Tn
+        self._k("gather", outer * Bg * ycols, [self._y, ib, self.yb, outer, N, Bg, ycols])
+        self._forward(self.xb, Tn, Bg)
+        self._loss_part(Tn, Bg, nt, gi)
+        self._backward(Tn, Bg)
+        self._weight_grads(Tn, Bg, g)
+
+    # Data-parallel training (lockstep.distributed), through host buffers: one group's
+    # partials computed on the device and copied back, and an update from gradients combined
+    # on the host (flat, in PARAM_NAMES order, as the device buffers are).
+    def shard_partial(self, x, y, idx, nterms, data_key=None):
+        x = np.asarray(x)
+        Tn, N, _ = x.shape
+        idx = np.asarray(idx)
+        self._upload_data(x, y, data_key)
+        self._ensure(Tn, max(1, len(idx)))
+        ib = self.dev.upload(idx.astype(np.int32)) if len(idx) else None
+        self._group(Tn, N, ib, len(idx), int(nterms), 0, self.g)
+        return self.dev.download(self.parts)[0], self.dev.download(self.g)
+
+    def apply_grads(self, flat):
+        self.g[:] = self.dev.upload(np.ascontiguousarray(flat, self.dtype))
+        self._update()
 
     def _forward(self, x, Tn, B):
         H, H4, I, O = self.H, 4 * self.H, self.I, self.O

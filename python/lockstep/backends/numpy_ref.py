@@ -31,7 +31,7 @@ class NumpyBackend(Backend):
 
     # Data-parallel training (lockstep.distributed): one group's partials, and an update
     # from gradients combined elsewhere. Flat vectors in PARAM_NAMES order.
-    def shard_partial(self, x, y, idx, nterms):
+    def shard_partial(self, x, y, idx, nterms, data_key=None):
         xb, yb = reference.take_batch(x, y, np.asarray(idx, np.int64), self.train_cfg)
         with np.errstate(all="ignore"):
             lsum, grads = reference.shard_partial(self.params, xb, yb, self.train_cfg, nterms)
