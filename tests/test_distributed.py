@@ -216,3 +216,17 @@ def test_a_killed_rank_ends_the_job_and_resume_continues_bit_exactly(tmp_path):
     got, want = _params(out), _params(tmp_path / "straight")
     for n in reference.PARAM_NAMES:
         assert np.array_equal(got[n], want[n]), n
+
+
+@needs_mpi
+def test_numba_cuda_under_the_simulator_trains_data_parallel():
+    # Numba's simulator is slow: one strategy, R = 2 only (R = 1..4 run above for the others)
+    import os
+
+    want = _results(_run(1, "numpy", "float32", "adam", 0.1, 12, no_mpi=True))[0]
+    cmd = [MPIEXEC, "-n", "2", sys.executable, str(DRIVER), "numba-cuda:per-sample@sim",
+           "float32", "adam", "0.1", "12"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "NUMBA_ENABLE_CUDASIM": "1"})
+    for r in _results(p):
+        assert (r["losses"], r["params"]) == (want["losses"], want["params"]), r["rank"]

@@ -58,7 +58,7 @@ class DataParallel:
     def __init__(self, local, comm):
         if not hasattr(local, "shard_partial"):
             raise ConfigError(f"backend {local.run_name} cannot train data-parallel yet; "
-                              "use backend numpy, cpu or cuda-raw")
+                              "use backend numpy, cpu, cuda-raw or numba-cuda")
         self.local, self.comm = local, comm
         self.S = local.train_cfg.grad_shards
         check_ranks(comm.size, self.S)

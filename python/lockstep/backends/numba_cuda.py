@@ -323,6 +323,27 @@ class NumbaCudaBackend(Backend):
         host = LOSSES.copy_to_host()
         return [self.dtype.type(v) for v in host]
 
+    # Data-parallel training (lockstep.distributed), through host buffers: one group's
+    # partials computed on the device and copied back, and an update from gradients combined
+    # on the host (flat, in PARAM_NAMES order, as the device buffer G is).
+    def shard_partial(self, x, y, idx, nterms, data_key=None):
+        with self._quiet_occupancy():
+            T, N, X, YF, YI = self._upload(x, y, self.train_cfg.loss_on, data_key)
+            if self.PARTS is None:
+                self.PARTS = self.cuda.device_array(max(1, self.train_cfg.grad_shards),
+                                                    self.dtype)
+            idx = np.asarray(idx, np.int64)
+            if len(idx) == 0:
+                return self.dtype.type(0), np.zeros(self.lay["size"], self.dtype)
+            self._group(T, N, X, YF, YI, self.cuda.to_device(idx), 0, len(idx),
+                        self.dtype.type(nterms), self.G, 0)
+            return self.PARTS.copy_to_host()[0], self.G.copy_to_host()
+
+    def apply_grads(self, flat):
+        with self._quiet_occupancy():
+            self.G.copy_to_device(np.ascontiguousarray(flat, self.dtype))
+            self._update()
+
     def predict(self, x):
         """The forward pass on the device (fused forward kernels for either strategy)."""
         x = np.ascontiguousarray(x, self.dtype)
