@@ -66,10 +66,10 @@ step check-f64-ce 25 "$py" -m lockstep.cli check --backends cuda-raw,numba-cuda,
   --dtype float64 --loss ce --optimizer sgd --shape 3,50,3,12,16 --json
 
 # 5. The benchmark: the seed's workload with every anchor, and the heavy preset on the GPU.
-step bench-seed 40 "$py" -m lockstep.cli bench --preset seed --json "$out/bench-seed.json" \
+step bench-seed 40 "$py" -m lockstep.cli bench --preset seed --json-file "$out/bench-seed.json" \
   --plot "$out/bench-seed.png"
 step bench-heavy 110 "$py" -m lockstep.cli bench --preset heavy --backends cuda-raw,numba-cuda \
-  --anchors torch-cudnn@gpu --json "$out/bench-heavy.json" --plot "$out/bench-heavy.png"
+  --anchors torch-cudnn@gpu --json-file "$out/bench-heavy.json" --plot "$out/bench-heavy.png"
 
 # 6. Micro-benchmarks (kernel-launch latency, grid-barrier latency, no-FMA peak, bandwidth)
 #    and the strategy scripts (every strategy validated, then timed over block sizes; each

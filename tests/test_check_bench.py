@@ -77,9 +77,9 @@ def test_harness_problem_has_a_short_last_batch():
 
 
 def test_bench_measures_and_validates(tmp_path, capsys):
-    code, _, err = run(capsys, "bench", "--preset", "seed", "--backends", "numpy",
-                       "--anchors", "numpy-blas@cpu",
-                       "--json", str(tmp_path / "b.json"), "--plot", str(tmp_path / "b.png"))
+    code, out, err = run(capsys, "bench", "--preset", "seed", "--backends", "numpy",
+                         "--anchors", "numpy-blas@cpu",
+                         "--json-file", str(tmp_path / "b.json"), "--plot", str(tmp_path / "b.png"))
     assert code == 0, err
     res = json.loads((tmp_path / "b.json").read_text())
     rows = {r["run"]: r for r in res["results"]}
@@ -90,7 +90,7 @@ def test_bench_measures_and_validates(tmp_path, capsys):
     for r in rows.values():
         assert r["wall_s"] > 0 and r["gflops"] > 0 and r["peak_rss_mb"] > 0
     assert (tmp_path / "b.png").stat().st_size > 0
-    assert "| implementation" in err and "efficiency" in err
+    assert "| implementation" in out and "efficiency" in out  # the table is a result: stdout
 
 
 def test_flop_count():

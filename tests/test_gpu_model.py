@@ -269,8 +269,8 @@ def run_cli(capsys, *argv):
 @needs_counters
 def test_bench_device_emu_model_h200_end_to_end(tmp_path, capsys):
     out = tmp_path / "m.json"
-    code, _, err = run_cli(capsys, "bench", "--device", "emu", "--model", "h200", "--shape",
-                           "2,8,6,32", "--count-steps", "2", "--json", str(out))
+    code, stdout, err = run_cli(capsys, "bench", "--device", "emu", "--model", "h200", "--shape",
+                                "2,8,6,32", "--count-steps", "2", "--json-file", str(out))
     assert code == 0, err
     res = json.loads(out.read_text())
     assert res["model"] == "h200" and res["shape"] == {"I": 2, "H": 8, "T": 6, "B": 32, "O": 1}
@@ -288,16 +288,16 @@ def test_bench_device_emu_model_h200_end_to_end(tmp_path, capsys):
     assert rows["naive"]["prediction"]["launches"] > rows["fused"]["prediction"]["launches"] \
         > rows["persistent"]["prediction"]["launches"]
     assert rows["persistent"]["prediction"]["grid_syncs"] > 0
-    assert "| strategy" in err and "predicted ms" in err and "% of roofline" in err
-    assert "extrapolated to T = 6" in err and "ASSUMED" in err
+    assert "| strategy" in stdout and "predicted ms" in stdout and "% of roofline" in stdout
+    assert "extrapolated to T = 6" in stdout and "ASSUMED" in stdout
 
 
 @needs_counters
 def test_bench_device_emu_counts_all_steps_of_a_small_shape(capsys):
-    code, _, err = run_cli(capsys, "bench", "--device", "emu", "--shape", "1,5,3,4",
-                           "--dtype", "float64", "--strategies", "fused")
+    code, out, err = run_cli(capsys, "bench", "--device", "emu", "--shape", "1,5,3,4",
+                             "--dtype", "float64", "--strategies", "fused")
     assert code == 0, err
-    assert "counted all T = 3 time steps" in err and "NVIDIA H200" in err
+    assert "counted all T = 3 time steps" in out and "NVIDIA H200" in out
 
 
 @pytest.mark.parametrize("argv", [

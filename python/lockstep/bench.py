@@ -625,9 +625,21 @@ def _parse_shape(text):
     return shape
 
 
+def _write_json(args, res):
+    """--json: the document on stdout; --json-file FILE: the same document in FILE."""
+    if getattr(args, "json_file", None):
+        args.json_file.parent.mkdir(parents=True, exist_ok=True)
+        args.json_file.write_text(json.dumps(res, indent=2))
+    if args.json is True:
+        print(json.dumps(res, indent=2), flush=True)
+
+
 def cli_bench_model(args):
     from . import gpu_model
-    from .cli import err
+    from .cli import say as _say
+
+    def err(msg):
+        _say(args, msg)
 
     if args.device not in (None, "emu"):
         raise ConfigError(f"--model prices the emulator's counters: use --device emu (got "
@@ -667,14 +679,15 @@ def cli_bench_model(args):
             err(f"  {r['strategy']}: counted all T = {c['T']} time steps "
                 f"({r['emu_seconds']:.1f} s of emulation, {r['wall_s']:.0f} s with the "
                 "reference check)")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=2))
+    _write_json(args, res)
     return 1 if any(r.get("validated") is False for r in res["results"]) else 0
 
 
 def cli_bench(args):
-    from .cli import err
+    from .cli import say as _say
+
+    def err(msg):
+        _say(args, msg)
 
     if getattr(args, "model", None) or getattr(args, "device", None):
         return cli_bench_model(args)
@@ -694,9 +707,7 @@ def cli_bench(args):
     err(table(res))
     for u in res["unavailable"]:
         err(f"  not run: {u['run']}: {u['reason']}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=2))
+    _write_json(args, res)
     if args.plot:
         from . import plots
 

@@ -1,6 +1,7 @@
 """The ``lockstep`` command line: info, data, train, forecast, check, bench.
 
-stdout carries only ``--json`` output; logs, tables and progress go to stderr.
+Human-readable results (tables, forecast values, summaries) go to stdout; progress and logs go
+to stderr. With ``--json`` stdout holds only the JSON document and the tables go to stderr.
 Exit codes: 0 ok, 1 a check failed or training diverged, 2 bad input (nothing written).
 """
 
@@ -24,6 +25,11 @@ __all__ = ["UsageError", "build_parser", "err", "main"]  # UsageError: harness i
 
 def err(msg):
     print(msg, file=sys.stderr, flush=True)
+
+
+def say(args, msg):
+    """A result line for people: stdout, or stderr when stdout carries --json."""
+    print(msg, file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
 
 
 def _emit_json(obj):
@@ -70,10 +76,10 @@ def cmd_info(args):
     if args.json:
         _emit_json(info)
         return 0
-    err(f"lockstep {__version__}  ({info['cpus']} CPUs; auto backend = {info['auto']})")
+    say(args, f"lockstep {__version__}  ({info['cpus']} CPUs; auto backend = {info['auto']})")
     width = max(len(r["run"]) for r in runs)
     for r in runs:
-        err(f"  {r['run']:<{width}}  {'yes' if r['available'] else 'no '}  "
+        say(args, f"  {r['run']:<{width}}  {'yes' if r['available'] else 'no '}  "
             f"{'' if r['available'] else r['reason']}")
     return 0
 
@@ -95,11 +101,11 @@ def cmd_data(args):
     if args.json:
         _emit_json(d)
         return 0
-    err(f"{d['source']}: {d['rows']} rows, columns {', '.join(d['columns'])}"
+    say(args, f"{d['source']}: {d['rows']} rows, columns {', '.join(d['columns'])}"
         + (f", {d['start']} .. {d['end']}" if d["start"] else "")
         + (f", period {d['period']}" if d["period"] else ""))
     for j, name in enumerate(d["columns"]):
-        err(f"  {name}: min {d['min'][j]:.6g}  max {d['max'][j]:.6g}  mean {d['mean'][j]:.6g}  "
+        say(args, f"  {name}: min {d['min'][j]:.6g}  max {d['max'][j]:.6g}  mean {d['mean'][j]:.6g}  "
             f"std {d['std'][j]:.6g}")
     return 0
 
@@ -326,11 +332,11 @@ def _train_in(folder, args, fc, series, settings, ck_path, checkpoint, plots):
                 (f"seasonal naive (period {fc.baseline_season})",
                  result["baseline"]["seasonal_naive"])]
         w = max(len(r[0]) for r in rows) + 2
-        err(f"forecast of the last {settings.holdout} points:")
-        err(f"  {'':<{w}}{'RMSE':>10}{'MAE':>10}{'MAPE %':>10}")
+        say(args, f"forecast of the last {settings.holdout} points:")
+        say(args, f"  {'':<{w}}{'RMSE':>10}{'MAE':>10}{'MAPE %':>10}")
         for name, m in rows:
-            err(f"  {name:<{w}}{m['rmse']:10.3f}{m['mae']:10.3f}{m['mape']:10.3f}")
-    err(f"checkpoint: {ck_path}  ({state.epoch} epochs, {state.stopped})")
+            say(args, f"  {name:<{w}}{m['rmse']:10.3f}{m['mae']:10.3f}{m['mape']:10.3f}")
+    say(args, f"checkpoint: {ck_path}  ({state.epoch} epochs, {state.stopped})")
     if args.json:
         _emit_json(result)
     return 1 if state.stopped == "diverged" else 0
@@ -362,7 +368,7 @@ def cmd_forecast(args):
                     "forecast": values.tolist()})
     else:
         for lab, row in zip(labels, values):
-            err(f"{lab}  " + "  ".join(f"{v:.6g}" for v in row))
+            say(args, f"{lab}  " + "  ".join(f"{v:.6g}" for v in row))
     return 0
 
 
@@ -381,10 +387,18 @@ def cmd_bench(args):
         from . import plots
 
         plots.check_path(args.plot)
-    if args.json:
-        if args.json.is_dir():
-            raise UsageError(f"--json {args.json} is a folder; name a file")
-        outdir.check_parent(args.json, "--json")
+    if args.json == "-":
+        args.json = True
+    if args.json not in (None, True, False):
+        # the old spelling `bench --json FILE`: kept, as --json-file FILE
+        if args.json_file is not None:
+            raise UsageError("--json FILE is the old spelling of --json-file FILE: pass one")
+        args.json_file, args.json = Path(args.json), False
+    args.json = bool(args.json)
+    if args.json_file:
+        if args.json_file.is_dir():
+            raise UsageError(f"--json-file {args.json_file} is a folder; name a file")
+        outdir.check_parent(args.json_file, "--json-file")
 
     return bench.cli_bench(args)
 
@@ -490,7 +504,11 @@ def build_parser():
     b.add_argument("--backends", help="comma-separated backend names (default: all)")
     b.add_argument("--anchors", help="comma-separated anchors (default: torch@cpu, "
                    "torch-cudnn@gpu, numpy-blas@cpu; empty = none)")
-    b.add_argument("--json", type=Path, help="write the results as JSON to this file")
+    b.add_argument("--json", nargs="?", const=True, default=False, metavar="FILE",
+                   help="print the results as JSON on stdout, as every command does (a FILE "
+                   "here is the old spelling of --json-file FILE)")
+    b.add_argument("--json-file", type=Path, metavar="FILE",
+                   help="also write the results as JSON to this file")
     b.add_argument("--plot", type=Path, help="bar chart of speed-ups")
     b.add_argument("--device", choices=["emu", "gpu"],
                    help="emu: count every cuda-raw strategy on the SIMT emulator and predict "

@@ -161,7 +161,7 @@ def check(problem: dict, names=None, progress=None):
 
 
 def cli_check(args):
-    from .cli import UsageError, err
+    from .cli import UsageError, err, say
 
     try:
         I, H, O, T, B = (int(v) for v in args.shape.split(","))
@@ -190,19 +190,19 @@ def cli_check(args):
     if args.json:
         print(json.dumps(res, indent=2))
     width = max([len(r["run"]) for r in res["runs"]] + [len(u["backend"]) for u in res["unavailable"]])
-    err(f"problem: I,H,O,T,B = {args.shape}, {args.dtype}, {args.loss}, {args.optimizer}, "
+    say(args, f"problem: I,H,O,T,B = {args.shape}, {args.dtype}, {args.loss}, {args.optimizer}, "
         f"clip {args.clip}, {args.epochs} epochs, seed {args.seed}")
     for r in res["runs"]:
         verdict = ("reference" if r["run"].startswith(REFERENCE + ":") else
                    "same bits" if r["agree"] else "DIFFERENT")
         if "error" in r:
-            err(f"{r['run']:<{width}}  ERROR {r['error']}")
+            say(args, f"{r['run']:<{width}}  ERROR {r['error']}")
             continue
         losses = "  ".join(f"{v:.9g} {h}" for v, h in zip(r["losses"], r["losses_hex"]))
-        err(f"{r['run']:<{width}}  {losses}  sha256 {r['params_sha256'][:16]}  {verdict}")
+        say(args, f"{r['run']:<{width}}  {losses}  sha256 {r['params_sha256'][:16]}  {verdict}")
     for u in res["unavailable"]:
-        err(f"{u['backend']:<{width}}  unavailable: {u['reason']}")
-    err("all runs agree bit for bit" if res["agree"] else "runs DISAGREE with the reference")
+        say(args, f"{u['backend']:<{width}}  unavailable: {u['reason']}")
+    say(args, "all runs agree bit for bit" if res["agree"] else "runs DISAGREE with the reference")
     return 0 if res["agree"] else 1
 
 
