@@ -76,3 +76,111 @@ def test_bench_json_file_and_old_spelling(tmp_path, capsys):
     assert code == 0 and (tmp_path / "b.json").is_file() and "| implementation" in stdout
     code, stdout, stderr = run(capsys, *args, "--json", "-")  # '-' is stdout, not a file
     assert code == 0 and json.loads(stdout)["results"]
+
+
+# ---- help ----------------------------------------------------------------------------------
+
+COMMANDS = ("info", "data", "train", "forecast", "check", "bench")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_has_help_and_shows_its_default(command):
+    import argparse
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    p = sub.choices[command]
+    text = p.format_help()
+    for a in p._actions:
+        if not a.option_strings or a.dest == "help":
+            continue
+        assert a.help, f"{command} {a.option_strings[0]} has no help"
+        if a.default not in (None, False):
+            assert f"(default: {a.default})" in " ".join(text.split()), \
+                f"{command} {a.option_strings[0]}: default {a.default!r} not shown"
+
+
+def test_backend_and_strategy_help_list_the_registry():
+    from lockstep import backends
+
+    text = " ".join(cli.build_parser()._subparsers._group_actions[0].choices["train"]
+                    .format_help().split())
+    for name in backends.REGISTRY:
+        cls = backends.get(name)
+        assert name in text
+        assert tuple(cls.strategies) == cli.STRATEGIES[name], name
+        for s in cls.strategies:
+            assert s in text, (name, s)
+    assert "auto (the fastest available)" in text
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("lockstep ")
+
+
+def test_check_with_ce_picks_classes_for_the_default_shape(capsys):
+    code, stdout, stderr = run(capsys, "check", "--dtype", "float64", "--loss", "ce",
+                               "--backends", "numpy", "--epochs", "1", "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["problem"]["O"] == 3 and "O = 3 classes" in stderr
+    code, _, stderr = run(capsys, "check", "--loss", "ce", "--shape", "1,3,1,3,2")
+    assert code == 2 and "--shape 1,3,3,3,2" in stderr
+
+
+# ---- seasonality from the dates ------------------------------------------------------------
+
+def _csv(path, labels, rng_seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(rng_seed)
+    n = len(labels)
+    v = 100 + 10 * np.sin(2 * np.pi * np.arange(n) / 12) + rng.normal(0, 1, n) + np.arange(n)
+    path.write_text("date,sales\n" + "".join(f"{t},{x:.3f}\n" for t, x in zip(labels, v)))
+    return path
+
+
+def _months(n, y=2001):
+    return [f"{y + i // 12:04d}-{i % 12 + 1:02d}-01" for i in range(n)]
+
+
+@pytest.mark.parametrize("labels, period", [
+    (_months(40), 12),
+    ([f"{2000 + i // 12}-{i % 12 + 1:02d}" for i in range(30)], 12),
+    ([f"{2000 + i // 4}-Q{i % 4 + 1}" for i in range(12)], 4),
+    ([f"{2000 + i // 4}-{3 * (i % 4) + 1:02d}-01" for i in range(12)], 4),
+    ([f"2020-01-{d:02d}" for d in range(1, 29)], 7),
+    ([str(__import__("datetime").date(2019, 12, 30) + __import__("datetime").timedelta(7 * k))
+      for k in range(10)], 52),
+    ([f"2020-01-01T{h:02d}:00" for h in range(24)], 24),
+    ([str(2000 + i) for i in range(10)], None),
+    (["2020-01-01", "2020-01-02", "2020-01-05", "2020-01-06"], None),
+])
+def test_period_from_the_dates(labels, period):
+    from lockstep.data import infer_period
+
+    assert infer_period(labels) == period
+
+
+def test_monthly_csv_gets_period_12_and_a_named_baseline(tmp_path, capsys):
+    f = _csv(tmp_path / "m.csv", _months(72))
+    code, stdout, _ = run(capsys, "data", "--data", f)
+    assert code == 0 and "period 12" in stdout
+    code, stdout, stderr = run(capsys, "train", *FAST, "--data", f, "--holdout", "12",
+                               "--out", tmp_path / "a", "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["baseline"]["name"] == "seasonal naive (period 12)"
+    assert "seasonal naive (period 12)" in stderr
+    # --season overrides the dates; 0 = none, and the baseline says it is plain naive
+    code, stdout, stderr = run(capsys, "train", *FAST, "--data", f, "--holdout", "12",
+                               "--season", "0", "--out", tmp_path / "b")
+    assert code == 0, stderr
+    assert "naive (last value)" in stdout and "seasonal naive" not in stdout
+
+
+def test_undated_csv_says_how_to_give_a_period(tmp_path, capsys):
+    f = tmp_path / "u.csv"
+    f.write_text("x\n" + "".join(f"{i % 5}\n" for i in range(30)))
+    code, stdout, _ = run(capsys, "data", "--data", f)
+    assert code == 0 and "--season" in stdout

@@ -103,7 +103,8 @@ def cmd_data(args):
         return 0
     say(args, f"{d['source']}: {d['rows']} rows, columns {', '.join(d['columns'])}"
         + (f", {d['start']} .. {d['end']}" if d["start"] else "")
-        + (f", period {d['period']}" if d["period"] else ""))
+        + (f", period {d['period']}" if d["period"] else ", no seasonal period found (pass "
+                                                           "--season to train with one)"))
     for j, name in enumerate(d["columns"]):
         say(args, f"  {name}: min {d['min'][j]:.6g}  max {d['max'][j]:.6g}  mean {d['mean'][j]:.6g}  "
             f"std {d['std'][j]:.6g}")
@@ -321,7 +322,8 @@ def _train_in(folder, args, fc, series, settings, ck_path, checkpoint, plots):
                      best_epoch=state.best_epoch)
         plots.forecast(series, out / "forecast.png", fc_values, start, base,
                        title=f"{series.source}: forecast of the last {settings.holdout} points"
-                       if settings.holdout else f"{series.source}: forecast")
+                       if settings.holdout else f"{series.source}: forecast",
+                       baseline_label=fc.baseline_name)
         result["plots"] = [str(out / "losses.png"), str(out / "forecast.png")]
     except plots.PlotUnavailable as e:
         err(f"lockstep: no plots: {e}")
@@ -329,8 +331,7 @@ def _train_in(folder, args, fc, series, settings, ck_path, checkpoint, plots):
         raise OutputError(os_error_line(e, "plots") + "; the checkpoint is intact") from None
     if settings.holdout > 0:
         rows = [(f"lockstep ({fc.trainer.run_name})", result["metrics"]),
-                (f"seasonal naive (period {fc.baseline_season})",
-                 result["baseline"]["seasonal_naive"])]
+                (fc.baseline_name, result["baseline"]["seasonal_naive"])]
         w = max(len(r[0]) for r in rows) + 2
         say(args, f"forecast of the last {settings.holdout} points:")
         say(args, f"  {'':<{w}}{'RMSE':>10}{'MAE':>10}{'MAPE %':>10}")
@@ -414,93 +415,155 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default; None and off switches say nothing more
+    (their help says what happens when the option is left out)."""
+
+    def _get_help_string(self, action):
+        h = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in h \
+                or not action.option_strings:
+            return h
+        return h + " (default: %(default)s)"
+
+
+# The backends and their strategies (the registry's names; tests/test_newcomer.py checks that
+# this text matches lockstep.backends, which is imported lazily and so not at parse time).
+BACKENDS_HELP = ("auto (the fastest available), numpy, cpu, cuda-raw, numba-cuda; "
+                 "see 'lockstep info' for what is available here")
+STRATEGIES = {"numpy": ("reference",), "cpu": ("blocked",),
+              "cuda-raw": ("naive", "fused", "persistent"),
+              "numba-cuda": ("per-sample", "fused")}
+STRATEGIES_HELP = "kernel strategy of --backend: " + "; ".join(
+    f"{b}: {', '.join(v)}" for b, v in STRATEGIES.items()) + " (default: the backend's first)"
+DEVICES_HELP = "device of --backend: cuda-raw: gpu or emu (SIMT emulator); numba-cuda: gpu " \
+               "or sim (Numba simulator); numpy, cpu: cpu (default: the backend's best available)"
+
+
 def build_parser():
     from .forecast import ForecastSettings
 
     dflt = ForecastSettings()  # one source of truth for the training defaults
-    p = _Parser(prog="lockstep", description="Bit-identical LSTM training for "
-                "time-series forecasting.")
+    p = _Parser(prog="lockstep", formatter_class=_Help,
+                description="Bit-identical LSTM training for time-series forecasting. Results "
+                "go to stdout, progress and logs to stderr; --json prints only JSON on stdout. "
+                f"Backends: {BACKENDS_HELP}.")
     p.add_argument("--version", action="version", version=f"lockstep {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    i = sub.add_parser("info", help="backends, devices and why an unavailable one is unavailable")
-    i.add_argument("--json", action="store_true")
+    def add(name, help):
+        return sub.add_parser(name, help=help, description=help, formatter_class=_Help)
+
+    def json_arg(parser):
+        parser.add_argument("--json", action="store_true",
+                            help="print the result as one JSON document on stdout (and nothing "
+                            "else there); tables move to stderr")
+
+    i = add("info", "backends, strategies, devices and why an unavailable one is unavailable")
+    json_arg(i)
     i.set_defaults(func=cmd_info)
 
     def data_args(parser):
-        parser.add_argument("--data", default="airpassengers", help="airpassengers or a CSV path")
-        parser.add_argument("--value-column", action="append",
-                            help="value column (repeat for several)")
-        parser.add_argument("--time-column")
+        parser.add_argument("--data", default="airpassengers",
+                            help="'airpassengers' (bundled, monthly 1949-1960) or a CSV path")
+        parser.add_argument("--value-column", action="append", metavar="NAME",
+                            help="value column, by name or index (repeat for several; default: "
+                            "every numeric column)")
+        parser.add_argument("--time-column", metavar="NAME",
+                            help="time column (default: the first column that parses as dates)")
 
-    d = sub.add_parser("data", help="describe a series")
+    d = add("data", "describe a series: rows, columns, dates, period, statistics")
     data_args(d)
-    d.add_argument("--plot", type=Path)
-    d.add_argument("--json", action="store_true")
+    d.add_argument("--plot", type=Path, metavar="FILE", help="draw the series to this image file")
+    json_arg(d)
     d.set_defaults(func=cmd_data)
 
-    t = sub.add_parser("train", help="train, forecast the holdout, compare with seasonal naive")
+    t = add("train", "train, forecast the holdout, compare with the seasonal-naive baseline")
     data_args(t)
-    t.add_argument("--task", choices=["regress", "classify-change"], default="regress")
-    t.add_argument("--holdout", type=int, default=24, help="points held out at the end (24)")
-    t.add_argument("--epochs", type=int, default=dflt.epochs)
+    t.add_argument("--task", choices=["regress", "classify-change"], default="regress",
+                   help="regress: forecast the values; classify-change: predict the class of "
+                   "the next step's relative change (falls, about the same, rises: three "
+                   "clusters of the training part's changes)")
+    t.add_argument("--holdout", type=int, default=24,
+                   help="points held out at the end for the final evaluation (0 = none)")
+    t.add_argument("--epochs", type=int, default=dflt.epochs,
+                   help="training epochs (with --resume: the total, checkpoint's included)")
     t.add_argument("--patience", type=int, default=dflt.patience,
                    help="early stopping after this many epochs without improvement (0 = off)")
-    t.add_argument("--hidden", type=int, default=dflt.hidden_size)
-    t.add_argument("--window", type=int, default=dflt.window)
-    t.add_argument("--lr", type=float, default=dflt.lr)
-    t.add_argument("--optimizer", choices=["sgd", "adam"], default=dflt.optimizer)
-    t.add_argument("--momentum", type=float, default=dflt.momentum)
-    t.add_argument("--batch-size", type=int, default=dflt.batch_size)
+    t.add_argument("--hidden", type=int, default=dflt.hidden_size, help="LSTM hidden units")
+    t.add_argument("--window", type=int, default=dflt.window,
+                   help="time steps per training window")
+    t.add_argument("--lr", type=float, default=dflt.lr, help="learning rate")
+    t.add_argument("--optimizer", choices=["sgd", "adam"], default=dflt.optimizer,
+                   help="optimizer")
+    t.add_argument("--momentum", type=float, default=dflt.momentum,
+                   help="SGD momentum (0 = plain SGD)")
+    t.add_argument("--batch-size", type=int, default=dflt.batch_size, help="windows per batch")
     t.add_argument("--clip", type=float, default=dflt.clip, help="global-norm clipping (0 = off)")
-    t.add_argument("--loss-on", choices=["all", "last"], default=dflt.loss_on)
-    t.add_argument("--dtype", choices=["float32", "float64"], default=dflt.dtype)
-    t.add_argument("--no-log", action="store_true", help="no log transform")
-    t.add_argument("--diff", action="store_true", help="also difference at lag 1")
+    t.add_argument("--loss-on", choices=["all", "last"], default=dflt.loss_on,
+                   help="loss on every time step of a window or only on the last")
+    t.add_argument("--dtype", choices=["float32", "float64"], default=dflt.dtype,
+                   help="working precision")
+    t.add_argument("--no-log", action="store_true", help="no log transform (default: log)")
+    t.add_argument("--diff", action="store_true",
+                   help="also difference at lag 1 (default: no)")
     t.add_argument("--season", type=int, default=None,
-                   help="seasonal difference lag (default: the data's period, 0 = off)")
+                   help="the seasonal period: lag of the seasonal difference and of the "
+                   "seasonal-naive baseline (default: inferred from the dates, e.g. 12 for "
+                   "monthly data; 0 = none)")
     t.add_argument("--train-start", type=float, default=None,
-                   help="fraction of the series to skip at the start")
-    t.add_argument("--backend", default="auto")
-    t.add_argument("--strategy")
-    t.add_argument("--device")
-    t.add_argument("--seed", type=int, default=dflt.seed)
-    t.add_argument("--out", default=DEFAULT_OUT, help=f"output directory ({DEFAULT_OUT})")
-    t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+                   help="fraction of the series to skip at the start (default: 0; 0.4 for "
+                   "classify-change)")
+    t.add_argument("--backend", default="auto", help=BACKENDS_HELP)
+    t.add_argument("--strategy", help=STRATEGIES_HELP)
+    t.add_argument("--device", help=DEVICES_HELP)
+    t.add_argument("--seed", type=int, default=dflt.seed,
+                   help="seed of the initial weights and the shuffling")
+    t.add_argument("--out", default=DEFAULT_OUT,
+                   help="output folder: checkpoint.npz, losses.png, forecast.png")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the checkpoint in --out with its settings")
     t.add_argument("--force", action="store_true", help="replace a checkpoint in --out")
     t.add_argument("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
-    t.add_argument("--json", action="store_true")
+    json_arg(t)
     t.add_argument("--grad-shards", type=int, default=1, metavar="S",
                    help="sum each batch in S groups, combined in a fixed order, so that "
                         "data-parallel runs on any number of processes dividing S give the "
                         "same bits (docs/distributed.md)")
     t.add_argument("--ranks", type=int, metavar="R",
                    help="train data-parallel on R processes of this machine (runs mpiexec; "
-                        "R must divide --grad-shards)")
+                        "R must divide --grad-shards; default: one process, no MPI)")
     t.set_defaults(func=cmd_train)
 
-    f = sub.add_parser("forecast", help="forecast after the end of a checkpoint's series")
-    f.add_argument("--checkpoint", type=Path, default=Path(DEFAULT_OUT) / "checkpoint.npz")
-    f.add_argument("--horizon", type=int, required=True)
-    f.add_argument("--backend", default="auto")
-    f.add_argument("--plot", type=Path)
-    f.add_argument("--json", action="store_true")
+    f = add("forecast", "forecast after the end of a checkpoint's series")
+    f.add_argument("--checkpoint", type=Path, default=Path(DEFAULT_OUT) / "checkpoint.npz",
+                   help="checkpoint written by 'lockstep train'")
+    f.add_argument("--horizon", type=int, required=True, help="steps to forecast (required)")
+    f.add_argument("--backend", default="auto", help=BACKENDS_HELP)
+    f.add_argument("--plot", type=Path, metavar="FILE", help="draw the forecast to this image")
+    json_arg(f)
     f.set_defaults(func=cmd_forecast)
 
-    c = sub.add_parser("check", help="train every backend from one seed and compare the bits")
-    c.add_argument("--backends", help="comma-separated backend names (default: all)")
-    c.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    c.add_argument("--epochs", type=int, default=2)
-    c.add_argument("--shape", default="1,13,1,12,8", help="I,H,O,T,B")
-    c.add_argument("--loss", choices=["mse", "ce"], default="mse")
-    c.add_argument("--optimizer", choices=["sgd", "adam"], default="adam")
-    c.add_argument("--clip", type=float, default=1.0)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--json", action="store_true")
+    c = add("check", "train every backend from one seed and compare the bits")
+    c.add_argument("--backends", help="comma-separated backend names: numpy, cpu, cuda-raw, "
+                   "numba-cuda (default: all)")
+    c.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                   help="working precision")
+    c.add_argument("--epochs", type=int, default=2, help="epochs per run")
+    c.add_argument("--shape", default="1,13,1,12,8",
+                   help="I,H,O,T,B: inputs, hidden units, outputs, time steps, batch (with "
+                   "--loss ce the default shape has O = 3 classes)")
+    c.add_argument("--loss", choices=["mse", "ce"], default="mse",
+                   help="mse, or ce (softmax cross-entropy over O classes)")
+    c.add_argument("--optimizer", choices=["sgd", "adam"], default="adam", help="optimizer")
+    c.add_argument("--clip", type=float, default=1.0, help="global-norm clipping (0 = off)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the problem and the weights")
+    json_arg(c)
     c.set_defaults(func=cmd_check)
 
-    b = sub.add_parser("bench", help="time every backend and strategy against the anchors")
-    b.add_argument("--preset", choices=["seed", "medium", "heavy"], default="seed")
+    b = add("bench", "time every backend and strategy against the anchors")
+    b.add_argument("--preset", choices=["seed", "medium", "heavy"], default="seed",
+                   help="workload size")
     b.add_argument("--backends", help="comma-separated backend names (default: all)")
     b.add_argument("--anchors", help="comma-separated anchors (default: torch@cpu, "
                    "torch-cudnn@gpu, numpy-blas@cpu; empty = none)")
@@ -509,7 +572,7 @@ def build_parser():
                    "here is the old spelling of --json-file FILE)")
     b.add_argument("--json-file", type=Path, metavar="FILE",
                    help="also write the results as JSON to this file")
-    b.add_argument("--plot", type=Path, help="bar chart of speed-ups")
+    b.add_argument("--plot", type=Path, metavar="FILE", help="bar chart of speed-ups")
     b.add_argument("--device", choices=["emu", "gpu"],
                    help="emu: count every cuda-raw strategy on the SIMT emulator and predict "
                    "its time on --model (no timing; gpu is measured by the presets)")

@@ -125,8 +125,16 @@ class Forecaster:
 
     @property
     def baseline_season(self) -> int:
-        """The seasonal-naive baseline's period: the data's own, else the settings', else 1."""
-        return self.series.period or self.settings.season or 1
+        """The seasonal-naive baseline's period: --season when given, else the data's own
+        (inferred from the dates), else 1 (plain naive: the last value repeated)."""
+        s = self.settings.season
+        return (s if s is not None else self.series.period) or 1
+
+    @property
+    def baseline_name(self) -> str:
+        """What the baseline really is: 'seasonal naive (period 12)' or 'naive (last value)'."""
+        p = self.baseline_season
+        return f"seasonal naive (period {p})" if p > 1 else "naive (last value)"
 
     # -- data preparation --
     def _season(self, series: Series) -> int:
@@ -271,7 +279,9 @@ class Forecaster:
         naive = seasonal_naive(history, st.holdout, self.baseline_season)
         return {"forecast": forecast, "actual": actual, "baseline_forecast": naive,
                 "metrics": metrics(actual, forecast),
-                "baseline": {"seasonal_naive": metrics(actual, naive)}}
+                # the key stays "seasonal_naive" (period 1 = naive); "name" says which it is
+                "baseline": {"seasonal_naive": metrics(actual, naive),
+                             "name": self.baseline_name, "period": self.baseline_season}}
 
     # -- checkpoints --
     def _config(self):

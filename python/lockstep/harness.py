@@ -160,11 +160,17 @@ def check(problem: dict, names=None, progress=None):
             "runs": runs, "unavailable": unavailable}
 
 
+DEFAULT_SHAPE = "1,13,1,12,8"  # I,H,O,T,B of `lockstep check` (O = 3 with --loss ce)
+
+
 def cli_check(args):
     from .cli import UsageError, err, say
 
     try:
         I, H, O, T, B = (int(v) for v in args.shape.split(","))
+        if args.loss == "ce" and O == 1 and args.shape == DEFAULT_SHAPE:
+            O = 3  # the default shape is a regression's; cross-entropy gets 3 classes
+            err(f"--loss ce: O = 3 classes (--shape {I},{H},{O},{T},{B})")
         problem = {"I": I, "H": H, "O": O, "T": T, "B": B, "dtype": args.dtype, "loss": args.loss,
                    "optimizer": args.optimizer, "clip": args.clip, "epochs": args.epochs,
                    "seed": args.seed}
@@ -174,7 +180,8 @@ def cli_check(args):
         raise UsageError(f"--shape must be five positive integers I,H,O,T,B and --epochs > 0, "
                          f"got {args.shape!r} and {args.epochs}") from None
     if args.loss == "ce" and O < 2:
-        raise UsageError("--loss ce needs O >= 2 classes in --shape")
+        raise UsageError(f"--loss ce needs O >= 2 classes in --shape, got {args.shape}; e.g. "
+                         f"--shape {I},{H},3,{T},{B}")
     ModelConfig(I, H, O)
     from . import limits
     from .config import MAX_EPOCHS

@@ -134,7 +134,8 @@ def losses(history: dict, path, title="training", best_epoch=None):
 
 
 @_quiet
-def forecast(series, path, forecast_values, start, baseline=None, title="forecast"):
+def forecast(series, path, forecast_values, start, baseline=None, title="forecast",
+             baseline_label="seasonal naive"):
     """The series, the forecast from index ``start`` on, and optionally the baseline."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9, 4.5))
@@ -150,7 +151,7 @@ def forecast(series, path, forecast_values, start, baseline=None, title="forecas
         if baseline is not None:
             b = _finite(np.reshape(baseline, (len(baseline), -1)), note)
             ax.plot(np.arange(start, start + len(b)), b[:, j], color="grey", ls="--", lw=1,
-                    label="seasonal naive" if j == 0 else None)
+                    label=baseline_label if j == 0 else None)
     if start < n:
         ax.axvspan(start - 0.5, n - 0.5, color="C1", alpha=0.08, label="holdout")
     step = max(1, n // 12)

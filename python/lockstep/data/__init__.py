@@ -11,6 +11,7 @@ import csv
 import hashlib
 import math
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from importlib import resources
@@ -229,7 +230,66 @@ def _read_rows(p, reader, value_columns, time_column) -> Series:
         if time is not None:
             time.append(r[t_idx].strip())
     v = np.frombuffer(values, dtype=np.float64).reshape(-1, len(cols)).copy()
-    return Series(v, [header[j] for j in cols], time, source=str(p))
+    return Series(v, [header[j] for j in cols], time, source=str(p), period=infer_period(time))
+
+
+# The seasonal period of a regular time axis: one year of months or quarters, one week of days,
+# one year of weeks, one day of hours (what a forecaster's seasonal-naive baseline repeats).
+_PERIODS = {"hourly": 24, "daily": 7, "weekly": 52, "monthly": 12, "quarterly": 4}
+_ISO = re.compile(r"(\d{4})-(\d{1,2})(?:-(\d{1,2})(?:[T ](\d{1,2})(?::(\d{2})(?::(\d{2}))?)?)?)?"
+                  r"(?:Z|[+-]\d{2}:?\d{2})?")
+_QUARTER = re.compile(r"(\d{4})[- ]?Q([1-4])", re.IGNORECASE)
+
+
+def infer_frequency(time) -> str | None:
+    """'hourly', 'daily', 'weekly', 'monthly' or 'quarterly' when every step between ISO
+    dates (2020-01, 2020-01-31, 2020-01-31 13:00, 2020-Q1) is one such step; else None.
+    A small explicit rule (no pandas): months and quarters by calendar, the others by an
+    exact number of seconds."""
+    import datetime as dt
+
+    if not time or len(time) < 3:
+        return None
+    q = [_QUARTER.fullmatch(t) for t in time]
+    if all(q):
+        idx = [int(m.group(1)) * 4 + int(m.group(2)) for m in q]
+        return "quarterly" if all(b - a == 1 for a, b in zip(idx, idx[1:])) else None
+    stamps = []
+    for t in time:
+        m = _ISO.fullmatch(t.strip())
+        if not m:
+            return None
+        y, mo, d, hh, mi, ss = (int(g) if g else None for g in m.groups())
+        try:
+            stamps.append((dt.datetime(y, mo, d or 1, hh or 0, mi or 0, ss or 0), d is None))
+        except ValueError:
+            return None
+    months = [s.year * 12 + s.month for s, _ in stamps]
+    dm = {b - a for a, b in zip(months, months[1:])}
+    same_day = len({(s.day, s.hour, s.minute) for s, _ in stamps}) == 1 or \
+        all(no_day for _, no_day in stamps) or _month_ends(stamps)
+    if same_day and dm == {1}:
+        return "monthly"
+    if same_day and dm == {3}:
+        return "quarterly"
+    secs = {(b[0] - a[0]).total_seconds() for a, b in zip(stamps, stamps[1:])}
+    for name, step in (("hourly", 3600), ("daily", 86400), ("weekly", 7 * 86400)):
+        if secs == {step}:
+            return name
+    return None
+
+
+def _month_ends(stamps) -> bool:
+    import calendar
+
+    return all(s.day == calendar.monthrange(s.year, s.month)[1] for s, _ in stamps)
+
+
+def infer_period(time) -> int | None:
+    """The seasonal period of a time axis (monthly 12, quarterly 4, weekly 52, daily 7,
+    hourly 24), or None when the dates are not ISO dates at one regular step."""
+    f = infer_frequency(time)
+    return _PERIODS[f] if f else None
 
 
 def _chain(first, rest):
