@@ -184,3 +184,71 @@ def test_undated_csv_says_how_to_give_a_period(tmp_path, capsys):
     f.write_text("x\n" + "".join(f"{i % 5}\n" for i in range(30)))
     code, stdout, _ = run(capsys, "data", "--data", f)
     assert code == 0 and "--season" in stdout
+
+
+# ---- settings remembered on --resume -------------------------------------------------------
+
+def _ck(out):
+    from lockstep import checkpoint
+
+    return checkpoint.load(out / "checkpoint.npz")
+
+
+def test_resume_takes_every_setting_and_the_data_from_the_checkpoint(tmp_path, capsys):
+    f = _csv(tmp_path / "m.csv", _months(60))
+    a, b = tmp_path / "a", tmp_path / "b"
+    common = ["--data", f, "--value-column", "sales", "--holdout", "12", "--hidden", "6",
+              "--window", "6", "--lr", "0.01", "--backend", "numpy", "--quiet"]
+    assert run(capsys, "train", *common, "--epochs", "5", "--out", a)[0] == 0
+    assert run(capsys, "train", *common, "--epochs", "2", "--out", b)[0] == 0
+    # only --out, --resume and the new total: the settings and the data come from the checkpoint
+    code, stdout, stderr = run(capsys, "train", "--out", b, "--resume", "--epochs", "5",
+                               "--quiet", "--backend", "numpy")
+    assert code == 0, stderr
+    assert _ck(b)["epoch"] == 5 and _ck(b)["config"]["settings"]["hidden_size"] == 6
+    import numpy as np
+
+    for k in ("W_ih", "W_hh", "b", "W_out", "b_out"):
+        assert np.array_equal(_ck(a)["params"][k], _ck(b)["params"][k]), k
+
+
+@pytest.mark.parametrize("flag, words", [
+    (["--hidden", "7"], "--hidden 7 differs from the checkpoint"),
+    (["--lr", "0.5"], "--lr 0.5 differs"),
+    (["--no-log"], "--no-log differs"),
+    (["--patience", "0"], "--patience 0 (off) differs"),
+])
+def test_resume_with_a_differing_flag_is_refused_naming_it(tmp_path, capsys, flag, words):
+    out = tmp_path / "run"
+    assert run(capsys, "train", *FAST, "--out", out)[0] == 0
+    code, stdout, stderr = run(capsys, "train", *FAST, "--epochs", "5", "--out", out,
+                               "--resume", *flag)
+    assert code == 2 and stdout == ""
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith("lockstep: error: ") and words in line and "None" not in line, line
+    assert _ck(out)["epoch"] == 3
+
+
+def test_resume_a_completed_run_needs_more_epochs(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(capsys, "train", *FAST, "--out", out)[0] == 0
+    code, _, stderr = run(capsys, "train", "--out", out, "--resume")
+    assert code == 2 and "completed its 3 epochs" in stderr
+    code, _, stderr = run(capsys, "train", "--out", out, "--resume", "--epochs", "3")
+    assert code == 2 and "pass more than 3" in stderr
+
+
+def test_resume_of_an_early_stopped_run_says_so_and_needs_the_flag(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--hidden", "5", "--backend", "numpy", "--quiet", "--lr", "0.2", "--patience", "1"]
+    assert run(capsys, "train", *args, "--epochs", "60", "--out", out)[0] == 0
+    ck = _ck(out)
+    assert ck["extra"]["stopped"] == "early-stop", "the setup should stop early"
+    done = ck["epoch"]
+    code, stdout, stderr = run(capsys, "train", "--out", out, "--resume", "--epochs", done + 3)
+    assert code == 2 and "stopped early at epoch" in stderr and "--continue-early-stopped" in stderr
+    assert _ck(out)["epoch"] == done
+    code, stdout, stderr = run(capsys, "train", "--out", out, "--resume", "--epochs", done + 3,
+                               "--continue-early-stopped", "--quiet")
+    assert code == 0, stderr
+    assert _ck(out)["epoch"] == done + 3

@@ -129,6 +129,95 @@ def _settings_from_args(args, series):
     return ForecastSettings(**kw)
 
 
+# train's options that are settings of the run (ForecastSettings fields): on --resume they
+# come from the checkpoint, and one given again must say the same.
+SETTING_FLAGS = {"task": "task", "hidden": "hidden_size", "window": "window", "lr": "lr",
+                 "optimizer": "optimizer", "momentum": "momentum", "batch_size": "batch_size",
+                 "clip": "clip", "loss_on": "loss_on", "dtype": "dtype", "seed": "seed",
+                 "no_log": "log", "diff": "diff", "season": "season", "patience": "patience",
+                 "holdout": "holdout", "train_start": "train_start",
+                 "grad_shards": "grad_shards"}
+
+
+def _flag_value(dest, v):
+    """An option's value as the setting it makes."""
+    if dest == "no_log":
+        return not v
+    if dest == "patience":
+        return v or None
+    return v
+
+
+def _show(dest, setting_value):
+    """A setting as the option that makes it (for messages)."""
+    flag = "--" + dest.replace("_", "-")
+    if dest == "no_log":
+        return "--no-log" if not setting_value else "no --no-log (log transform on)"
+    if dest == "diff":
+        return "--diff" if setting_value else "no --diff"
+    if dest == "patience":
+        return f"--patience {setting_value or 0}" + ("" if setting_value else " (off)")
+    if setting_value is None:
+        return f"no {flag} (from the data)" if dest == "season" else f"no {flag}"
+    return f"{flag} {setting_value}"
+
+
+def _explicit_options(argv):
+    """The dests of the options given on the command line (not left at their defaults)."""
+    p = build_parser()
+    for sp in p._subparsers._group_actions[0].choices.values():
+        for a in sp._actions:
+            if a.dest != "help":
+                a.default = argparse.SUPPRESS
+    return set(vars(p.parse_args(argv))) - {"command", "func"}
+
+
+def _resume_settings(args, ck_path):
+    """--resume: every setting from the checkpoint; an option given again must match it,
+    --epochs (the new total) excepted. The data too, unless --data is given."""
+    import numpy as np
+
+    from . import checkpoint
+    from .data import Series
+    from .forecast import ForecastSettings
+
+    ck = checkpoint.load(ck_path)
+    have = dict(ck["config"]["settings"])
+    given = _explicit_options(sys.argv[1:] if args.argv is None else args.argv)
+    for dest, field in SETTING_FLAGS.items():
+        if dest in given and _flag_value(dest, getattr(args, dest)) != have.get(field):
+            raise UsageError(
+                f"{_show(dest, _flag_value(dest, getattr(args, dest)))} differs from the "
+                f"checkpoint in {ck_path.parent}, which was trained with "
+                f"{_show(dest, have.get(field))}; --resume takes every setting from the "
+                "checkpoint: drop the option, or train a new run (another --out or --force)")
+    done = int(ck["epoch"])
+    if "epochs" in given:
+        if args.epochs <= done:
+            raise UsageError(f"--epochs {args.epochs}: the checkpoint in {ck_path.parent} has "
+                             f"{done} epochs already; --epochs is the total, pass more than "
+                             f"{done} to train on")
+        have["epochs"] = args.epochs
+    stopped = ck["extra"].get("stopped")
+    best = (ck["extra"].get("best") or {}).get("epoch")
+    if stopped == "early-stop" and not args.continue_early_stopped:
+        raise UsageError(f"the run in {ck_path.parent} stopped early at epoch {done} (best "
+                         f"validation epoch {best}, patience {have.get('patience')}); pass "
+                         "--continue-early-stopped to train on to --epochs without early "
+                         "stopping")
+    if stopped != "early-stop" and done >= have["epochs"]:
+        raise UsageError(f"the run in {ck_path.parent} has completed its {done} epochs; pass "
+                         f"--epochs N with N > {done} (the new total) to train on")
+    s = ck["extra"]["series"]
+    if given & {"data", "value_column", "time_column"}:
+        series = _load_series(args)
+        series.period = s["period"]  # the run's period, as it was when it started
+    else:
+        series = Series(np.asarray(s["values"]), list(s["names"]), s["time"],
+                        source=s["source"], period=s["period"])
+    return series, ForecastSettings(**have)
+
+
 def _check_train_args(args):
     from .config import MAX_EPOCHS
 
@@ -170,12 +259,16 @@ def cmd_train(args):
         if (out / name).is_dir():
             raise UsageError(f"{out / name} is a folder; move it away or choose another --out")
     _check_existing(args, ck_path)
-    series = _load_series(args)
-    settings = _settings_from_args(args, series)
+    if args.resume:
+        series, settings = _resume_settings(args, ck_path)
+    else:
+        series = _load_series(args)
+        settings = _settings_from_args(args, series)
     writer = comm is None or comm.rank == 0
     fc = Forecaster(backend=args.backend, strategy=args.strategy, device=args.device,
                     quiet=args.quiet or not writer, comm=comm,
                     **{k: v for k, v in settings.to_dict().items()})
+    fc.continue_early_stopped = args.continue_early_stopped
     # Everything that can be refused is refused before the folder is touched: the data and
     # the sizes (memory estimate) by prepare, a foreign or mismatched checkpoint by
     # _resume_state. Under MPI every rank does the same checks on the same inputs, so all
@@ -522,7 +615,11 @@ def build_parser():
     t.add_argument("--out", default=DEFAULT_OUT,
                    help="output folder: checkpoint.npz, losses.png, forecast.png")
     t.add_argument("--resume", action="store_true",
-                   help="continue the checkpoint in --out with its settings")
+                   help="continue the checkpoint in --out with its settings and data (an "
+                   "option given again must match; --epochs is the new total)")
+    t.add_argument("--continue-early-stopped", action="store_true",
+                   help="with --resume: train a run that stopped early on to --epochs, without "
+                   "early stopping (default: refuse, saying it stopped early)")
     t.add_argument("--force", action="store_true", help="replace a checkpoint in --out")
     t.add_argument("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
     json_arg(t)

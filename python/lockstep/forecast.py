@@ -106,6 +106,11 @@ class ForecastSettings:
         return asdict(self)
 
 
+def _said(key, v):
+    """A setting's value for a message (patience None is early stopping off)."""
+    return "0 (off)" if key == "patience" and v is None else repr(v)
+
+
 # ---- the forecaster ------------------------------------------------------------------------
 
 class Forecaster:
@@ -209,6 +214,10 @@ class Forecaster:
                                log=self.logger, comm=self.comm)
         if resume and checkpoint_path is not None:
             self.state = self._resume_state(checkpoint_path, series)
+            if self.state.stopped == "early-stop" and getattr(self, "continue_early_stopped",
+                                                             False):
+                # on to the epochs asked for; early stopping stays off for the rest
+                self.state.stopped, self.trainer.patience = None, None
         else:
             params = reference.init_params(self.model_cfg, np.dtype(st.dtype), seed=st.seed)
             self.state = self.trainer.new_state(params)
@@ -316,8 +325,9 @@ class Forecaster:
         if diff:
             k = diff[0]
             raise checkpoint.CheckpointError(
-                f"checkpoint {path} was trained with {k}={have_s.get(k)!r}, this run asks for "
-                f"{want_s[k]!r}; use the same settings to resume, or drop --resume")
+                f"checkpoint {path} was trained with {k}={_said(k, have_s.get(k))}, this run "
+                f"asks for {_said(k, want_s[k])}; use the same settings to resume, or drop "
+                "--resume")
         if ck["extra"]["series"]["fingerprint"] != series.fingerprint():
             raise checkpoint.CheckpointError(
                 f"checkpoint {path} was trained on other data (fingerprint mismatch); resume with "
