@@ -252,3 +252,44 @@ def test_resume_of_an_early_stopped_run_says_so_and_needs_the_flag(tmp_path, cap
                                "--continue-early-stopped", "--quiet")
     assert code == 0, stderr
     assert _ck(out)["epoch"] == done + 3
+
+
+# ---- the README's commands, as written -----------------------------------------------------
+
+def _readme_commands():
+    """The quick start's `lockstep train`, then every line of the README's command block."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    (block,) = [b for b in blocks if "lockstep train --data examples/sales.csv" in b]
+    cmds = [["lockstep", "train"]]
+    for line in block.splitlines():
+        argv = shlex.split(line, comments=True)
+        if argv:
+            cmds.append(argv)
+    return cmds
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys):
+    import shutil
+    from pathlib import Path
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    cmds = _readme_commands()
+    assert len(cmds) >= 9
+    for argv in cmds:
+        assert argv[0] == "lockstep", argv
+        code, stdout, stderr = run(capsys, *argv[1:], *(["--quiet"] if argv[1] == "train" else []))
+        assert code == 0, f"{' '.join(argv)}: exit {code}: {stderr[-2000:]}"
+        assert stdout.strip(), f"{' '.join(argv)}: nothing on stdout"
+    for f in ("f.png", "series.png", "speedup.png", "run1/checkpoint.npz",
+              "classify/checkpoint.npz", "lockstep-out/checkpoint.npz"):
+        assert (tmp_path / f).is_file(), f
+    from lockstep import checkpoint
+
+    assert checkpoint.load(tmp_path / "run1" / "checkpoint.npz")["epoch"] == 200
