@@ -293,3 +293,18 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys):
     from lockstep import checkpoint
 
     assert checkpoint.load(tmp_path / "run1" / "checkpoint.npz")["epoch"] == 200
+
+
+# ---- classify-change ------------------------------------------------------------------------
+
+def test_classify_change_reports_accuracy_and_confusion(tmp_path, capsys):
+    code, stdout, stderr = run(capsys, "train", "--task", "classify-change", *FAST,
+                               "--out", tmp_path / "c", "--json")
+    assert code == 0, stderr
+    c = json.loads(stdout)["classes"]
+    conf = c["confusion"]
+    assert len(conf) == 3 and all(len(r) == 3 for r in conf) and sum(map(sum, conf)) == 24
+    hits = sum(conf[j][j] for j in range(3))
+    assert c["accuracy"] == hits / 24 == sum(p == a for p, a in zip(c["predicted"], c["actual"])) / 24
+    assert 0 <= c["majority_accuracy"] <= 1 and c["centroids"] == sorted(c["centroids"])
+    assert "accuracy" in stderr and "confusion" in stderr

@@ -403,6 +403,8 @@ def _train_in(folder, args, fc, series, settings, ck_path, checkpoint, plots):
         ev = fc.evaluate_holdout()
         result["metrics"] = ev["metrics"]
         result["baseline"] = ev["baseline"]
+        if "classes" in ev:
+            result["classes"] = ev["classes"]
         result["forecast"] = ev["forecast"].tolist()
         start = len(series) - settings.holdout
         fc_values, base = ev["forecast"], ev["baseline_forecast"]
@@ -430,6 +432,15 @@ def _train_in(folder, args, fc, series, settings, ck_path, checkpoint, plots):
         say(args, f"  {'':<{w}}{'RMSE':>10}{'MAE':>10}{'MAPE %':>10}")
         for name, m in rows:
             say(args, f"  {name:<{w}}{m['rmse']:10.3f}{m['mae']:10.3f}{m['mape']:10.3f}")
+    if "classes" in result:
+        c = result["classes"]
+        say(args, f"class of the next change (0 falls, 1 middle, 2 rises; centroids "
+            f"{', '.join(f'{v:.3g}' for v in c['centroids'])}), one step ahead over the last "
+            f"{settings.holdout} points: accuracy {c['accuracy']:.3f} (always class "
+            f"{c['majority_class']}: {c['majority_accuracy']:.3f})")
+        say(args, "  confusion (rows: true class, columns: predicted):")
+        for j, row in enumerate(c["confusion"]):
+            say(args, f"  {j}  " + " ".join(f"{v:4d}" for v in row))
     say(args, f"checkpoint: {ck_path}  ({state.epoch} epochs, {state.stopped})")
     if args.json:
         _emit_json(result)

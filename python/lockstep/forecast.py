@@ -286,11 +286,36 @@ class Forecaster:
         actual = self.series.values[len(self.series) - st.holdout:]
         forecast = self.predict(st.holdout, history)
         naive = seasonal_naive(history, st.holdout, self.baseline_season)
-        return {"forecast": forecast, "actual": actual, "baseline_forecast": naive,
+        out = {"forecast": forecast, "actual": actual, "baseline_forecast": naive,
                 "metrics": metrics(actual, forecast),
                 # the key stays "seasonal_naive" (period 1 = naive); "name" says which it is
                 "baseline": {"seasonal_naive": metrics(actual, naive),
                              "name": self.baseline_name, "period": self.baseline_season}}
+        if st.task == "classify-change":
+            out["classes"] = self.classify_holdout()
+        return out
+
+    def classify_holdout(self) -> dict:
+        """classify-change: the class of each held-out step's change predicted one step
+        ahead (from the true history), its accuracy, the confusion matrix (rows: true class,
+        columns: predicted), and the accuracy of always predicting the training part's most
+        frequent class. Classes are sorted by their centroid: 0 the largest falls, 2 the
+        largest rises."""
+        st = self.settings
+        n_train = len(self.series) - st.holdout
+        tokens = prep.encode(prep.normalized_change(self.series.values[:, 0]), self.centroids)
+        idx = range(n_train - 1, len(tokens))  # the change into each held-out value
+        pred = np.array([self._predict_model_space(tokens[:j], 1)[0] for j in idx], np.int64)
+        true = tokens[n_train - 1:]
+        conf = np.zeros((3, 3), np.int64)
+        np.add.at(conf, (true, pred), 1)
+        train_tokens = tokens[:n_train - 1]
+        majority = int(np.bincount(train_tokens, minlength=3).argmax())
+        return {"accuracy": float(np.mean(pred == true)), "confusion": conf.tolist(),
+                "predicted": pred.tolist(), "actual": true.tolist(),
+                "centroids": [float(c) for c in self.centroids],
+                "majority_class": majority,
+                "majority_accuracy": float(np.mean(true == majority))}
 
     # -- checkpoints --
     def _config(self):
