@@ -112,6 +112,8 @@ def test_backend_and_strategy_help_list_the_registry():
         for s in cls.strategies:
             assert s in text, (name, s)
     assert "auto (the fastest available)" in text
+    top = " ".join(cli.build_parser().format_help().split())
+    assert "numba-cuda: per-sample, fused" in top and "cuda-raw: naive, fused, persistent" in top
 
 
 def test_version(capsys):

@@ -523,6 +523,17 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
     """Every option's help ends with its default; None and off switches say nothing more
     (their help says what happens when the option is left out)."""
 
+    def _split_lines(self, text, width):  # never break names such as cuda-raw at a hyphen
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text, width, indent):
+        import textwrap
+
+        return textwrap.fill(" ".join(text.split()), width, initial_indent=indent,
+                             subsequent_indent=indent, break_on_hyphens=False)
+
     def _get_help_string(self, action):
         h = action.help or ""
         if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in h \
@@ -551,7 +562,8 @@ def build_parser():
     p = _Parser(prog="lockstep", formatter_class=_Help,
                 description="Bit-identical LSTM training for time-series forecasting. Results "
                 "go to stdout, progress and logs to stderr; --json prints only JSON on stdout. "
-                f"Backends: {BACKENDS_HELP}.")
+                f"Backends: {BACKENDS_HELP}. Strategies: " + "; ".join(
+                    f"{b}: {', '.join(v)}" for b, v in STRATEGIES.items()) + ".")
     p.add_argument("--version", action="version", version=f"lockstep {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
