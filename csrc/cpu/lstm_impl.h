@@ -410,18 +410,21 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     ensure(Tn, B);
     gather(x, Tn, N, y, ix, B);
     T lsum = T(0);
-    const int nth_ = nthreads(Tn, B);
-#pragma omp parallel num_threads(nth_)
-    {
-      const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-      forward(xb_.p, Tn, B, tid, nth);
-#pragma omp barrier
-#pragma omp single
-      lsum = loss_sum(Tn, B, nt);  // implicit barrier
-      backward(Tn, B, tid, nth);
-    }
+#pragma omp parallel num_threads(nthreads(Tn, B))
+    grad_pass(Tn, B, nt, &lsum);
     std::memcpy(g, grad_.p, sizeof(T) * (std::size_t)P_);
     return lsum;
+  }
+
+  // Forward, the loss sum (dy divided by nt) and backward of the gathered batch, by every
+  // thread of a parallel region; the gradients land in grad_.
+  void grad_pass(int Tn, i64 B, i64 nt, T* lsum) {
+    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    forward(xb_.p, Tn, B, tid, nth);
+#pragma omp barrier
+#pragma omp single
+    *lsum = loss_sum(Tn, B, nt);  // implicit barrier
+    backward(Tn, B, tid, nth);
   }
 
   void apply_grads(const T* g) override {
@@ -901,26 +904,24 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     }
   }
 
+  // One unsharded step in a single parallel region (no fork/join between the gradients and
+  // the update, unlike shard_partial + apply_grads).
   T train_step(int Tn, i64 B) {
-    T loss = T(0);
+    T lsum = T(0);
     bool scaled = false;
     T scale = T(0);
-    const int nt = nthreads(Tn, B);
-#pragma omp parallel num_threads(nt)
+    const i64 nt = nterms(Tn, B);
+#pragma omp parallel num_threads(nthreads(Tn, B))
     {
+      grad_pass(Tn, B, nt, &lsum);
+#pragma omp barrier
       const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-      forward(xb_.p, Tn, B, tid, nth);
-#pragma omp barrier
-#pragma omp single
-      loss = loss_grad(Tn, B);  // implicit barrier
-      backward(Tn, B, tid, nth);
-#pragma omp barrier
       clip_and_update(tid, nth, &scaled, &scale);
 #pragma omp barrier
       repack(tid, nth);
     }
     finish_step();
-    return loss;
+    return lsum / T(nt);
   }
 
   void finish_step() {

@@ -264,7 +264,9 @@ def cmd_train(args):
     else:
         series = _load_series(args)
         settings = _settings_from_args(args, series)
-    writer = comm is None or comm.rank == 0
+    from .distributed import is_writer
+
+    writer = is_writer(comm)
     fc = Forecaster(backend=args.backend, strategy=args.strategy, device=args.device,
                     quiet=args.quiet or not writer, comm=comm,
                     **{k: v for k, v in settings.to_dict().items()})
@@ -336,7 +338,9 @@ def _train_ranks(comm, args, fc, series, settings, ck_path, checkpoint, plots, o
     after the ranks agreed to start aborts the whole job (no rank waits for a dead one)."""
     import contextlib
 
-    writer = comm.rank == 0
+    from .distributed import is_writer
+
+    writer = is_writer(comm)
     with contextlib.ExitStack() as stack:
         msg, folder = None, None
         if writer:

@@ -130,10 +130,10 @@ class NumbaCudaBackend(Backend):
             self.kind = self.kinds["sgd"]
             self.M, self.V = cuda.to_device(dummy), cuda.to_device(dummy)
         self.G = cuda.device_array(self.lay["size"], dt)
-        # sharded batches: a group's gradients before they are added into G; the loss sums
+        # sharded batches: a group's gradients before they are added into G
         self.GP = (cuda.device_array(self.lay["size"], dt) if self.train_cfg.grad_shards > 1
                    else None)
-        self.PARTS = None
+        self.PARTS = cuda.device_array(self.train_cfg.grad_shards, dt)  # groups' loss sums
         self.WT = cuda.device_array(4 * H * H, dt)  # W_hh^T for the fused forward step
         self.NB = cuda.to_device(np.zeros(2, dt))
         self.ROWS = cuda.device_array(12 * H + 2 * O, dt)
@@ -226,8 +226,6 @@ class NumbaCudaBackend(Backend):
         steps = T if tc.loss_on == "all" else 1
         nf = dt.type(steps * B * (1 if ce else self.O))  # the whole batch's N
         nshards = tc.grad_shards
-        if self.PARTS is None or self.PARTS.size < nshards:
-            self.PARTS = self.cuda.device_array(nshards, dt)
         for g, (lo, hi) in enumerate(reference.shard_bounds(B, nshards)):
             G = self.G if g == 0 else self.GP
             if hi == lo:  # an empty group: +0 partials
@@ -329,9 +327,6 @@ class NumbaCudaBackend(Backend):
     def shard_partial(self, x, y, idx, nterms, data_key=None):
         with self._quiet_occupancy():
             T, N, X, YF, YI = self._upload(x, y, self.train_cfg.loss_on, data_key)
-            if self.PARTS is None:
-                self.PARTS = self.cuda.device_array(max(1, self.train_cfg.grad_shards),
-                                                    self.dtype)
             idx = np.asarray(idx, np.int64)
             if len(idx) == 0:
                 return self.dtype.type(0), np.zeros(self.lay["size"], self.dtype)
