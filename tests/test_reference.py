@@ -81,8 +81,8 @@ def test_whole_sequence_equals_step_by_step(dtype):
         state = reference.final_state(c)
         steps.append(o[0])
     assert_same_bits(np.stack(steps), out, "outputs")
-    assert_same_bits(state[0], cache["h"][-1], "h_T")
-    assert_same_bits(state[1], cache["c"][-1], "c_T")
+    assert_same_bits(state[0], cache["layers"][0]["h"][-1], "h_T")
+    assert_same_bits(state[1], cache["layers"][0]["c"][-1], "c_T")
     # Two halves with the state carried over give the same bits too.
     o1, c1 = reference.forward(params, x[:3])
     o2, _ = reference.forward(params, x[3:], state=reference.final_state(c1))

@@ -418,7 +418,9 @@ def _train_in(folder, args, fc, series, settings, ck_path, checkpoint, plots):
         result["forecast"] = fc_values.tolist()
     try:
         plots.losses(fc.history, out / "losses.png", title=f"{series.source}: {fc.trainer.run_name}",
-                     best_epoch=state.best_epoch)
+                     best_epoch=state.best_epoch,
+                     loss_name="MSE (transformed, scaled series)" if settings.task ==
+                     "regress" else "cross-entropy of the next class (nats)")
         plots.forecast(series, out / "forecast.png", fc_values, start, base,
                        title=f"{series.source}: forecast of the last {settings.holdout} points"
                        if settings.holdout else f"{series.source}: forecast",
@@ -682,6 +684,10 @@ def build_parser():
     c.add_argument("--optimizer", choices=["sgd", "adam"], default="adam", help="optimizer")
     c.add_argument("--clip", type=float, default=1.0, help="global-norm clipping (0 = off)")
     c.add_argument("--seed", type=int, default=0, help="seed of the problem and the weights")
+    c.add_argument("--layers", type=int, default=1, help="stacked LSTM layers")
+    c.add_argument("--dropout", type=float, default=0.0,
+                   help="dropout between stacked layers (masks drawn on the host, the same on "
+                   "every backend)")
     json_arg(c)
     c.set_defaults(func=cmd_check)
 

@@ -14,6 +14,7 @@ LOSSES = ("mse", "ce")
 LOSS_ON = ("all", "last")
 OPTIMIZERS = ("sgd", "adam")
 MAX_GRAD_SHARDS = 4096  # more groups than that is a mistake, not a plan
+MAX_LAYERS = 64  # deeper stacks of LSTMs do not train; a bigger number is a typo
 INITS = ("uniform", "orthogonal")
 
 
@@ -65,12 +66,13 @@ def _finite(name, value, lo=None, hi=None, lo_open=False, hi_open=False):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """One LSTM layer (gates i, f, g, o) and a linear head."""
+    """num_layers stacked LSTM layers (gates i, f, g, o) and a linear head."""
 
     input_size: int
     hidden_size: int
     output_size: int
     init: str = "uniform"  # PyTorch's U(-1/sqrt(H), 1/sqrt(H)); or "orthogonal" recurrent weights
+    num_layers: int = 1  # layer l > 0 reads the hidden states of layer l - 1
 
     def __post_init__(self):
         check_types(self)
@@ -78,6 +80,9 @@ class ModelConfig:
         _positive_int("hidden_size", self.hidden_size)
         _positive_int("output_size", self.output_size)
         _choice("init", self.init, INITS)
+        _positive_int("num_layers", self.num_layers)
+        if self.num_layers > MAX_LAYERS:
+            raise ConfigError(f"num_layers must be at most {MAX_LAYERS}, got {self.num_layers}")
 
     def to_dict(self):
         return asdict(self)
@@ -101,6 +106,7 @@ class TrainConfig:
     shuffle: bool = True
     seed: int = 0
     grad_shards: int = 1  # S: a batch's loss and gradients are summed in S groups (arithmetic.md)
+    dropout: float = 0.0  # probability of zeroing a layer's output on its way to the next layer
 
     def __post_init__(self):
         check_types(self)
@@ -123,6 +129,7 @@ class TrainConfig:
                 f"batch_size must be a positive integer (or 0 for full batch), got {self.batch_size!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        _finite("dropout", self.dropout, lo=0, hi=1, hi_open=True)
         if isinstance(self.grad_shards, bool) or not isinstance(self.grad_shards, int) \
                 or not 1 <= self.grad_shards <= MAX_GRAD_SHARDS:
             raise ConfigError(f"grad_shards must be an integer in [1, {MAX_GRAD_SHARDS}], "

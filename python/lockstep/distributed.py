@@ -74,19 +74,21 @@ class DataParallel:
     def train_epoch(self, batches):
         be, S, dt = self.local, self.S, self.local.dtype
         I, H, O = be.model_cfg.input_size, be.model_cfg.hidden_size, be.model_cfg.output_size
-        P = 4 * H * (I + H + 1) + O * (H + 1)
+        L = be.model_cfg.num_layers
+        P = 4 * H * (I + H + 1) + (L - 1) * 4 * H * (2 * H + 1) + O * (H + 1)
         T = np.shape(batches.x)[0]
         mine = np.empty((len(self.mine), 1 + P), dt)  # per group: loss sum, then gradients
         every = np.empty((S, 1 + P), dt)
         losses = []
-        for idx in batches.indices:
+        for b, idx in enumerate(batches.indices):
             idx = np.asarray(idx)
             nt = reference.loss_terms_count(T, len(idx), O, be.train_cfg)
             bounds = reference.shard_bounds(len(idx), S)
             for k, g in enumerate(self.mine):
                 lo, hi = bounds[g]
-                lsum, grads = be.shard_partial(batches.x, batches.y, idx[lo:hi], nt,
-                                               data_key=batches.data_key)
+                lsum, grads = be.shard_partial(
+                    batches.x, batches.y, idx[lo:hi], nt, data_key=batches.data_key,
+                    masks=reference.shard_masks(batches.mask(b), lo, hi))
                 mine[k, 0] = lsum
                 mine[k, 1:] = grads
             self.comm.Allgather(mine, every)  # rank blocks in rank order = group order

@@ -50,6 +50,13 @@ CASES = (
     Case("mse_all_adam_h1_fullbatch", ModelConfig(2, 1, 1, init="orthogonal"),
          TrainConfig(loss="mse", optimizer="adam", lr=0.02, clip=0.1, epochs=4, batch_size=0,
                      shuffle=False, seed=5), 4, 6),
+    # Stacked layers (arithmetic.md section 8): 2 and 3 layers, dropout masks on and off.
+    Case("mse_all_adam_2layers", ModelConfig(2, 6, 1, num_layers=2),
+         TrainConfig(loss="mse", optimizer="adam", lr=0.01, clip=0.5, epochs=3, batch_size=4,
+                     seed=6), 5, 9),
+    Case("ce_last_sgd_3layers_dropout", ModelConfig(3, 5, 3, num_layers=3),
+         TrainConfig(loss="ce", loss_on="last", optimizer="sgd", lr=0.2, momentum=0.9,
+                     epochs=3, batch_size=3, dropout=0.3, seed=7), 4, 7),
 )
 DTYPES = (np.float32, np.float64)
 
@@ -88,6 +95,10 @@ def write(case: Case, dtype, directory) -> Path:
     return path
 
 
+def _names(meta):
+    return reference.param_names(meta["model"].get("num_layers", 1))
+
+
 def load(path) -> dict:
     """A golden file as {"meta", "model", "train", "x", "y", "init", "losses", "final"}."""
     with np.load(path, allow_pickle=False) as z:
@@ -100,8 +111,8 @@ def load(path) -> dict:
             "model": ModelConfig(**meta["model"]),
             "train": TrainConfig(**meta["train"]),
             "x": z["x"], "y": z["y"], "losses": z["losses"],
-            "init": {n: z[f"init_{n}"] for n in reference.PARAM_NAMES},
-            "final": {n: z[f"final_{n}"] for n in reference.PARAM_NAMES},
+            "init": {n: z[f"init_{n}"] for n in _names(meta)},
+            "final": {n: z[f"final_{n}"] for n in _names(meta)},
         }
 
 

@@ -27,15 +27,16 @@ def parse_run(spec: str):
 
 
 def make_problem(I, H, O, T, B, dtype, loss="mse", loss_on="all", optimizer="sgd", clip=0.0,
-                 momentum=0.0, epochs=2, n=None, seed=0, lr=None, grad_shards=1):
+                 momentum=0.0, epochs=2, n=None, seed=0, lr=None, grad_shards=1, layers=1,
+                 dropout=0.0):
     """A seeded training problem: (model_cfg, train_cfg, params, x, y) with N = n or 2*B + 1
     samples, so that the last minibatch is short."""
     n = 2 * B + 1 if n is None else n
     rng = np.random.default_rng(seed)
-    mc = ModelConfig(I, H, O)
+    mc = ModelConfig(I, H, O, num_layers=layers)
     tc = TrainConfig(loss=loss, loss_on=loss_on, optimizer=optimizer, clip=clip,
                      momentum=momentum, epochs=epochs, batch_size=B, seed=seed,
-                     grad_shards=grad_shards,
+                     grad_shards=grad_shards, dropout=dropout,
                      lr=lr if lr is not None else (0.05 if optimizer == "sgd" else 0.01))
     x = rng.standard_normal((T, n, I)).astype(dtype)
     shape = (T, n) if loss_on == "all" else (n,)
@@ -48,17 +49,17 @@ def train_with(spec, model_cfg, train_cfg, dtype, params, x, y, epochs=None):
     """Train a fresh backend instance from ``params``; (per-epoch losses array, final params)."""
     name, strategy, device = parse_run(spec) if isinstance(spec, str) else spec
     be = backends.get(name)(model_cfg, train_cfg, dtype, strategy=strategy, device=device)
-    be.load({n: np.asarray(params[n], dtype) for n in reference.PARAM_NAMES}, None)
+    be.load({n: np.asarray(params[n], dtype) for n in reference.param_names(model_cfg.num_layers)}, None)
     epochs = train_cfg.epochs if epochs is None else epochs
     losses = list(run_epochs(be, x, y, train_cfg, new_rng(train_cfg.seed), epochs, data_key=id(x)))
     final, _ = be.state()
-    return np.array(losses, dtype=dtype), {n: np.asarray(final[n]) for n in reference.PARAM_NAMES}
+    return np.array(losses, dtype=dtype), {n: np.asarray(final[n]) for n in reference.names_of(final)}
 
 
 def params_sha256(params) -> str:
-    """SHA-256 over the raw bytes of the parameters in PARAM_NAMES order (C order)."""
+    """SHA-256 over the raw bytes of the parameters in param_names order (C order)."""
     h = hashlib.sha256()
-    for n in reference.PARAM_NAMES:
+    for n in reference.names_of(params):
         h.update(np.ascontiguousarray(params[n]).tobytes())
     return h.hexdigest()
 
@@ -77,13 +78,16 @@ def hex_bits(v) -> str:
 
 def _problem_args(p):
     return {k: p[k] for k in ("I", "H", "O", "T", "B", "loss", "optimizer", "clip", "epochs",
-                              "seed")} | {"dtype": np.dtype(p["dtype"]).name}
+                              "seed")} | {"dtype": np.dtype(p["dtype"]).name,
+                                          "layers": p.get("layers", 1),
+                                          "dropout": p.get("dropout", 0.0)}
 
 
 def _run_local(spec, p):
     mc, tc, params, x, y = make_problem(p["I"], p["H"], p["O"], p["T"], p["B"], p["dtype"],
                                         loss=p["loss"], optimizer=p["optimizer"], clip=p["clip"],
-                                        epochs=p["epochs"], seed=p["seed"])
+                                        epochs=p["epochs"], seed=p["seed"],
+                                        layers=p.get("layers", 1), dropout=p.get("dropout", 0.0))
     return train_with(spec, mc, tc, np.dtype(p["dtype"]), params, x, y)
 
 
@@ -100,7 +104,7 @@ def _run_child(spec, p, env):
     dt = np.dtype(p["dtype"])
     losses = np.frombuffer(base64.b64decode(out["losses"]), dt)
     params = {n: np.frombuffer(base64.b64decode(out["params"][n][0]), dt).reshape(out["params"][n][1])
-              for n in reference.PARAM_NAMES}
+              for n in reference.param_names(p.get("layers", 1))}
     return losses, params
 
 
@@ -154,7 +158,7 @@ def check(problem: dict, names=None, progress=None):
         if ref is None:
             ref = (losses, params)
         entry["agree"] = bits_equal(losses, ref[0]) and all(
-            bits_equal(params[n], ref[1][n]) for n in reference.PARAM_NAMES)
+            bits_equal(params[n], ref[1][n]) for n in reference.names_of(ref[1]))
         runs.append(entry)
     return {"agree": all(r["agree"] for r in runs), "reference": REFERENCE, "problem": problem,
             "runs": runs, "unavailable": unavailable}
@@ -173,7 +177,7 @@ def cli_check(args):
             err(f"--loss ce: O = 3 classes (--shape {I},{H},{O},{T},{B})")
         problem = {"I": I, "H": H, "O": O, "T": T, "B": B, "dtype": args.dtype, "loss": args.loss,
                    "optimizer": args.optimizer, "clip": args.clip, "epochs": args.epochs,
-                   "seed": args.seed}
+                   "seed": args.seed, "layers": args.layers, "dropout": args.dropout}
         if min(I, H, O, T, B) <= 0 or args.epochs <= 0:
             raise ValueError
     except ValueError:
@@ -182,13 +186,18 @@ def cli_check(args):
     if args.loss == "ce" and O < 2:
         raise UsageError(f"--loss ce needs O >= 2 classes in --shape, got {args.shape}; e.g. "
                          f"--shape {I},{H},3,{T},{B}")
-    ModelConfig(I, H, O)
+    ModelConfig(I, H, O, num_layers=args.layers)
+    TrainConfig(dropout=args.dropout)
+    if args.dropout and args.layers < 2:
+        raise UsageError(f"--dropout {args.dropout} acts between stacked layers; give --layers 2 "
+                         "or more, or drop --dropout")
     from . import limits
     from .config import MAX_EPOCHS
 
     if args.epochs > MAX_EPOCHS:
         raise UsageError(f"--epochs must be at most {MAX_EPOCHS}, got {args.epochs}")
-    limits.check_memory(limits.training_bytes(I, H, O, T, B, B, np.dtype(args.dtype).itemsize),
+    limits.check_memory(args.layers * limits.training_bytes(I, H, O, T, B, B,
+                                                            np.dtype(args.dtype).itemsize),
                         f"--shape {args.shape}", "choose a smaller --shape")
     names = args.backends.split(",") if args.backends else None
     for n in names or []:
@@ -198,7 +207,8 @@ def cli_check(args):
         print(json.dumps(res, indent=2))
     width = max([len(r["run"]) for r in res["runs"]] + [len(u["backend"]) for u in res["unavailable"]])
     say(args, f"problem: I,H,O,T,B = {args.shape}, {args.dtype}, {args.loss}, {args.optimizer}, "
-        f"clip {args.clip}, {args.epochs} epochs, seed {args.seed}")
+        f"clip {args.clip}, {args.epochs} epochs, seed {args.seed}, {args.layers} layer"
+        f"{'s' if args.layers > 1 else ''}{f', dropout {args.dropout}' if args.dropout else ''}")
     for r in res["runs"]:
         verdict = ("reference" if r["run"].startswith(REFERENCE + ":") else
                    "same bits" if r["agree"] else "DIFFERENT")

@@ -22,10 +22,14 @@ def run_epochs(backend, x, y, cfg, rng, epochs, data_key=None):
     """Train ``backend`` for ``epochs`` epochs on (x, y); yield each epoch's training loss,
     the sample-weighted mean of its batch losses in the working dtype (bit-identical to
     reference.train)."""
-    n = np.shape(x)[1]
+    T, n = np.shape(x)[:2]
+    L, H = backend.model_cfg.num_layers, backend.model_cfg.hidden_size
+    reference.check_dropout(cfg, L)
     for _ in range(epochs):
         order = reference.batch_order(n, cfg, rng)
-        losses = backend.train_epoch(EpochBatches(x, y, order, cfg.loss_on, data_key))
+        masks = reference.epoch_masks(rng, cfg, L, T, H, order, backend.dtype)
+        losses = backend.train_epoch(EpochBatches(x, y, order, cfg.loss_on, data_key,
+                                                  None if masks[0] is None else masks))
         yield reference.mean_loss(losses, [len(i) for i in order], backend.dtype)
 
 
@@ -145,7 +149,7 @@ class Trainer:
 
     def _host_state(self):
         params, opt = self.backend.state()
-        return ({n: np.array(params[n], copy=True) for n in reference.PARAM_NAMES},
+        return ({n: np.array(params[n], copy=True) for n in reference.names_of(params)},
                 _copy_tree(opt))
 
 

@@ -14,8 +14,9 @@ backend, strategy and device gives the bits of the NumPy reference. Interface (A
         def predict(self, x) -> outputs (T, B, O)
         def state(self) -> (params, opt_state)    # host NumPy out
 
-``batches`` is an ``EpochBatches``: the full (x, y) of the epoch and the sample indices of each
-minibatch in order. A device backend may upload x and y once and gather batches on the device
+``batches`` is an ``EpochBatches``: the full (x, y) of the epoch, the sample indices of each
+minibatch in order and, with dropout, each minibatch's masks (``batches.mask(k)``: an
+(L - 1, T, B_k, H) array of the working dtype, or None). A device backend may upload x and y once and gather batches on the device
 (``EpochBatches.data_key`` tells it whether the data changed since the last epoch).
 A run is named ``backend:strategy@device``.
 """
@@ -50,6 +51,11 @@ class EpochBatches:
     indices: list
     loss_on: str = "all"
     data_key: object = field(default=None)  # same key => same x and y as the previous epoch
+    masks: list | None = None  # per minibatch: its dropout masks (reference.dropout_masks) or None
+
+    def mask(self, k):
+        """The dropout masks of minibatch k, or None."""
+        return None if self.masks is None else self.masks[k]
 
     def __iter__(self):
         for idx in self.indices:
@@ -69,6 +75,7 @@ class Backend:
     # device -> environment a fresh process needs for it (e.g. a simulator flag that must be
     # set before an import); the harness runs such devices in a child process.
     device_env: dict = {}
+    stacked = True  # trains num_layers > 1 (and dropout between layers)
 
     @classmethod
     def available(cls, device=None):
@@ -87,6 +94,9 @@ class Backend:
         if self.device not in self.devices:
             raise ConfigError(f"backend {self.name} runs on {', '.join(self.devices)}; "
                               f"got {self.device!r}")
+        if model_cfg.num_layers > 1 and not self.stacked:
+            raise ConfigError(f"backend {self.name} trains one layer only so far; use backend "
+                              "numpy for num_layers > 1")
 
     @property
     def run_name(self):

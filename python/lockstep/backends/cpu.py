@@ -24,6 +24,7 @@ def _module():
 class CpuBackend(Backend):
     name = "cpu"
     strategies = ("blocked",)
+    stacked = False  # num_layers > 1: not yet
     devices = ("cpu",)
 
     @classmethod
@@ -84,7 +85,7 @@ class CpuBackend(Backend):
 
     # Data-parallel training (lockstep.distributed): one group's partials, and an update
     # from gradients combined elsewhere (flat, in PARAM_NAMES order).
-    def shard_partial(self, x, y, idx, nterms, data_key=None):
+    def shard_partial(self, x, y, idx, nterms, data_key=None, masks=None):
         lsum, grads = self.engine.shard_partial(np.asarray(x), np.asarray(y),
                                                 np.asarray(idx, np.int64), int(nterms))
         return lsum[()], grads

@@ -218,6 +218,7 @@ def _gpu_reason():
 class CudaRawBackend(Backend):
     name = "cuda-raw"
     strategies = ("naive", "fused", "persistent")
+    stacked = False  # num_layers > 1: not yet
     devices = ("gpu", "emu")
 
     @classmethod
@@ -434,7 +435,7 @@ class CudaRawBackend(Backend):
     # Data-parallel training (lockstep.distributed), through host buffers: one group's
     # partials computed on the device and copied back, and an update from gradients combined
     # on the host (flat, in PARAM_NAMES order, as the device buffers are).
-    def shard_partial(self, x, y, idx, nterms, data_key=None):
+    def shard_partial(self, x, y, idx, nterms, data_key=None, masks=None):
         x = np.asarray(x)
         Tn, N, _ = x.shape
         idx = np.asarray(idx)

@@ -36,6 +36,7 @@ def _numba_cuda():
 class NumbaCudaBackend(Backend):
     name = "numba-cuda"
     strategies = ("per-sample", "fused")
+    stacked = False  # num_layers > 1: not yet
     devices = ("gpu", "sim")
     device_env = {"sim": {_SIM_ENV: "1"}}
 
@@ -324,7 +325,7 @@ class NumbaCudaBackend(Backend):
     # Data-parallel training (lockstep.distributed), through host buffers: one group's
     # partials computed on the device and copied back, and an update from gradients combined
     # on the host (flat, in PARAM_NAMES order, as the device buffer G is).
-    def shard_partial(self, x, y, idx, nterms, data_key=None):
+    def shard_partial(self, x, y, idx, nterms, data_key=None, masks=None):
         with self._quiet_occupancy():
             T, N, X, YF, YI = self._upload(x, y, self.train_cfg.loss_on, data_key)
             idx = np.asarray(idx, np.int64)

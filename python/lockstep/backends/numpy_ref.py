@@ -14,7 +14,8 @@ class NumpyBackend(Backend):
     devices = ("cpu",)
 
     def load(self, params, opt_state=None):
-        self.params = {n: np.array(params[n], dtype=self.dtype) for n in reference.PARAM_NAMES}
+        self.names = reference.param_names(self.model_cfg.num_layers)
+        self.params = {n: np.array(params[n], dtype=self.dtype) for n in self.names}
         self.opt = (reference.init_opt_state(self.params, self.train_cfg) if opt_state is None
                     else opt_state)
 
@@ -23,23 +24,24 @@ class NumpyBackend(Backend):
     def train_epoch(self, batches):
         losses = []
         with np.errstate(all="ignore"):
-            for xb, yb in batches:
+            for k, (xb, yb) in enumerate(batches):
                 loss, self.params, self.opt = reference.train_step(self.params, self.opt, xb, yb,
-                                                                   self.train_cfg)
+                                                                   self.train_cfg, batches.mask(k))
                 losses.append(loss)
         return losses
 
     # Data-parallel training (lockstep.distributed): one group's partials, and an update
-    # from gradients combined elsewhere. Flat vectors in PARAM_NAMES order.
-    def shard_partial(self, x, y, idx, nterms, data_key=None):
+    # from gradients combined elsewhere. Flat vectors in param_names order.
+    def shard_partial(self, x, y, idx, nterms, data_key=None, masks=None):
         xb, yb = reference.take_batch(x, y, np.asarray(idx, np.int64), self.train_cfg)
         with np.errstate(all="ignore"):
-            lsum, grads = reference.shard_partial(self.params, xb, yb, self.train_cfg, nterms)
-        return lsum, np.concatenate([grads[n].reshape(-1) for n in reference.PARAM_NAMES])
+            lsum, grads = reference.shard_partial(self.params, xb, yb, self.train_cfg, nterms,
+                                                  masks)
+        return lsum, np.concatenate([grads[n].reshape(-1) for n in self.names])
 
     def apply_grads(self, flat):
         grads, o = {}, 0
-        for n in reference.PARAM_NAMES:
+        for n in self.names:
             size = self.params[n].size
             grads[n] = np.asarray(flat[o:o + size], self.dtype).reshape(self.params[n].shape)
             o += size
