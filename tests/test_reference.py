@@ -16,9 +16,9 @@ needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed
 LOSS_SETUPS = [("mse", "all"), ("mse", "last"), ("ce", "all"), ("ce", "last")]
 
 
-def make_problem(I, H, O, T, B, loss, loss_on, dtype=np.float64, seed=0):
+def make_problem(I, H, O, T, B, loss, loss_on, dtype=np.float64, seed=0, layers=1):
     rng = np.random.default_rng(seed)
-    params = reference.init_params(ModelConfig(I, H, O), dtype, seed=seed)
+    params = reference.init_params(ModelConfig(I, H, O, num_layers=layers), dtype, seed=seed)
     # Larger-than-init weights so that every gate saturates somewhere and gradients are O(1).
     params = {n: (p * 3).astype(dtype) for n, p in params.items()}
     x = rng.standard_normal((T, B, I)).astype(dtype)
@@ -28,7 +28,7 @@ def make_problem(I, H, O, T, B, loss, loss_on, dtype=np.float64, seed=0):
     return params, x, y, TrainConfig(loss=loss, loss_on=loss_on)
 
 
-def fd_worst_error(params, x, y, cfg, grads, h=1e-4):
+def fd_worst_error(params, x, y, cfg, grads, h=1e-4, masks=None):
     """Worst relative error of analytic vs fourth-order central-difference gradients
     (truncation ~h**4, rounding ~1e-16/h: ~1e-12 absolute) over every element, relative to
     max(|fd|, |analytic|, 1e-3 * largest gradient) so that near-zero entries count on the
@@ -40,7 +40,7 @@ def fd_worst_error(params, x, y, cfg, grads, h=1e-4):
         moved = dict(params)
         moved[name] = params[name].copy()
         moved[name][idx] += delta
-        return reference.loss_and_grads(moved, x, y, cfg)[0]
+        return reference.loss_and_grads(moved, x, y, cfg, masks)[0]
 
     for name, p in params.items():
         for idx in np.ndindex(p.shape):
@@ -54,14 +54,28 @@ def fd_worst_error(params, x, y, cfg, grads, h=1e-4):
 
 
 FD_SHAPES = [(1, 3, 2, 4, 2), (3, 5, 2, 3, 4), (2, 4, 3, 1, 1)]
+# I, H, O, T, B, layers: stacks, T = 1 included
+FD_STACKS = [(2, 3, 2, 3, 2, 2), (1, 2, 2, 2, 3, 3), (2, 3, 2, 1, 1, 2)]
+_ids = "I{}H{}O{}T{}B{}".format
 
 
-@pytest.mark.parametrize("shape", FD_SHAPES, ids=lambda s: "I{}H{}O{}T{}B{}".format(*s))
+@pytest.mark.parametrize("shape", FD_SHAPES + FD_STACKS,
+                         ids=lambda s: _ids(*s) + (f"L{s[5]}" if len(s) > 5 else ""))
 @pytest.mark.parametrize("loss,loss_on", LOSS_SETUPS)
 def test_gradients_match_central_differences(shape, loss, loss_on):
-    params, x, y, cfg = make_problem(*shape, loss, loss_on)
+    params, x, y, cfg = make_problem(*shape[:5], loss, loss_on, layers=shape[5] if len(shape) > 5 else 1)
     _, grads = reference.loss_and_grads(params, x, y, cfg)
     err, where = fd_worst_error(params, x, y, cfg, grads)
+    assert err < 1e-6, f"relative error {err:.2e} at {where}"
+
+
+def test_dropout_gradients_match_central_differences():
+    """With fixed masks the stack is a smooth function: its gradients are checked like any."""
+    params, x, y, cfg = make_problem(2, 3, 2, 3, 2, "mse", "all", layers=3)
+    masks = reference.dropout_masks(np.random.default_rng(5), 0.4, 3, 3, 2, 3, np.float64)
+    assert 0 < np.count_nonzero(masks) < masks.size
+    _, grads = reference.loss_and_grads(params, x, y, cfg, masks)
+    err, where = fd_worst_error(params, x, y, cfg, grads, masks=masks)
     assert err < 1e-6, f"relative error {err:.2e} at {where}"
 
 
@@ -89,17 +103,65 @@ def test_whole_sequence_equals_step_by_step(dtype):
     assert_same_bits(np.concatenate([o1, o2]), out, "split sequence")
 
 
+def test_stack_state_carries_over(dtype):
+    params = reference.init_params(ModelConfig(2, 5, 1, num_layers=3), dtype, seed=2)
+    x = np.random.default_rng(1).standard_normal((6, 3, 2)).astype(dtype)
+    out, cache = reference.forward(params, x)
+    o1, c1 = reference.forward(params, x[:2])
+    h, c = reference.final_state(c1)
+    assert h.shape == c.shape == (3, 3, 5)
+    o2, _ = reference.forward(params, x[2:], state=(h, c))
+    assert_same_bits(np.concatenate([o1, o2]), out, "split sequence")
+
+
+def test_a_stack_is_layers_in_sequence(dtype):
+    """Layer 1 of a stack is an LSTM reading layer 0's h: the 2-layer outputs equal a 1-layer
+    model run on the hidden states of another, bit for bit."""
+    p = reference.init_params(ModelConfig(2, 4, 3, num_layers=2), dtype, seed=3)
+    x = np.random.default_rng(4).standard_normal((5, 2, 2)).astype(dtype)
+    out, cache = reference.forward(p, x)
+    top = {"W_ih": p["W_ih_l1"], "W_hh": p["W_hh_l1"], "b": p["b_l1"], "W_out": p["W_out"],
+           "b_out": p["b_out"]}
+    want, _ = reference.forward(top, np.ascontiguousarray(cache["layers"][0]["h"][1:]))
+    assert_same_bits(out, want, "two layers")
+
+
+def test_dropout_masks_follow_the_written_order():
+    dt = np.float32
+    masks = reference.dropout_masks(np.random.Generator(np.random.PCG64(9)), 0.25, 3, 4, 5, 6, dt)
+    u = np.random.Generator(np.random.PCG64(9)).random((2, 4, 5, 6))
+    scale = dt(1) / (dt(1) - dt(0.25))
+    assert masks.dtype == dt and masks.shape == (2, 4, 5, 6)
+    assert_same_bits(masks, np.where(u >= 0.25, scale, dt(0)).astype(dt), "masks")
+    assert reference.dropout_masks(np.random.default_rng(0), 0.0, 3, 4, 5, 6, dt) is None
+    assert reference.dropout_masks(np.random.default_rng(0), 0.5, 1, 4, 5, 6, dt) is None
+
+
+def test_dropout_needs_a_stack_and_changes_training():
+    cfg = TrainConfig(epochs=2, batch_size=3, dropout=0.5)
+    x = np.random.default_rng(0).standard_normal((4, 7, 1))
+    y = np.random.default_rng(1).standard_normal((4, 7, 1))
+    with pytest.raises(ConfigError, match="stacked"):
+        reference.train(reference.init_params(ModelConfig(1, 3, 1)), (x, y), cfg)
+    p = reference.init_params(ModelConfig(1, 3, 1, num_layers=2))
+    with_d, _ = reference.train(p, (x, y), cfg)
+    without, _ = reference.train(p, (x, y), TrainConfig(epochs=2, batch_size=3))
+    assert not np.array_equal(with_d["W_ih_l1"], without["W_ih_l1"])
+
+
 # ---- PyTorch oracle ------------------------------------------------------------------------
 
 TORCH_SHAPES = [(1, 1, 1, 1, 1), (1, 50, 1, 12, 32), (3, 13, 4, 5, 1), (2, 7, 3, 1, 6),
                 (4, 33, 2, 9, 5), (1, 64, 3, 24, 7)]
+TORCH_STACKS = [(1, 6, 1, 5, 3, 2), (3, 13, 2, 4, 1, 3), (2, 33, 3, 1, 4, 2), (1, 20, 1, 7, 5, 3)]
 
 
 def torch_run(params, x, y, cfg):
     lstm_sd, lin_sd = interop.to_torch(params)
     I, H, O = x.shape[2], params["W_hh"].shape[1], params["W_out"].shape[0]
+    L = reference.num_layers_of(params)
     tdt = torch.float64 if x.dtype == np.float64 else torch.float32
-    lstm = torch.nn.LSTM(I, H).to(tdt)
+    lstm = torch.nn.LSTM(I, H, num_layers=L).to(tdt)
     lin = torch.nn.Linear(H, O).to(tdt)
     lstm.load_state_dict(lstm_sd, strict=True)
     lin.load_state_dict(lin_sd, strict=True)
@@ -114,7 +176,8 @@ def torch_run(params, x, y, cfg):
     grads = interop.from_torch({k: v.grad for k, v in lstm.named_parameters()},
                                {k: v.grad for k, v in lin.named_parameters()})
     # from_torch adds bias_ih + bias_hh; each of torch's two bias gradients is dL/db alone.
-    grads["b"] = lstm.bias_ih_l0.grad.numpy()
+    for l in range(L):
+        grads[reference.layer_names(l)[2]] = getattr(lstm, f"bias_ih_l{l}").grad.numpy()
     return out.detach().numpy(), loss.item(), grads
 
 
@@ -124,17 +187,21 @@ def rel_err(ours, theirs):
 
 
 @needs_torch
-@pytest.mark.parametrize("shape", TORCH_SHAPES, ids=lambda s: "I{}H{}O{}T{}B{}".format(*s))
+@pytest.mark.parametrize("shape", TORCH_SHAPES + TORCH_STACKS,
+                         ids=lambda s: _ids(*s) + (f"L{s[5]}" if len(s) > 5 else ""))
 @pytest.mark.parametrize("loss,loss_on", LOSS_SETUPS)
 def test_matches_torch(shape, loss, loss_on, dtype):
     tol = 1e-10 if dtype == np.float64 else 1e-5
-    params, x, y, cfg = make_problem(*shape, loss, loss_on, dtype, seed=sum(shape))
+    layers = shape[5] if len(shape) > 5 else 1
+    params, x, y, cfg = make_problem(*shape[:5], loss, loss_on, dtype, seed=sum(shape),
+                                     layers=layers)
     t_out, t_loss, t_grads = torch_run(params, x, y, cfg)
     out, _ = reference.forward(params, x)
     loss_v, grads = reference.loss_and_grads(params, x, y, cfg)
     assert rel_err(out, t_out) < tol, f"outputs: ours={out.ravel()[:3]} | torch={t_out.ravel()[:3]}"
     assert rel_err(loss_v, t_loss) < tol, f"loss: ours={loss_v!r} | torch={t_loss!r}"
-    for n in reference.PARAM_NAMES:
+    assert list(grads) == list(t_grads) == list(reference.param_names(layers))
+    for n in grads:
         e = rel_err(grads[n], t_grads[n])
         assert e < tol, f"grad {n}: relative error {e:.2e} (tolerance {tol})"
 
@@ -149,18 +216,30 @@ def test_torch_comparison_catches_a_wrong_gradient(monkeypatch):
 
 
 @needs_torch
-def test_interop_round_trip_is_exact(dtype):
-    params = reference.init_params(ModelConfig(3, 5, 2), dtype, seed=1)
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_interop_round_trip_is_exact(dtype, layers):
+    params = reference.init_params(ModelConfig(3, 5, 2, num_layers=layers), dtype, seed=1)
     params["b"][0] = -0.0
     back = interop.from_torch(*interop.to_torch(params))
-    for n in reference.PARAM_NAMES:
+    assert list(back) == list(params)
+    for n in params:
         assert_same_bits(back[n], params[n], n)
     # And from a real torch module: to_torch(from_torch(module)) reproduces its output.
-    lstm, lin = torch.nn.LSTM(3, 5).double(), torch.nn.Linear(5, 2).double()
+    lstm = torch.nn.LSTM(3, 5, num_layers=layers).double()
+    lin = torch.nn.Linear(5, 2).double()
     p = interop.from_torch(lstm.state_dict(), lin.state_dict())
     x = np.random.default_rng(0).standard_normal((4, 2, 3))
     want = lin(lstm(torch.from_numpy(x))[0]).detach().numpy()
     assert rel_err(reference.forward(p, x)[0], want) < 1e-12
+
+
+@needs_torch
+def test_interop_refuses_what_it_cannot_map():
+    lin = torch.nn.Linear(5, 2).state_dict()
+    with pytest.raises(KeyError, match="unexpected"):
+        interop.from_torch(torch.nn.LSTM(3, 5, bidirectional=True).state_dict(), lin)
+    with pytest.raises(KeyError, match="lack"):
+        interop.from_torch(torch.nn.LSTM(3, 5, bias=False).state_dict(), lin)
 
 
 @needs_torch
