@@ -18,7 +18,7 @@ import numpy as np
 from . import __version__, limits
 from .config import MAX_EPOCHS
 from .errors import LockstepError
-from .reference import PARAM_NAMES
+from .reference import layer_names, names_of
 
 FORMAT = "lockstep-checkpoint"
 FORMAT_VERSION = 1
@@ -55,7 +55,7 @@ def save(path, *, params, opt_state, rng_state, epoch, history, config, extra=No
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "lockstep_version": __version__,
         "epoch": int(epoch), "config": config, "rng_state": rng_state,
-        "params": _flatten("params", {n: params[n] for n in PARAM_NAMES}, arrays),
+        "params": _flatten("params", {n: params[n] for n in names_of(params)}, arrays),
         "opt_state": _flatten("opt", opt_state, arrays),
         "history": _flatten("history", {k: np.asarray(v) for k, v in history.items()}, arrays),
         "extra": _flatten("extra", extra or {}, arrays),
@@ -211,8 +211,8 @@ class _Schema:
         return a[()] if a.ndim == 0 else a
 
     def params(self, v, field, shapes, dtype):
-        self.dict(v, field, PARAM_NAMES)
-        return {n: self.array(v[n], f"{field}.{n}", dtype, shapes[n]) for n in PARAM_NAMES}
+        self.dict(v, field, list(shapes))
+        return {n: self.array(v[n], f"{field}.{n}", dtype, shapes[n]) for n in shapes}
 
     def dataclass(self, cls, v, field, optional=()):
         from dataclasses import fields
@@ -243,10 +243,11 @@ class _Schema:
         cfg = self.dict(meta["config"], "config", ("settings", "model", "train"))
         # settings added after format 1 was first written: absent means their default
         st = self.dataclass(ForecastSettings, cfg["settings"], "config.settings",
-                            optional=("grad_shards",))
-        mc = self.dataclass(ModelConfig, cfg["model"], "config.model")
-        if mc.hidden_size != st.hidden_size or mc.init != st.init:
-            self.fail("config.model", "does not match config.settings (hidden_size, init)")
+                            optional=("grad_shards", "num_layers", "dropout"))
+        mc = self.dataclass(ModelConfig, cfg["model"], "config.model", optional=("num_layers",))
+        if (mc.hidden_size, mc.init, mc.num_layers) != (st.hidden_size, st.init, st.num_layers):
+            self.fail("config.model", "does not match config.settings (hidden_size, init, "
+                      "num_layers)")
         if mc.input_size != mc.output_size or (st.task != "regress" and mc.input_size != 3):
             self.fail("config.model", "has input_size/output_size that this task cannot have")
         train, derived = cfg["train"], st.train_config().to_dict()
@@ -258,8 +259,11 @@ class _Schema:
 
         dt = np.dtype(st.dtype)
         I, H, O = mc.input_size, mc.hidden_size, mc.output_size
-        shapes = {"W_ih": (4 * H, I), "W_hh": (4 * H, H), "b": (4 * H,), "W_out": (O, H),
-                  "b_out": (O,)}
+        shapes = {}
+        for l in range(mc.num_layers):  # canonical order: layers bottom up, then the head
+            n_ih, n_hh, n_b = layer_names(l)
+            shapes |= {n_ih: (4 * H, I if l == 0 else H), n_hh: (4 * H, H), n_b: (4 * H,)}
+        shapes |= {"W_out": (O, H), "b_out": (O,)}
         params = self.params(meta["params"], "params", shapes, dt)
         rng = self.rng(meta["rng_state"])
         opt = self.opt_state(meta["opt_state"], st, shapes, dt)
@@ -272,6 +276,8 @@ class _Schema:
             self.fail("history.valid_loss", f"must hold 0 or {epoch} (epoch) values")
         history["valid_loss"] = va
         extra = self.extra(meta["extra"], st, mc, shapes, dt, epoch)
+        # fields added after format 1 was first written take their defaults when absent
+        cfg = {"settings": st.to_dict(), "model": mc.to_dict(), "train": derived}
         return {"epoch": epoch, "config": cfg, "rng_state": rng, "params": params,
                 "opt_state": opt, "history": history, "extra": extra,
                 "lockstep_version": meta["lockstep_version"]}

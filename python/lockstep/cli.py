@@ -121,7 +121,7 @@ def _settings_from_args(args, series):
               dtype=args.dtype, seed=args.seed, log=not args.no_log, diff=args.diff,
               season=args.season, patience=args.patience or None,
               holdout=args.holdout, loss_on=args.loss_on, momentum=args.momentum,
-              grad_shards=args.grad_shards)
+              grad_shards=args.grad_shards, num_layers=args.layers, dropout=args.dropout)
     if args.task == "classify-change" and args.train_start is None:
         kw["train_start"] = 0.4  # the seed's choice
     elif args.train_start is not None:
@@ -136,7 +136,7 @@ SETTING_FLAGS = {"task": "task", "hidden": "hidden_size", "window": "window", "l
                  "clip": "clip", "loss_on": "loss_on", "dtype": "dtype", "seed": "seed",
                  "no_log": "log", "diff": "diff", "season": "season", "patience": "patience",
                  "holdout": "holdout", "train_start": "train_start",
-                 "grad_shards": "grad_shards"}
+                 "grad_shards": "grad_shards", "layers": "num_layers", "dropout": "dropout"}
 
 
 def _flag_value(dest, v):
@@ -613,6 +613,10 @@ def build_parser():
     t.add_argument("--patience", type=int, default=dflt.patience,
                    help="early stopping after this many epochs without improvement (0 = off)")
     t.add_argument("--hidden", type=int, default=dflt.hidden_size, help="LSTM hidden units")
+    t.add_argument("--layers", type=int, default=dflt.num_layers,
+                   help="stacked LSTM layers (each reads the hidden states of the one below)")
+    t.add_argument("--dropout", type=float, default=dflt.dropout,
+                   help="dropout between stacked layers while training (needs --layers >= 2)")
     t.add_argument("--window", type=int, default=dflt.window,
                    help="time steps per training window")
     t.add_argument("--lr", type=float, default=dflt.lr, help="learning rate")

@@ -69,6 +69,8 @@ class ForecastSettings:
     train_start: float = 0.0  # fraction of the series skipped at the start (the seed used 0.4)
     holdout: int = 0
     grad_shards: int = 1  # S groups per batch (docs/arithmetic.md); fixes the bits for any R
+    num_layers: int = 1  # stacked LSTM layers
+    dropout: float = 0.0  # between stacked layers, training only
 
     def __post_init__(self):
         check_types(self)
@@ -93,14 +95,14 @@ class ForecastSettings:
         if self.scale not in prep.SCALES:
             raise ConfigError(f"scale must be one of {', '.join(prep.SCALES)}, got {self.scale!r}")
         # Fail early on the model and training configs too (their own validation).
-        ModelConfig(1, self.hidden_size, 1, init=self.init)
-        self.train_config()
+        ModelConfig(1, self.hidden_size, 1, init=self.init, num_layers=self.num_layers)
+        reference.check_dropout(self.train_config(), self.num_layers)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(loss="mse" if self.task == "regress" else "ce", loss_on=self.loss_on,
                            optimizer=self.optimizer, lr=self.lr, momentum=self.momentum,
                            clip=self.clip, epochs=self.epochs, batch_size=self.batch_size,
-                           seed=self.seed, grad_shards=self.grad_shards)
+                           seed=self.seed, grad_shards=self.grad_shards, dropout=self.dropout)
 
     def to_dict(self):
         return asdict(self)
@@ -172,19 +174,21 @@ class Forecaster:
             self.pipeline.fit(train_vals)
             z = self.pipeline.forward(train_vals)
             k = series.n_series
-            self.model_cfg = ModelConfig(k, st.hidden_size, k, init=st.init)
+            self.model_cfg = ModelConfig(k, st.hidden_size, k, init=st.init,
+                                         num_layers=st.num_layers)
         else:
             nc = prep.normalized_change(series.values[:n_train, 0])[max(start - 1, 0):]
             self.centroids = prep.kmeans_1d(nc)
             z = prep.encode(nc, self.centroids)
-            self.model_cfg = ModelConfig(3, st.hidden_size, 3, init=st.init)
+            self.model_cfg = ModelConfig(3, st.hidden_size, 3, init=st.init,
+                                         num_layers=st.num_layers)
         n_valid = st.valid_size if st.valid_size is not None else (season or max(1, len(z) // 10))
         if len(z) - n_valid - st.window < 1:
             n_valid = max(0, len(z) - st.window - 1)
         mc = self.model_cfg
         need = limits.training_bytes(mc.input_size, mc.hidden_size, mc.output_size, st.window,
                                      max(1, len(z) - st.window), st.batch_size,
-                                     np.dtype(st.dtype).itemsize, n_valid)
+                                     np.dtype(st.dtype).itemsize, n_valid, mc.num_layers)
         limits.check_memory(need, f"training with hidden size {st.hidden_size}, window "
                             f"{st.window} and {len(z)} rows", "choose a smaller --hidden, "
                             "--window or --batch-size")

@@ -196,8 +196,8 @@ def cli_check(args):
 
     if args.epochs > MAX_EPOCHS:
         raise UsageError(f"--epochs must be at most {MAX_EPOCHS}, got {args.epochs}")
-    limits.check_memory(args.layers * limits.training_bytes(I, H, O, T, B, B,
-                                                            np.dtype(args.dtype).itemsize),
+    limits.check_memory(limits.training_bytes(I, H, O, T, B, B, np.dtype(args.dtype).itemsize,
+                                              layers=args.layers),
                         f"--shape {args.shape}", "choose a smaller --shape")
     names = args.backends.split(",") if args.backends else None
     for n in names or []:

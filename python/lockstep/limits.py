@@ -40,16 +40,17 @@ def fmt_bytes(n: float) -> str:
     raise AssertionError
 
 
-def training_bytes(I, H, O, T, N, B, itemsize, n_valid=0) -> int:
+def training_bytes(I, H, O, T, N, B, itemsize, n_valid=0, layers=1) -> int:
     """A generous estimate of a training run's peak memory.
 
-    Parameters P = 4H(I+H+1) + O(H+1) exist about 12 times over (params, gradients, two Adam
-    moments, the best epoch's copy, the last good state, backend copies); BPTT keeps about
-    20 values per hidden unit, sample and time step of a batch (gates, cell, hidden, their
-    tanh, and the backward buffers); the windows hold (I + O) values per step and sample."""
-    P = 4 * H * (I + H + 1) + O * (H + 1)
+    Parameters P = 4H(I+H+1) + (L-1)4H(2H+1) + O(H+1) exist about 12 times over (params,
+    gradients, two Adam moments, the best epoch's copy, the last good state, backend copies);
+    BPTT keeps about 20 values per hidden unit, layer, sample and time step of a batch (gates,
+    cell, hidden, their tanh, the backward buffers, dropout masks); the windows hold (I + O)
+    values per step and sample."""
+    P = 4 * H * (I + H + 1) + (layers - 1) * 4 * H * (2 * H + 1) + O * (H + 1)
     B = max(1, min(B or N, N))
-    acts = 20 * T * B * (H + I + O)
+    acts = 20 * T * B * (layers * H + I + O)
     windows = 2 * T * (N + n_valid) * (I + O)
     return int((12 * P + acts + windows) * itemsize)
 
