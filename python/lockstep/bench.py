@@ -372,10 +372,29 @@ def bench(preset="seed", names=None, progress=True, anchors=None) -> dict:
             "config": asdict(PRESETS[preset]), "shape": {"I": mc.input_size, "H": mc.hidden_size,
                                                          "O": mc.output_size, "T": int(x.shape[0]),
                                                          "N": int(x.shape[1])},
-            "machine": machine(), "results": results, "unavailable": unavailable}
+            "machine": machine(gpu=any(r["run"].endswith("@gpu") for r in results)),
+            "results": results, "unavailable": unavailable}
 
 
-def machine() -> dict:
+def _gpu_name():
+    """The first CUDA device's name, best effort (CuPy, else PyTorch), or None."""
+    try:
+        import cupy
+
+        name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+        return name.decode() if isinstance(name, bytes) else str(name)
+    except Exception:  # noqa: BLE001 - a name for a title, nothing depends on it
+        pass
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def machine(gpu=False) -> dict:
+    """The machine a benchmark ran on; with ``gpu``, the GPU's name too (key ``gpu``)."""
     import platform
 
     cpu = platform.processor() or platform.machine()
@@ -384,8 +403,11 @@ def machine() -> dict:
             cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
     except OSError:
         pass
-    return {"cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "date": time.strftime("%Y-%m-%d")}
+    out = {"cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(),
+           "numpy": np.__version__, "date": time.strftime("%Y-%m-%d")}
+    if gpu:
+        out["gpu"] = _gpu_name()
+    return out
 
 
 def _fmt_s(v):
@@ -712,8 +734,13 @@ def cli_bench(args):
         from . import plots
 
         ok = [r for r in res["results"] if "speedup" in r]
+        m, sh = res["machine"], res["shape"]
         plots.speedups([r["run"] for r in ok], [r["speedup"] for r in ok], args.plot,
-                       title=f"lockstep bench --preset {args.preset}: speed-up over numpy")
+                       title=f"lockstep bench --preset {args.preset}: speed-up over numpy",
+                       exact=[r["run"] not in ANCHORS and bool(r.get("validated")) for r in ok],
+                       machine=f"{m['cpu']} ({m['cpus']} CPUs)"
+                       + (f", {m['gpu']}" if m.get("gpu") else ""),
+                       shape=", ".join(f"{k}={v}" for k, v in sh.items()))
     bad = [r["run"] for r in res["results"] if not r.get("validated", False)
            and not r["run"].startswith(ANCHORS)]
     return 1 if bad else 0
