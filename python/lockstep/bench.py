@@ -658,7 +658,7 @@ def _write_json(args, res):
 
 def cli_bench_model(args):
     from . import gpu_model
-    from .cli import say as _say
+    from .errors import say as _say
 
     def err(msg):
         _say(args, msg)
@@ -706,7 +706,7 @@ def cli_bench_model(args):
 
 
 def cli_bench(args):
-    from .cli import say as _say
+    from .errors import say as _say
 
     def err(msg):
         _say(args, msg)

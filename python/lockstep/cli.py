@@ -15,21 +15,12 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import LockstepError, OutputError, UsageError, one_line, os_error_line
+from .errors import LockstepError, OutputError, UsageError, err, one_line, os_error_line, say
 
 DEFAULT_OUT = "lockstep-out"
 RUN_FILES = ("checkpoint.npz", "losses.png", "forecast.png")
 
-__all__ = ["UsageError", "build_parser", "err", "main"]  # UsageError: harness imports it here
-
-
-def err(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def say(args, msg):
-    """A result line for people: stdout, or stderr when stdout carries --json."""
-    print(msg, file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
+__all__ = ["build_parser", "main"]
 
 
 def _emit_json(obj):

@@ -3,7 +3,9 @@
 Every problem a user can fix (bad input, a foreign or damaged checkpoint, an unwritable or
 busy output folder, too little memory for the requested sizes) is a ``LockstepError``:
 its message is one line that names the problem and the fix. The CLI prints it as
-``lockstep: error: <message>`` and exits with code 2. No module imports from ``cli``.
+``lockstep: error: <message>`` and exits with code 2. The two output helpers every command
+uses (``err`` for logs, ``say`` for results) live here too, so that no module imports from
+``cli``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,16 @@ def one_line(msg) -> str:
     long message (say, one quoting a huge CSV cell) is cut to a readable length."""
     s = " ".join(str(msg).split())
     return s if len(s) <= 1000 else s[:997] + "..."
+
+
+def err(msg):
+    """A log line: stderr."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def say(args, msg):
+    """A result line for people: stdout, or stderr when stdout carries --json."""
+    print(msg, file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
 
 
 def report(msg, prefix="lockstep: error: ", file=None):

@@ -168,7 +168,7 @@ DEFAULT_SHAPE = "1,13,1,12,8"  # I,H,O,T,B of `lockstep check` (O = 3 with --los
 
 
 def cli_check(args):
-    from .cli import UsageError, err, say
+    from .errors import UsageError, err, say
 
     try:
         I, H, O, T, B = (int(v) for v in args.shape.split(","))
