@@ -84,3 +84,34 @@ def test_check_layers_agrees(capsys, extra):
     assert res["problem"]["layers"] == 2
     assert code == 0 and res["agree"], err
     assert {r["run"].split(":")[0] for r in res["runs"]} >= {"numpy", "cpu"}
+
+
+@pytest.fixture
+def tiny_stack(monkeypatch):
+    from lockstep import bench
+
+    monkeypatch.setitem(bench.PRESETS, "tiny-stack", bench.Preset(
+        "test", "float64", 5, 4, 1, 4, "mse", "adam", 0.01, 1.0, 2, 40, 9, layers=2))
+    return bench
+
+
+@pytest.mark.parametrize("spec", ["cpu:blocked@cpu", "torch@cpu"])
+def test_bench_runs_and_validates_a_stack(tiny_stack, spec):
+    """`lockstep bench --preset stacked` in small: ours bit-exact, torch's 2-layer LSTM (the
+    anchor) within tolerance of the reference: the anchor times the same model."""
+    if spec.startswith("torch"):
+        pytest.importorskip("torch")
+    r = tiny_stack.measure(spec, "tiny-stack")
+    assert r["validated"], r["validation"]
+    assert tiny_stack.problem("tiny-stack")[0].num_layers == 2
+    assert tiny_stack.anchor_available("numpy-blas@cpu", "tiny-stack")[0] is False
+    assert tiny_stack.PRESETS["stacked"].layers == 2
+
+
+def test_flop_count_of_a_stack():
+    from lockstep import bench
+    from lockstep.config import ModelConfig
+
+    one = bench.flops_per_epoch(ModelConfig(3, 4, 2), 5, 6)
+    two = bench.flops_per_epoch(ModelConfig(3, 4, 2, num_layers=2), 5, 6)
+    assert two - one == 6 * 4 * 4 * (4 + 4) * 5 * 6

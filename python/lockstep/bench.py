@@ -43,6 +43,7 @@ class Preset:
     series: int = 1  # synthetic series (inputs = outputs = series); 0 = the seed's task
     length: int = 0
     reference_samples: int | None = None  # time the reference on this many samples only
+    layers: int = 1  # stacked LSTM layers
 
 
 PRESETS = {
@@ -51,6 +52,9 @@ PRESETS = {
                    "sgd", 0.1, 0.25, series=0),
     "medium": Preset("synthetic, 8 series x 1200 steps, hidden 128, window 24, batch 64, 2 epochs",
                      "float32", 128, 24, 2, 64, "mse", "adam", 0.005, 1.0, 8, 1200, 256),
+    "stacked": Preset("medium with 2 stacked layers: synthetic, 8 series x 1200 steps, hidden "
+                      "128, window 24, batch 64, 2 epochs", "float32", 128, 24, 2, 64, "mse",
+                      "adam", 0.005, 1.0, 8, 1200, 128, layers=2),
     "heavy": Preset("synthetic, 32 series x 8000 steps, hidden 512, window 64, batch 256, 1 epoch "
                     "(sized for a GPU)", "float32", 512, 64, 1, 256, "mse", "adam", 0.001, 1.0,
                     32, 8000, 32),
@@ -75,13 +79,13 @@ def problem(name: str):
 
     z = prep.Pipeline(log=True).fit(s.values).forward(s.values)
     x, y = prep.windows(z, p.window)
-    mc = ModelConfig(p.series, p.hidden, p.series)
+    mc = ModelConfig(p.series, p.hidden, p.series, num_layers=p.layers)
     return mc, tc, dt, x.astype(dt), y.astype(dt)
 
 
 def flops_per_epoch(mc: ModelConfig, T: int, N: int) -> float:
-    H, I, O = mc.hidden_size, mc.input_size, mc.output_size
-    return 6.0 * (4 * H * (I + H) + O * H) * T * N
+    H, I, O, L = mc.hidden_size, mc.input_size, mc.output_size, mc.num_layers
+    return 6.0 * (4 * H * (I + H) + (L - 1) * 4 * H * (2 * H) + O * H) * T * N
 
 
 def _subset(tc, x, y, n):
@@ -112,7 +116,8 @@ def _torch_train(mc, tc, dt, x, y, epochs, device="cpu"):
     params = reference.init_params(mc, dt, seed=tc.seed)
     from .interop import to_torch
 
-    lstm = torch.nn.LSTM(mc.input_size, mc.hidden_size).to(device=device, dtype=tdt)
+    lstm = torch.nn.LSTM(mc.input_size, mc.hidden_size, num_layers=mc.num_layers).to(
+        device=device, dtype=tdt)
     lin = torch.nn.Linear(mc.hidden_size, mc.output_size).to(device=device, dtype=tdt)
     sd_lstm, sd_lin = to_torch(params)
     lstm.load_state_dict(sd_lstm)
@@ -121,8 +126,9 @@ def _torch_train(mc, tc, dt, x, y, epochs, device="cpu"):
     # bias's effective learning rate; it stays at zero through a learning rate of 0 (freezing
     # it with requires_grad=False makes torch leave its fast fused LSTM path).
     ps = list(lstm.parameters()) + list(lin.parameters())
-    fixed = [lstm.bias_hh_l0]
-    groups = [{"params": [q for q in ps if q is not fixed[0]]}, {"params": fixed, "lr": 0.0}]
+    fixed = [getattr(lstm, f"bias_hh_l{l}") for l in range(mc.num_layers)]
+    groups = [{"params": [q for q in ps if all(q is not f for f in fixed)]},
+              {"params": fixed, "lr": 0.0}]
     opt = (torch.optim.Adam(groups, lr=tc.lr, betas=(tc.beta1, tc.beta2), eps=tc.eps)
            if tc.optimizer == "adam" else torch.optim.SGD(groups, lr=tc.lr, momentum=tc.momentum))
     xt = torch.from_numpy(np.ascontiguousarray(x)).to(device)
@@ -141,7 +147,8 @@ def _torch_train(mc, tc, dt, x, y, epochs, device="cpu"):
             opt.zero_grad()
             loss.backward()
             if tc.clip:
-                lstm.bias_hh_l0.grad = None  # not a parameter of our model: not in the norm
+                for f in fixed:  # not parameters of our model: not in the norm
+                    f.grad = None
                 torch.nn.utils.clip_grad_norm_(ps, tc.clip)
             opt.step()
             tot += loss.item() * len(idx)
@@ -230,8 +237,10 @@ def _blas_train(mc, tc, dt, x, y, epochs):
 ANCHORS = ("torch@cpu", "torch-cudnn@gpu", "numpy-blas@cpu")
 
 
-def anchor_available(name):
+def anchor_available(name, preset=None):
     if name == "numpy-blas@cpu":
+        if preset and PRESETS[preset].layers > 1:
+            return False, "the BLAS NumPy LSTM anchor has one layer"
         return True, "available"
     try:
         import torch
@@ -298,7 +307,7 @@ def measure(spec: str, preset: str) -> dict:
     else:
         got, params, _ = _train_ours(spec, mc, tval, dt, xv, yv, 1)
         valid = harness.bits_equal(got, ref_losses) and all(
-            harness.bits_equal(params[n], ref_params[n]) for n in reference.PARAM_NAMES)
+            harness.bits_equal(params[n], ref_params[n]) for n in reference.names_of(ref_params))
         validation = "same bits" if valid else "DIFFERENT BITS"
     max_samples = p.reference_samples if spec.startswith("numpy:") else None
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -346,7 +355,7 @@ def bench(preset="seed", names=None, progress=True, anchors=None) -> dict:
     for a in ANCHORS if anchors is None else anchors:
         if a not in ANCHORS:
             raise ConfigError(f"unknown anchor {a!r}; choose from {', '.join(ANCHORS)}")
-        ok, why = anchor_available(a)
+        ok, why = anchor_available(a, preset)
         (todo.append(a) if ok else unavailable.append({"run": a, "reason": why}))
     bar = None
     if progress and sys.stderr.isatty():

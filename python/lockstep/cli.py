@@ -578,7 +578,9 @@ def build_parser():
 
     def data_args(parser):
         parser.add_argument("--data", default="airpassengers",
-                            help="'airpassengers' (bundled, monthly 1949-1960) or a CSV path")
+                            help="a bundled real series: airpassengers (monthly 1949-1960), "
+                            "elec_equip (monthly 1995-2016), co2 (monthly 1965-2001), nile "
+                            "(yearly 1871-1970); or a CSV path")
         parser.add_argument("--value-column", action="append", metavar="NAME",
                             help="value column, by name or index (repeat for several; default: "
                             "every numeric column)")
@@ -687,7 +689,7 @@ def build_parser():
     c.set_defaults(func=cmd_check)
 
     b = add("bench", "time every backend and strategy against the anchors")
-    b.add_argument("--preset", choices=["seed", "medium", "heavy"], default="seed",
+    b.add_argument("--preset", choices=["seed", "medium", "stacked", "heavy"], default="seed",
                    help="workload size")
     b.add_argument("--backends", help="comma-separated backend names (default: all)")
     b.add_argument("--anchors", help="comma-separated anchors (default: torch@cpu, "
