@@ -21,7 +21,20 @@ import numpy as np
 
 from ..errors import LockstepError
 
-BUNDLED = ("airpassengers",)
+# The bundled real series (package data; sources, licences and derivations in SOURCES.md):
+# name -> (file, value column, time column, seasonal period or None, what the values are).
+_BUNDLED = {
+    "airpassengers": ("airpassengers.csv", "Passengers", "Month", 12,
+                      "monthly international airline passengers (thousands), 1949-01..1960-12"),
+    "elec_equip": ("elec_equip.csv", "turnover_index", "month", 12,
+                   "euro-area turnover index, manufacture of electrical equipment, "
+                   "monthly 1995-01..2016-05 (Eurostat)"),
+    "co2": ("co2.csv", "co2", "month", 12,
+            "atmospheric CO2 at Mauna Loa (ppm), monthly means 1965-01..2001-12"),
+    "nile": ("nile.csv", "volume", "year", None,
+             "annual flow of the Nile at Aswan (10^8 m^3), 1871..1970"),
+}
+BUNDLED = tuple(_BUNDLED)
 MAX_COLUMNS = 10_000  # columns of a CSV header
 MAX_ABS = 1e150  # larger values overflow the preprocessing (squares, differences) in float64
 
@@ -89,15 +102,23 @@ class Series:
 
 
 def load(name: str = "airpassengers") -> Series:
-    """A bundled series: "airpassengers" = Box & Jenkins series G, monthly international
-    airline passengers in thousands, 1949-01..1960-12 (144 values)."""
+    """A bundled real series: "airpassengers" = Box & Jenkins series G, monthly international
+    airline passengers in thousands, 1949-01..1960-12 (144 values); "elec_equip" (257
+    months), "co2" (444 months) and "nile" (100 years): see ``describe_bundled()`` and
+    SOURCES.md beside the files."""
     if name not in BUNDLED:
         raise DataError(f"unknown dataset {name!r}: use one of {', '.join(BUNDLED)} or a CSV path")
-    path = resources.files(__name__) / f"{name}.csv"
+    file, value, time, period, _ = _BUNDLED[name]
+    path = resources.files(__name__) / file
     with resources.as_file(path) as p:
-        s = load_csv(p, value_columns=["Passengers"], time_column="Month")
-    s.source, s.period = name, 12
+        s = load_csv(p, value_columns=[value], time_column=time)
+    s.source, s.period = name, period
     return s
+
+
+def describe_bundled() -> dict:
+    """name -> what the bundled series holds, in words."""
+    return {k: v[4] for k, v in _BUNDLED.items()}
 
 
 def _column_index(spec, header, what):
