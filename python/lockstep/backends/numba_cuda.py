@@ -7,6 +7,10 @@ Inside an epoch the parameters, the optimizer state, the data and every intermed
 the device; the host uploads the epoch's sample order once and copies back only the per-batch
 losses. Adam's running powers b1_pow and b2_pow are scalars updated on the host in the working
 dtype, exactly as the reference does, and passed to the update kernel.
+
+Stacked layers run one after another (layer by layer) on views of the flat parameter, gradient
+and scratch arrays; each minibatch's dropout masks are uploaded once and every kernel that
+needs them indexes its group's columns.
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ def _numba_cuda():
 class NumbaCudaBackend(Backend):
     name = "numba-cuda"
     strategies = ("per-sample", "fused")
-    stacked = False  # num_layers > 1: not yet
     devices = ("gpu", "sim")
     device_env = {"sim": {_SIM_ENV: "1"}}
 
@@ -82,33 +85,41 @@ class NumbaCudaBackend(Backend):
         self.per_sample = make_per_sample(self.dtype) if self.strategy == "per-sample" else None
         mc = model_cfg
         self.I, self.H, self.O = mc.input_size, mc.hidden_size, mc.output_size
-        self.lay = common.layout(self.I, self.H, self.O)
+        self.L = mc.num_layers
+        self.names = reference.param_names(self.L)
+        self.lay = common.layout(self.I, self.H, self.O, self.L)
+        # layer l's block starts at bases[l]; bases[L] is W_out's offset
+        self.bases = [common.layer_base(self.I, self.H, l) for l in range(self.L + 1)]
         self.kinds = {"sgd": common.SGD, "momentum": common.MOMENTUM, "adam": common.ADAM}
         # 1-D kernels use grid-stride loops: on a GPU one thread per output; under the
         # simulator (one Python thread per CUDA thread) a single small block does them all.
         self.tpb = 4 if self.sim else 128
-        self.wgrad_geom = common.wgrad_launch(self.I, self.H, self.O, self.sim)
+        self.wgrad_geom = [common.wgrad_launch(self._K(l), self.H, self.O, self.sim,
+                                               head=l == self.L - 1) for l in range(self.L)]
         self.transpose_geom = transpose_grid(self.H, self.sim)
         self._data_key = self._data = None
         self._scratch_shape = None
 
+    def _K(self, l):
+        """Input size of layer l."""
+        return self.I if l == 0 else self.H
+
     # ---- state -----------------------------------------------------------------------------
     def _flat(self, d):
-        return np.concatenate([np.asarray(d[n], self.dtype).reshape(-1)
-                               for n in reference.PARAM_NAMES])
+        return np.concatenate([np.asarray(d[n], self.dtype).reshape(-1) for n in self.names])
 
     def _unflat(self, flat):
-        shapes = {"W_ih": (4 * self.H, self.I), "W_hh": (4 * self.H, self.H), "b": (4 * self.H,),
-                  "W_out": (self.O, self.H), "b_out": (self.O,)}
         out = {}
-        for n in reference.PARAM_NAMES:
-            o = self.lay[n]
-            size = int(np.prod(shapes[n]))
-            out[n] = np.ascontiguousarray(flat[o:o + size].reshape(shapes[n]))
+        for n in self.names:
+            o, shape = self.lay[n], self.lay["shapes"][n]
+            out[n] = np.ascontiguousarray(flat[o:o + int(np.prod(shape))].reshape(shape))
         return out
 
     def load(self, params, opt_state=None):
-        params = {n: np.asarray(params[n], self.dtype) for n in reference.PARAM_NAMES}
+        L = reference.num_layers_of(params)
+        if L != self.L:
+            raise ConfigError(f"parameters are for {L} layer(s), config says {self.L}")
+        params = {n: np.asarray(params[n], self.dtype) for n in self.names}
         I, H, O, _ = reference.check_params(params)
         if (I, H, O) != (self.I, self.H, self.O):
             raise ConfigError(f"parameters are for (I, H, O) = {(I, H, O)}, config says "
@@ -137,7 +148,8 @@ class NumbaCudaBackend(Backend):
         self.PARTS = cuda.device_array(self.train_cfg.grad_shards, dt)  # groups' loss sums
         self.WT = cuda.device_array(4 * H * H, dt)  # W_hh^T for the fused forward step
         self.NB = cuda.to_device(np.zeros(2, dt))
-        self.ROWS = cuda.device_array(12 * H + 2 * O, dt)
+        self.ROWS = cuda.device_array(12 * H * self.L + 2 * O, dt)
+        self.NOMASK = (cuda.to_device(dummy), 0, 1, 0)  # (M, masked, Bm, lo) without dropout
 
     def state(self):
         params = self._unflat(self.P.copy_to_host())
@@ -189,14 +201,37 @@ class NumbaCudaBackend(Backend):
         if self._scratch_shape is not None and self._scratch_shape[0] == T \
                 and self._scratch_shape[1] >= B:
             return self.S
-        H, O, dt, cuda = self.H, self.O, self.dtype, self.cuda
+        H, O, L, dt, cuda = self.H, self.O, self.L, self.dtype, self.cuda
         n = T * B
         self.S = {k: cuda.device_array(max(size, 1), dt) for k, size in (
-            ("HS", (n + B) * H), ("CS", (n + B) * H), ("GA", n * 4 * H), ("TC", n * H),
-            ("OUT", n * O), ("DY", n * O), ("DA", n * 4 * H), ("DCN", B * H),
-            ("TERMS", n * O), ("XP", n * 4 * H))}
+            ("HS", L * (n + B) * H), ("CS", L * (n + B) * H), ("GA", L * n * 4 * H),
+            ("TC", L * n * H), ("DA", L * n * 4 * H), ("XM", (L - 1) * n * H),
+            ("OUT", n * O), ("DY", n * O), ("DCN", B * H), ("TERMS", n * O),
+            ("XP", n * 4 * H), ("DHA", n * H))}
+        # the identity sample order: layers above 0 read their input as a (T, B, H) array
+        self.S["ID"] = cuda.to_device(np.arange(B, dtype=np.int64))
         self._scratch_shape = (T, B)
         return self.S
+
+    def _layer(self, S, l, T, B):
+        """Views of layer l's scratch (HS, CS, GA, TC, DA) for a batch of B samples."""
+        n, H = T * B, self.H
+        hs, ga, tc = (n + B) * H, n * 4 * H, n * H
+        return {"HS": S["HS"][l * hs:(l + 1) * hs], "CS": S["CS"][l * hs:(l + 1) * hs],
+                "GA": S["GA"][l * ga:(l + 1) * ga], "TC": S["TC"][l * tc:(l + 1) * tc],
+                "DA": S["DA"][l * ga:(l + 1) * ga]}
+
+    def _input(self, S, l, T, B, X, PERM, off, N, masked):
+        """(array, sample order, offset, row count N) of layer l's input x^l: the data for
+        layer 0; above it h^{l-1}[1:] of the layer below (a view of HS) or, with dropout, the
+        masked copy in XM."""
+        if l == 0:
+            return X, PERM, off, N
+        n, H = T * B, self.H
+        if masked:
+            return S["XM"][(l - 1) * n * H:l * n * H], S["ID"], 0, B
+        below = (l - 1) * (n + B) * H
+        return S["HS"][below + B * H:below + (n + B) * H], S["ID"], 0, B
 
     def _grid(self, n):
         if self.sim:
@@ -204,24 +239,38 @@ class NumbaCudaBackend(Backend):
         return max(1, (n + self.tpb - 1) // self.tpb), self.tpb
 
     # ---- kernels ---------------------------------------------------------------------------
-    def _forward_fused(self, T, N, X, PERM, off, B, S, t0, nsteps):
-        fz, I, H, O = self.fused, self.I, self.H, self.O
+    def _forward_fused(self, T, N, X, PERM, off, B, S, t0, nsteps, mk):
+        """Every layer bottom up, then the head on the top layer; ``mk`` = (M, masked, Bm,
+        lo): the minibatch's dropout masks and where this group's samples start in them."""
+        fz, H, O = self.fused, self.H, self.O
         TU, SB = fz.tiles
-        # W_hh^T for this forward pass: P changes only in the update after the backward pass,
-        # so this is once per parameter update (and once per predict).
-        fz.transpose_whh[self.transpose_geom, (TU, SB)](self.P, I, H, self.WT)
-        fz.input_proj[self._grid(T * B * 4 * H)](self.P, X, PERM, off, B, T, N, I, H, S["XP"],
-                                                  S["HS"], S["CS"])
+        M, masked, Bm, lo = mk
         blocks = ((H + TU - 1) // TU, (B + SB - 1) // SB)
-        for t in range(T):
-            fz.forward_step[blocks, (TU, SB)](self.WT, t, B, H, S["XP"], S["HS"], S["CS"],
-                                              S["GA"], S["TC"])
-        fz.head[self._grid(nsteps * B * O)](self.P, t0, nsteps, B, I, H, O, S["HS"], S["OUT"])
+        for l in range(self.L):
+            K, Pl, ly = self._K(l), self.P[self.bases[l]:], self._layer(S, l, T, B)
+            if l and masked:
+                XM = self._input(S, l, T, B, X, PERM, off, N, masked)[0]
+                fz.mask_input[self._grid(T * B * H)](self._layer(S, l - 1, T, B)["HS"], M, l - 1,
+                                                     T, B, Bm, lo, H, XM)
+            XI, PI, oi, NI = self._input(S, l, T, B, X, PERM, off, N, masked)
+            # W_hh^T of this layer: P changes only in the update after the backward pass, so
+            # this is once per parameter update and layer (and once per predict).
+            fz.transpose_whh[self.transpose_geom, (TU, SB)](Pl, K, H, self.WT)
+            fz.input_proj[self._grid(T * B * 4 * H)](Pl, XI, PI, oi, B, T, NI, K, H, S["XP"],
+                                                      ly["HS"], ly["CS"])
+            for t in range(T):
+                fz.forward_step[blocks, (TU, SB)](self.WT, t, B, H, S["XP"], ly["HS"],
+                                                  ly["CS"], ly["GA"], ly["TC"])
+        top = self.L - 1
+        fz.head[self._grid(nsteps * B * O)](self.P[self.bases[top]:], t0, nsteps, B,
+                                            self._K(top), H, O, self._layer(S, top, T, B)["HS"],
+                                            S["OUT"])
 
-    def _batch(self, T, N, X, YF, YI, PERM, off, B, bi, LOSSES):
+    def _batch(self, T, N, X, YF, YI, PERM, off, B, bi, LOSSES, M):
         """One training step: each group of the batch (docs/arithmetic.md, "Sharded
         gradients"; one group unless grad_shards > 1) gives its loss sum and gradients, added
-        in group order into LOSSES[bi] and self.G; then clipping and the update."""
+        in group order into LOSSES[bi] and self.G; then clipping and the update. M: the
+        batch's dropout masks on the device, or None."""
         tc, dt = self.train_cfg, self.dtype
         ce = 1 if tc.loss == "ce" else 0
         steps = T if tc.loss_on == "all" else 1
@@ -233,48 +282,67 @@ class NumbaCudaBackend(Backend):
                 G.copy_to_device(np.zeros(self.lay["size"], dt))
                 self.common.loss_part[1, 1](G, 0, self.PARTS, g)
             else:
-                self._group(T, N, X, YF, YI, PERM, off + lo, hi - lo, nf, G, g)
+                mk = self.NOMASK if M is None else (M, 1, B, lo)
+                self._group(T, N, X, YF, YI, PERM, off + lo, hi - lo, nf, G, g, mk)
             if g:
                 self.common.add_into[self._grid(self.lay["size"])](self.G, self.GP,
                                                                     self.lay["size"])
         self.common.loss_combine[1, 1](self.PARTS, nshards, nf, LOSSES, bi)
         self._update()
 
-    def _group(self, T, N, X, YF, YI, PERM, off, B, nf, G, g):
+    def _group(self, T, N, X, YF, YI, PERM, off, B, nf, G, g, mk):
         """Loss sum (into PARTS[g]) and gradients (into G) of the B samples PERM[off:off+B],
-        dy divided by the whole batch's nf."""
+        dy divided by the whole batch's nf; mk = (M, masked, Bm, lo) their dropout masks."""
         tc = self.train_cfg
-        I, H, O = self.I, self.H, self.O
+        I, H, O, L = self.I, self.H, self.O, self.L
         S = self._scratch(T, B)
         ce = 1 if tc.loss == "ce" else 0
         loss_all = 1 if tc.loss_on == "all" else 0
         steps = T if loss_all else 1
         nterms = steps * B * (1 if ce else O)
+        M, masked, Bm, lo = mk
+        cm = self.common
         if self.strategy == "per-sample":
             self.per_sample.sample_step[max(1, (B + 31) // 32), min(32, B)](
-                self.P, X, YF, YI, PERM, off, B, T, N, I, H, O, ce, loss_all, nf, S["HS"],
-                S["CS"], S["GA"], S["TC"], S["OUT"], S["DY"], S["DA"], S["DCN"], S["TERMS"])
+                self.P, X, YF, YI, PERM, off, B, T, N, I, H, O, L, ce, loss_all, nf, M, masked,
+                Bm, lo, S["HS"], S["CS"], S["GA"], S["TC"], S["XM"], S["OUT"], S["DY"], S["DA"],
+                S["DCN"], S["TERMS"])
         else:
             fz = self.fused
             TU, SB = fz.tiles
-            self._forward_fused(T, N, X, PERM, off, B, S, 0 if loss_all else T - 1, steps)
+            self._forward_fused(T, N, X, PERM, off, B, S, 0 if loss_all else T - 1, steps, mk)
             fz.loss_terms[self._grid(T * B)](PERM, off, T, B, N, O, ce, loss_all, nf, S["OUT"],
                                              YF, YI, S["DY"], S["TERMS"])
             blocks = ((H + TU - 1) // TU, (B + SB - 1) // SB)
-            for t in range(T - 1, -1, -1):
-                fz.backward_step[blocks, (TU, SB)](self.P, t, T, B, I, H, O, S["DY"], S["GA"],
-                                                   S["CS"], S["TC"], S["DA"], S["DCN"])
-        cm = self.common
+            for l in range(L - 1, -1, -1):
+                ly = self._layer(S, l, T, B)
+                if l == L - 1:  # from the head: dy_t W_out
+                    fz.dh_above[self._grid(T * B * H)](S["DY"], O, self.P, self.bases[L], T, B,
+                                                       H, M, 0, 0, Bm, lo, S["DHA"])
+                else:  # from the layer above: (da^{l+1}_t W_ih^{l+1}) * m_l
+                    fz.dh_above[self._grid(T * B * H)](
+                        self._layer(S, l + 1, T, B)["DA"], 4 * H, self.P, self.bases[l + 1], T,
+                        B, H, M, masked, l, Bm, lo, S["DHA"])
+                Pl = self.P[self.bases[l]:]
+                for t in range(T - 1, -1, -1):
+                    fz.backward_step[blocks, (TU, SB)](Pl, t, T, B, self._K(l), H, S["DHA"],
+                                                       ly["GA"], ly["CS"], ly["TC"], ly["DA"],
+                                                       S["DCN"])
         cm.loss_part[1, 1](S["TERMS"], nterms, self.PARTS, g)
-        # Tiled over (gradient row, column) with every sum over n ascending in one thread.
-        cm.wgrad[self.wgrad_geom](X, PERM, off, B, T, N, I, H, O, S["HS"], S["DA"], S["DY"], G)
+        # Per layer, tiled over (gradient row, column) with every sum over n ascending in one
+        # thread; the top layer's launch also computes the head's gradients.
+        for l in range(L):
+            XI, PI, oi, NI = self._input(S, l, T, B, X, PERM, off, N, masked)
+            ly = self._layer(S, l, T, B)
+            cm.wgrad[self.wgrad_geom[l]](XI, PI, oi, B, T, NI, self._K(l), H, O, ly["HS"],
+                                         ly["DA"], S["DY"], G[self.bases[l]:])
 
     def _update(self):
         tc, dt, cm = self.train_cfg, self.dtype, self.common
         I, H, O = self.I, self.H, self.O
         if tc.clip:
-            nrows = 12 * H + 2 * O
-            cm.row_norms[self._grid(nrows)](self.G, I, H, O, self.ROWS)
+            nrows = 12 * H * self.L + 2 * O
+            cm.row_norms[self._grid(nrows)](self.G, I, H, O, self.L, self.ROWS)
             cm.clip_scale[1, 1](self.ROWS, nrows, dt.type(tc.clip), self.NB)
         # Optimizer scalars, in the working dtype exactly as reference.apply_update.
         one = dt.type(1)
@@ -317,22 +385,33 @@ class NumbaCudaBackend(Backend):
         LOSSES = self.cuda.device_array(len(batches), self.dtype)
         off = 0
         for bi, idx in enumerate(batches.indices):
-            self._batch(T, N, X, YF, YI, PERM, off, len(idx), bi, LOSSES)
+            masks = batches.mask(bi)
+            M = None if masks is None else self.cuda.to_device(self._masks(masks, T, len(idx)))
+            self._batch(T, N, X, YF, YI, PERM, off, len(idx), bi, LOSSES, M)
             off += len(idx)
         host = LOSSES.copy_to_host()
         return [self.dtype.type(v) for v in host]
 
+    def _masks(self, masks, T, B):
+        """A minibatch's (or group's) dropout masks, checked, flat for the device."""
+        want = (self.L - 1, T, B, self.H)
+        if np.shape(masks) != want:
+            raise ConfigError(f"dropout masks must have shape {want}, got {np.shape(masks)}")
+        return np.ascontiguousarray(masks, self.dtype).reshape(-1)
+
     # Data-parallel training (lockstep.distributed), through host buffers: one group's
     # partials computed on the device and copied back, and an update from gradients combined
-    # on the host (flat, in PARAM_NAMES order, as the device buffer G is).
+    # on the host (flat, in param_names(L) order, as the device buffer G is).
     def shard_partial(self, x, y, idx, nterms, data_key=None, masks=None):
         with self._quiet_occupancy():
             T, N, X, YF, YI = self._upload(x, y, self.train_cfg.loss_on, data_key)
             idx = np.asarray(idx, np.int64)
             if len(idx) == 0:
                 return self.dtype.type(0), np.zeros(self.lay["size"], self.dtype)
+            mk = self.NOMASK if masks is None else (
+                self.cuda.to_device(self._masks(masks, T, len(idx))), 1, len(idx), 0)
             self._group(T, N, X, YF, YI, self.cuda.to_device(idx), 0, len(idx),
-                        self.dtype.type(nterms), self.G, 0)
+                        self.dtype.type(nterms), self.G, 0, mk)
             return self.PARTS.copy_to_host()[0], self.G.copy_to_host()
 
     def apply_grads(self, flat):
@@ -351,7 +430,7 @@ class NumbaCudaBackend(Backend):
         PERM = cuda.to_device(np.arange(B, dtype=np.int64))
         S = self._scratch(T, B)
         with self._quiet_occupancy():
-            self._forward_fused(T, B, X, PERM, 0, B, S, 0, T)
+            self._forward_fused(T, B, X, PERM, 0, B, S, 0, T, self.NOMASK)
         return S["OUT"].copy_to_host()[:T * B * self.O].reshape(T, B, self.O)
 
     def evaluate(self, x, y):

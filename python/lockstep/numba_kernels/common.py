@@ -14,20 +14,36 @@ from types import SimpleNamespace
 import numpy as np
 from numba import cuda  # module-level: the simulator swaps this global inside kernels
 
+from ..reference import layer_names
 from .math import make_math
 
 # Optimizer kinds of the update kernel.
 SGD, MOMENTUM, ADAM = 0, 1, 2
 
 
-def layout(I, H, O):
-    """Offsets of W_ih, W_hh, b, W_out, b_out in the flat parameter vector, and its size."""
-    o_whh = 4 * H * I
-    o_b = o_whh + 4 * H * H
-    o_wout = o_b + 4 * H
-    o_bout = o_wout + O * H
-    return {"W_ih": 0, "W_hh": o_whh, "b": o_b, "W_out": o_wout, "b_out": o_bout,
-            "size": o_bout + O}
+def layer_base(I, H, l):
+    """Offset of layer l's block (W_ih, W_hh, b) in the flat vector; l = L: of W_out. Plain
+    integer arithmetic, so the host and the kernels (``layer_base_dev``) share it."""
+    return 0 if l == 0 else 4 * H * (I + H + 1) + (l - 1) * 4 * H * (2 * H + 1)
+
+
+def layout(I, H, O, L=1):
+    """Offsets of every tensor of ``reference.param_names(L)`` in the flat parameter vector
+    (the canonical order: layers bottom up, each W_ih, W_hh, b, then W_out, b_out), their
+    shapes ("shapes") and the vector's size. A layer's block followed by the head is laid out
+    as a one-layer model whose input size is the layer's (I for layer 0, H above)."""
+    lay, shapes = {}, {}
+    for l in range(L):
+        K = I if l == 0 else H
+        o = layer_base(I, H, l)
+        for n, shape in zip(layer_names(l), ((4 * H, K), (4 * H, H), (4 * H,))):
+            lay[n], shapes[n] = o, shape
+            o += int(np.prod(shape))
+    o_wout = layer_base(I, H, L)
+    lay["W_out"], lay["b_out"], lay["size"] = o_wout, o_wout + O * H, o_wout + O * H + O
+    shapes["W_out"], shapes["b_out"] = (O, H), (O,)
+    lay["shapes"] = shapes
+    return lay
 
 
 def signature(dtype, spec: str):
@@ -50,13 +66,14 @@ def wgrad_tiles(sim: bool):
     return (2, 2, 3, 3, 4) if sim else (16, 16, 2, 2, 16)
 
 
-def wgrad_launch(I, H, O, sim: bool):
-    """(grid, block) of ``wgrad``: x over column tiles of the widest product (I + H + 1),
-    y over the 4H gate row tiles, then the O head row tiles."""
+def wgrad_launch(K, H, O, sim: bool, head=True):
+    """(grid, block) of ``wgrad`` for a layer of input size K: x over column tiles of the
+    widest product (K + H + 1), y over the 4H gate row tiles, then (top layer only, ``head``)
+    the O head row tiles."""
     BX, BY, MR, MC, _ = wgrad_tiles(sim)
     TR, TC = BY * MR, BX * MC
-    gy = (4 * H + TR - 1) // TR + (O + TR - 1) // TR
-    return ((I + H + 1 + TC - 1) // TC, gy), (BX, BY)
+    gy = (4 * H + TR - 1) // TR + ((O + TR - 1) // TR if head else 0)
+    return ((K + H + 1 + TC - 1) // TC, gy), (BX, BY)
 
 
 @functools.lru_cache(maxsize=None)
@@ -69,6 +86,23 @@ def make_common(dtype) -> SimpleNamespace:
     exp, log = mm.exp, mm.log
     ZERO, ONE = mm.ZERO, mm.ONE
     dev = cuda.jit(device=True)
+    layer_base_dev = dev(layer_base)
+
+    @dev
+    def mask_index(ml, t, b, k, T, Bm, lo, H):
+        """Index of m_ml[t][lo + b, k] in a minibatch's masks, flat (L - 1, T, Bm, H): a
+        group of samples [lo, lo + B) reads its own columns."""
+        return ((ml * T + t) * Bm + lo + b) * H + k
+
+    @dev
+    def dot_col(A, arow, R, W, wo, H, u):
+        """sum_j A[arow + j] * W[wo + j*H + u] over j < R ascending, from +0: column u of a
+        row times an (R, H) matrix, i.e. dh_above (arithmetic.md, "Stacked layers"): dy_t W_out
+        for the top layer (today's head terms), da^{l+1}_t W_ih^{l+1} below it."""
+        acc = ZERO
+        for j in range(R):
+            acc = add(acc, mul(A[arow + j], W[wo + j * H + u]))
+        return acc
 
     @dev
     def loss_at(t, b, s, T, B, N, O, is_ce, loss_all, nf, OUT, YF, YI, DY, TERMS):
@@ -133,7 +167,10 @@ def make_common(dtype) -> SimpleNamespace:
         Block y indexes the gate row tiles, then the head row tiles; block x the column tiles.
         Each stage copies TN samples of both operands into shared memory (consecutive threads
         read consecutive addresses of a row of DA, DY, X or HS); each thread keeps its MR x MC
-        outputs in registers, starts them at +0 and adds the stages' terms in ascending n."""
+        outputs in registers, starts them at +0 and adds the stages' terms in ascending n.
+        One layer per launch: X is its input (I its size), HS and DA its own, G a view from
+        its block on; the head rows (launched for the top layer only) then land in the W_out
+        and b_out that follow the top layer's block."""
         AS = cuda.shared.array((WTN, WTR), W)  # da[n, r0:r0+TR] (or dy) of the stage's samples
         ZS = cuda.shared.array((WTN, WTC), W)  # z[n, c0:c0+TC] of the stage's samples
         acc = cuda.local.array((WMR, WMC), W)
@@ -214,33 +251,39 @@ def make_common(dtype) -> SimpleNamespace:
                             g = o_b + j
                         G[g] = acc[p, q]
 
-    def row_norms(G, I, H, O, ROWS):
+    def row_norms(G, I, H, O, L, ROWS):
         """One thread per gradient row: sum of squares, columns ascending, from +0."""
-        for r in range(cuda.grid(1), 12 * H + 2 * O, cuda.gridsize(1)):
-            row_norm_one(r, G, I, H, O, ROWS)
+        for r in range(cuda.grid(1), 12 * H * L + 2 * O, cuda.gridsize(1)):
+            row_norm_one(r, G, I, H, O, L, ROWS)
 
     @dev
-    def row_norm_one(r, G, I, H, O, ROWS):
+    def row_norm_one(r, G, I, H, O, L, ROWS):
+        """Row r in param_names order: each layer's 4H rows of W_ih, W_hh and b (one element
+        each), then W_out's O rows and b_out's O elements."""
         H4 = 4 * H
-        o_whh = H4 * I
-        o_b = o_whh + H4 * H
-        o_wout = o_b + H4
-        o_bout = o_wout + O * H
-        if r < H4:
-            st = r * I
-            ln = I
-        elif r < 2 * H4:
-            st = o_whh + (r - H4) * H
-            ln = H
-        elif r < 3 * H4:
-            st = o_b + (r - 2 * H4)
-            ln = 1
-        elif r < 3 * H4 + O:
-            st = o_wout + (r - 3 * H4) * H
-            ln = H
+        if r < 3 * H4 * L:
+            l = r // (3 * H4)
+            rr = r - l * 3 * H4
+            K = I if l == 0 else H
+            base = layer_base_dev(I, H, l)
+            if rr < H4:
+                st = base + rr * K
+                ln = K
+            elif rr < 2 * H4:
+                st = base + H4 * K + (rr - H4) * H
+                ln = H
+            else:
+                st = base + H4 * K + H4 * H + (rr - 2 * H4)
+                ln = 1
         else:
-            st = o_bout + (r - 3 * H4 - O)
-            ln = 1
+            rr = r - 3 * H4 * L
+            o_wout = layer_base_dev(I, H, L)
+            if rr < O:
+                st = o_wout + rr * H
+                ln = H
+            else:
+                st = o_wout + O * H + (rr - O)
+                ln = 1
         acc = ZERO
         for c in range(ln):
             v = G[st + c]
@@ -289,9 +332,10 @@ def make_common(dtype) -> SimpleNamespace:
         "loss_combine": (loss_combine, "FifFi"),
         "add_into": (add_into, "FFi"),
         "wgrad": (wgrad, "FLiiiiiiiFFFF"),
-        "row_norms": (row_norms, "FiiiF"),
+        "row_norms": (row_norms, "FiiiiF"),
         "clip_scale": (clip_scale, "FifF"),
         "update": (update, "FFFFFifffffffi"),
     }
-    return SimpleNamespace(math=mm, loss_at=loss_at, py=py,
+    return SimpleNamespace(math=mm, loss_at=loss_at, mask_index=mask_index, dot_col=dot_col,
+                           layer_base=layer_base_dev, py=py,
                            **{n: cuda.jit(f) for n, (f, _) in py.items()})

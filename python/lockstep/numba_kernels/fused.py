@@ -1,16 +1,19 @@
-"""Strategy "fused": threads over (sample, hidden unit). The input projection for all time
-steps runs before the recurrent loop (one thread per (n, gate row): the accumulator starts at
-the bias and takes the input terms; the step kernel continues it with the recurrent terms, so
-the bits are those of the reference's single accumulator). ``transpose_whh`` writes
-WT = W_hh^T once per parameter update so that the forward step reads the recurrent weights
-coalesced. Then one launch per time step: a block of TU units x SB samples stages h_{t-1}
-(forward) or da_{t+1} (backward) in a shared-memory tile of TU columns at a time; each thread
-owns the four gate rows of its unit and keeps every sum in ascending order. The head, the loss
-terms and the weight gradients (after the backward loop, common.wgrad) are kernels over
-independent outputs.
+"""Strategy "fused": threads over (sample, hidden unit), the layers one after another (forward
+bottom up, backward top down; every launch below is for one layer, on views of the parameter
+and scratch arrays). The input projection for all time steps runs before the recurrent loop
+(one thread per (n, gate row): the accumulator starts at the bias and takes the input terms;
+the step kernel continues it with the recurrent terms, so the bits are those of the
+reference's single accumulator). ``transpose_whh`` writes WT = W_hh^T once per parameter
+update and layer so that the forward step reads the recurrent weights coalesced. Then one
+launch per time step: a block of TU units x SB samples stages h_{t-1} (forward) or da_{t+1}
+(backward) in a shared-memory tile of TU columns at a time; each thread owns the four gate
+rows of its unit and keeps every sum in ascending order. The head, the loss terms, the
+gradient arriving from above (``dh_above``: from the head or the layer above), the masked
+inputs of dropout (``mask_input``) and the weight gradients (after each layer's backward loop,
+common.wgrad) are kernels over independent outputs.
 
-Scratch layout: as in ``per_sample`` plus XP (T*B*4H), the input projections, and WT (H*4H,
-the backend's buffer next to the parameters).
+Scratch layout: as in ``per_sample`` plus XP (T*B*4H), the input projections, DHA (T*B*H),
+dh_above of the layer in progress, and WT (H*4H, the backend's buffer next to the parameters).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ def make_fused(dtype) -> SimpleNamespace:
     mm = cm.math
     mul, add, sub = mm.mul, mm.add, mm.sub
     sigmoid, tanh = mm.sigmoid, mm.tanh
-    loss_at = cm.loss_at
+    loss_at, mask_index, dot_col = cm.loss_at, cm.mask_index, cm.dot_col
     ZERO, ONE = mm.ZERO, mm.ONE
     TU, SB = tiles(mm.sim)
     TU1 = TU + 1  # padded row of transpose_whh's tile (a shape must be a constant)
@@ -174,10 +177,34 @@ def make_fused(dtype) -> SimpleNamespace:
             loss_at(t, b, PERM[off + b], T, B, N, O, is_ce, loss_all, nf, OUT, YF, YI, DY,
                     TERMS)
 
-    def backward_step(P, t, T, B, I, H, O, DY, GA, CS, TC, DA, DCN):
-        """Step t of BPTT for a tile of (unit, sample): dh (head terms, then the recurrent
-        terms of all 4H rows of da_{t+1}, staged through shared memory), dc, da. W_out[q, u]
-        and W_hh[j, u] are read along u, i.e. coalesced across the lanes tx -> u, without a
+    def mask_input(HS, M, ml, T, B, Bm, lo, H, XM):
+        """With dropout: the input of layer ml + 1, XM[n, k] = h^{ml}_t[b, k] * m_ml[t][b, k]
+        (HS is layer ml's, a (T+1, B, H) array)."""
+        for idx in range(cuda.grid(1), T * B * H, cuda.gridsize(1)):
+            nn = idx // H
+            k = idx - nn * H
+            t = nn // B
+            XM[idx] = mul(HS[idx + B * H], M[mask_index(ml, t, nn - t * B, k, T, Bm, lo, H)])
+
+    def dh_above(A, R, W, wo, T, B, H, M, masked, ml, Bm, lo, DHA):
+        """DHA[n, k]: the gradient a layer's BPTT starts from (arithmetic.md, "Stacked
+        layers"): sum_j A[n, j] * W[wo + j*H + k] from +0 (A = dy and W_out for the top layer,
+        the same bits as the head terms inside the step; A = da^{l+1} and W_ih^{l+1} below),
+        then, with dropout below the top, times m_ml. For all steps at once, before the loop:
+        thread (n, k) reads A[n, :] as a broadcast and W along k, coalesced."""
+        for idx in range(cuda.grid(1), T * B * H, cuda.gridsize(1)):
+            nn = idx // H
+            k = idx - nn * H
+            acc = dot_col(A, nn * R, R, W, wo, H, k)
+            if masked != 0:
+                t = nn // B
+                acc = mul(acc, M[mask_index(ml, t, nn - t * B, k, T, Bm, lo, H)])
+            DHA[idx] = acc
+
+    def backward_step(P, t, T, B, I, H, DHA, GA, CS, TC, DA, DCN):
+        """Step t of BPTT for a tile of (unit, sample): dh (dh_above from DHA, then the
+        recurrent terms of all 4H rows of da_{t+1}, staged through shared memory), dc, da.
+        W_hh[j, u] is read along u, i.e. coalesced across the lanes tx -> u, without a
         transposed copy; da_{t+1}[b, :] is read as a broadcast from the tile."""
         tile = cuda.shared.array((SB, TU), W)
         tx = cuda.threadIdx.x
@@ -187,12 +214,9 @@ def make_fused(dtype) -> SimpleNamespace:
         ok = u < H and b < B
         H4 = 4 * H
         o_whh = H4 * I
-        o_wout = o_whh + H4 * H + H4
         dh = ZERO
         if ok:
-            dyr = (t * B + b) * O
-            for q in range(O):
-                dh = add(dh, mul(DY[dyr + q], P[o_wout + q * H + u]))
+            dh = DHA[(t * B + b) * H + u]
         if t + 1 < T:
             gn = ((t + 1) * B + b) * H4
             for j0 in range(0, H4, TU):
@@ -229,7 +253,9 @@ def make_fused(dtype) -> SimpleNamespace:
         "forward_step": (forward_step, "FiiiFFFFF"),
         "head": (head, "FiiiiiiFF"),
         "loss_terms": (loss_terms, "LiiiiiiifFFLFF"),
-        "backward_step": (backward_step, "FiiiiiiFFFFFF"),
+        "mask_input": (mask_input, "FFiiiiiiF"),
+        "dh_above": (dh_above, "FiFiiiiFiiiiF"),
+        "backward_step": (backward_step, "FiiiiiFFFFFF"),
     }
     return SimpleNamespace(common=cm, py=py, tiles=(TU, SB),
                            **{n: cuda.jit(f) for n, (f, _) in py.items()})
