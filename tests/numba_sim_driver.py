@@ -40,14 +40,29 @@ CASES = (
     ("ce_all_momentum_clip", 1, 3, 4, 2, 3, "ce", "all", "sgd", 0.05, 0.9),
     ("mse_last_adam", 3, 2, 2, 3, 1, "mse", "last", "adam", 0.0, 0.0),
     ("mse_all_momentum_tiles", 3, 7, 7, 2, 5, "mse", "all", "sgd", 0.0, 0.9),
-    # grad_shards (a 12th field): groups of 2, 2, 1 (and 1, 0, 0 for the short batch); then
-    # S > B, so empty groups add their +0 partials
-    ("mse_all_adam_clip_shards3", 2, 5, 3, 3, 5, "mse", "all", "adam", 0.3, 0.0, 3),
-    ("ce_last_momentum_shards4", 1, 3, 2, 2, 3, "ce", "last", "sgd", 0.0, 0.9, 4),
+    # further make_case arguments (a 12th field): grad_shards: groups of 2, 2, 1 (and 1, 0, 0
+    # for the short batch); then S > B, so empty groups add their +0 partials
+    ("mse_all_adam_clip_shards3", 2, 5, 3, 3, 5, "mse", "all", "adam", 0.3, 0.0,
+     {"grad_shards": 3}),
+    ("ce_last_momentum_shards4", 1, 3, 2, 2, 3, "ce", "last", "sgd", 0.0, 0.9,
+     {"grad_shards": 4}),
+)
+# Stacked layers, as few and as tiny as the simulator allows: 2 and 3 layers, B = 1, T = 1,
+# both losses and loss_on, SGD / momentum / Adam, clipping (each threshold is exceeded by some
+# steps and not by others), dropout (with 3 layers: masks on both the input and the dh_above of
+# the middle layer; with grad_shards 2 the second group reads its own columns of the masks);
+# H = 5 spans two unit tiles of the fused steps and partial wgrad tiles. MSE on all steps: the
+# 2-layer golden file.
+STACKED_CASES = (
+    ("l2_ce_all_sgd_b1", 2, 3, 2, 3, 1, "ce", "all", "sgd", 0.0, 0.0, {"layers": 2}),
+    ("l3_ce_last_adam_clip_dropout", 1, 3, 3, 2, 3, "ce", "last", "adam", 0.5, 0.0,
+     {"layers": 3, "dropout": 0.4}),
+    ("l2_mse_last_momentum_clip_t1_dropout_shards2", 3, 5, 1, 1, 3, "mse", "last", "sgd", 1.0,
+     0.9, {"layers": 2, "dropout": 0.5, "grad_shards": 2}),
 )
 # Every golden file (test_numba_sim.py runs the larger ones with "fused" only on request).
 SIM_GOLDEN = ("mse_all_sgd", "mse_last_adam_clip", "ce_all_momentum_clip", "ce_last_adam_b1_t1",
-              "mse_all_adam_h1_fullbatch")
+              "mse_all_adam_h1_fullbatch", "mse_all_adam_2layers", "ce_last_sgd_3layers_dropout")
 
 
 def _math_inputs(dt, n=1500, seed=7):
@@ -122,29 +137,39 @@ def check_helpers(dt):
 def check_reference(strategy, dt, case):
     from agreement import assert_matches_reference, make_case
 
-    _, I, H, O, T, B, loss, loss_on, opt, clip, mom, *shards = case
+    _, I, H, O, T, B, loss, loss_on, opt, clip, mom, *extra = case
     spec = f"numba-cuda:{strategy}@sim"
     assert_matches_reference(spec, *make_case(I, H, O, T, B, dt, loss=loss, loss_on=loss_on,
                                               optimizer=opt, clip=clip, momentum=mom,
-                                              grad_shards=shards[0] if shards else 1))
+                                              **(extra[0] if extra else {})))
     return "losses and final parameters bit-identical to reference.train"
 
 
-def check_state(strategy, dt):
-    """load(params, opt_state) / state() round-trip the reference's formats, and training on
-    from a loaded state equals the reference continuing from the same state."""
+def check_state(strategy, dt, layers=1, opts=(("adam", 0.0), ("sgd", 0.9), ("sgd", 0.0))):
+    """load(params, opt_state) / state() round-trip the reference's formats (every tensor of
+    param_names(layers), parameters and optimizer slots), and training on from a loaded state
+    equals the reference continuing from the same state."""
     from agreement import make_case
     from conftest import assert_same_bits
     from lockstep import backends, reference
     from lockstep.backends import EpochBatches
+    from lockstep.config import ConfigError
 
-    for opt, mom in (("adam", 0.0), ("sgd", 0.9), ("sgd", 0.0)):
+    for opt, mom in opts:
         mc, tc, params, x, y = make_case(2, 3, 2, 2, 2, dt, optimizer=opt, momentum=mom,
-                                         clip=0.05)
+                                         clip=0.05, layers=layers)
         rng = np.random.Generator(np.random.PCG64(0))
         p_ref, hist = reference.train(params, (x, y), tc, rng=rng)  # 2 epochs: warm state
         opt_ref = hist["opt_state"]
         be = backends.get("numba-cuda")(mc, tc, dt, strategy=strategy, device="sim")
+        if layers > 1:  # parameters of another depth are refused, not misread
+            one = reference.init_params(dataclasses.replace(mc, num_layers=1), dt)
+            try:
+                be.load(one, None)
+            except ConfigError as e:
+                assert "1 layer(s), config says" in str(e), e
+            else:
+                raise AssertionError("one-layer parameters loaded into a stacked model")
         be.load(p_ref, opt_ref)
         p0, o0 = be.state()
         _same_state(p0, o0, p_ref, opt_ref, f"{opt} round trip")
@@ -170,16 +195,52 @@ def _same_state(p, o, p_want, o_want, what):
     from conftest import assert_same_bits
     from lockstep import reference
 
-    for n in reference.PARAM_NAMES:
+    names = reference.names_of(p_want)
+    assert list(p) == list(names), f"{what}: parameter names {list(p)} != {list(names)}"
+    for n in names:
         assert_same_bits(p[n], p_want[n], f"{what}: {n}")
     assert list(o) == list(o_want), f"{what}: opt_state keys {list(o)} != {list(o_want)}"
     assert o["step"] == o_want["step"], f"{what}: step {o['step']} != {o_want['step']}"
     for k in o_want:
         if isinstance(o_want[k], dict):
-            for n in reference.PARAM_NAMES:
+            assert list(o[k]) == list(names), f"{what}: {k} names {list(o[k])}"
+            for n in names:
                 assert_same_bits(o[k][n], o_want[k][n], f"{what}: {k}[{n}]")
         elif k != "step":
             assert_same_bits(o[k], o_want[k], f"{what}: {k}")
+
+
+class _OneRank:
+    """A communicator of one process: DataParallel then calls shard_partial for every group."""
+
+    rank, size = 0, 1
+
+    def Allgather(self, send, recv):
+        recv[...] = send
+
+
+def check_data_parallel(strategy, dt):
+    """DataParallel over shard_partial / apply_grads (the path of MPI runs) with 2 layers,
+    dropout and 2 groups per batch: each group's masks arrive sliced, and the result equals
+    reference.train (arithmetic.md, "Sharded gradients")."""
+    from agreement import make_case
+    from conftest import assert_same_bits
+    from lockstep import backends, reference
+    from lockstep.distributed import DataParallel
+    from lockstep.train import new_rng, run_epochs
+
+    mc, tc, params, x, y = make_case(2, 3, 2, 2, 3, dt, optimizer="adam", clip=0.1, layers=2,
+                                     dropout=0.4, grad_shards=2)
+    be = DataParallel(backends.get("numba-cuda")(mc, tc, dt, strategy=strategy, device="sim"),
+                      _OneRank())
+    be.load(params, None)
+    losses = list(run_epochs(be, x, y, tc, new_rng(tc.seed), tc.epochs, data_key=id(x)))
+    want, hist = reference.train(params, (x, y), tc)
+    assert_same_bits(np.array(losses), np.array(hist["train_loss"]), "data-parallel losses")
+    got, _ = be.state()
+    for n in reference.names_of(want):
+        assert_same_bits(got[n], want[n], f"data-parallel final {n}")
+    return "shard_partial with sliced masks, combined on the host, equals reference.train"
 
 
 def check_golden(strategy, name):
@@ -229,7 +290,15 @@ def all_checks(selftest=False):
             dn = np.dtype(dt).name
             for case in CASES:
                 checks.append((f"reference-{s}-{case[0]}-{dn}", check_reference, (s, dt, case)))
+            for case in STACKED_CASES:
+                checks.append((f"stacked-{s}-{case[0]}-{dn}", check_reference, (s, dt, case)))
             checks.append((f"state-{s}-{dn}", check_state, (s, dt)))
+        # 2 layers: every tensor's parameters and Adam / momentum slots, one dtype each
+        checks.append((f"state-{s}-2layers", check_state,
+                       (s, np.float64 if s == "fused" else np.float32, 2,
+                        (("adam", 0.0), ("sgd", 0.9)))))
+        checks.append((f"dataparallel-{s}-2layers-dropout", check_data_parallel,
+                       (s, np.float32 if s == "fused" else np.float64)))
         for g in SIM_GOLDEN:
             for dn in ("float32", "float64"):
                 checks.append((f"golden-{s}-{g}_{dn}", check_golden, (s, f"{g}_{dn}")))

@@ -1,6 +1,6 @@
 """numba-cuda on a real GPU: both strategies reproduce the golden files and reference.train bit
-for bit (both dtypes, both losses, SGD / momentum / Adam, clipping) on small and larger
-shapes, and the canonical device functions equal arith.py on many values. Marked gpu: they
+for bit (both dtypes, both losses, SGD / momentum / Adam, clipping; 1, 2 and 3 layers, dropout)
+on small and larger shapes, and the canonical device functions equal arith.py on many values. Marked gpu: they
 skip with the reason when no CUDA device answers."""
 
 import numpy as np
@@ -49,6 +49,25 @@ def test_matches_reference_larger(strategy, loss, optimizer, clip, momentum, dty
     assert_matches_reference(f"numba-cuda:{strategy}@gpu",
                              *make_case(3, 40, 4, 12, 9, dtype, loss=loss, optimizer=optimizer,
                                         clip=clip, momentum=momentum, epochs=2, n=23))
+
+
+# Stacked layers: (I, H, O, T, B, loss, loss_on, optimizer, clip, momentum, layers, dropout,
+# grad_shards); odd sizes, B = 1, T = 1, and H = 37 spanning two 32-unit tiles.
+STACKED = [(2, 3, 2, 3, 1, "ce", "all", "sgd", 0.0, 0.0, 2, 0.0, 1),
+           (1, 5, 3, 2, 3, "ce", "last", "adam", 0.5, 0.0, 3, 0.4, 1),
+           (3, 5, 1, 1, 3, "mse", "last", "sgd", 1.0, 0.9, 2, 0.5, 2),
+           (2, 6, 2, 4, 4, "mse", "all", "adam", 0.0, 0.0, 2, 0.0, 1),
+           (3, 37, 4, 7, 9, "mse", "all", "adam", 0.5, 0.0, 3, 0.25, 1)]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("case", STACKED, ids=lambda c: f"{c[10]}layers-{c[5]}-{c[7]}-H{c[1]}")
+def test_matches_reference_stacked(strategy, case, dtype):
+    I, H, O, T, B, loss, loss_on, optimizer, clip, momentum, layers, dropout, shards = case
+    assert_matches_reference(f"numba-cuda:{strategy}@gpu",
+                             *make_case(I, H, O, T, B, dtype, loss=loss, loss_on=loss_on,
+                                        optimizer=optimizer, clip=clip, momentum=momentum,
+                                        layers=layers, dropout=dropout, grad_shards=shards))
 
 
 @pytest.mark.parametrize("name", ["exp", "log", "sigmoid", "tanh"])

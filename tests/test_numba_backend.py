@@ -51,14 +51,30 @@ def test_unknown_strategy_or_device_is_a_clear_error():
     assert NumbaCudaBackend.available("tpu")[0] is False
 
 
-def test_flat_layout_matches_the_parameter_shapes():
-    from lockstep.numba_kernels.common import layout
+@pytest.mark.parametrize("L", [1, 3])
+def test_flat_layout_matches_the_parameter_shapes(L):
+    from lockstep.numba_kernels.common import layer_base, layout
 
     I, H, O = 3, 7, 2
-    params = reference.init_params(ModelConfig(I, H, O), np.float64, seed=1)
-    lay = layout(I, H, O)
-    flat = np.concatenate([params[n].reshape(-1) for n in reference.PARAM_NAMES])
-    assert lay["size"] == flat.size
-    for n in reference.PARAM_NAMES:
+    params = reference.init_params(ModelConfig(I, H, O, num_layers=L), np.float64, seed=1)
+    lay = layout(I, H, O, L)
+    names = reference.param_names(L)
+    flat = np.concatenate([params[n].reshape(-1) for n in names])
+    assert lay["size"] == flat.size == 4 * H * (I + H + 1) + (L - 1) * 4 * H * (2 * H + 1) \
+        + O * (H + 1)
+    for n in names:
         o = lay[n]
+        assert lay["shapes"][n] == params[n].shape, n
         assert np.array_equal(flat[o:o + params[n].size], params[n].reshape(-1)), n
+    for l in range(L):
+        assert layer_base(I, H, l) == lay[reference.layer_names(l)[0]]
+    assert layer_base(I, H, L) == lay["W_out"]
+
+
+@pytest.mark.skipif(SIM, reason="this process runs the simulator")
+def test_stacked_models_are_accepted():
+    """num_layers > 1 with dropout reaches the device check (no "one layer only" refusal)."""
+    assert NumbaCudaBackend.stacked
+    mc, tc = ModelConfig(1, 2, 1, num_layers=3), TrainConfig(dropout=0.2)
+    with pytest.raises(ConfigError, match="numba-cuda:per-sample@sim is unavailable"):
+        NumbaCudaBackend(mc, tc, np.float32, device="sim")

@@ -37,7 +37,8 @@ def all_ptx():
 def test_every_kernel_is_compiled(all_ptx):
     names = set(ptx.kernels(np.float32))
     assert {"per_sample.sample_step", "fused.transpose_whh", "fused.forward_step",
-            "fused.backward_step", "common.wgrad", "common.update"} <= names
+            "fused.backward_step", "fused.dh_above", "fused.mask_input", "common.wgrad",
+            "common.row_norms", "common.update"} <= names
     for dn, by_name in all_ptx.items():
         assert set(by_name) == names, dn
         for name, text in by_name.items():

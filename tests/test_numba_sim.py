@@ -1,6 +1,7 @@
 """The numba-cuda backend under Numba's CUDA simulator, on the CPU: canonical math device
 functions, both strategies against reference.train and the golden files (both dtypes, both
-losses, SGD / momentum / Adam, clipping), and the optimizer-state round trip.
+losses, SGD / momentum / Adam, clipping; 1, 2 and 3 layers, dropout), the optimizer-state round
+trip, and data-parallel partials with dropout masks.
 
 The simulator must be switched on before numba is imported, so the checks run in one
 subprocess (tests/numba_sim_driver.py with NUMBA_ENABLE_CUDASIM=1); each check's result is
@@ -21,12 +22,15 @@ import numba_sim_driver as driver  # noqa: E402
 
 DRIVER = Path(__file__).with_name("numba_sim_driver.py")
 TIMEOUT_S = 600
-# The three larger golden files under the fused strategy take ~55 s together in the simulator
-# (one Python thread per CUDA thread, one launch per time step): they run when asked for. The
-# per-sample strategy checks every golden file in every run, the fused one the two small
-# files and the reference cases, and the gpu tests check every golden file with both.
+# The three larger one-layer golden files under the fused strategy take ~55 s together in the
+# simulator (one Python thread per CUDA thread, one launch per time step), the stacked ones
+# ~55 s with fused and the 2-layer one ~20 s with per-sample: they run when asked for. The
+# per-sample strategy checks every other golden file in every run (of the stacked ones the
+# smaller, 3 layers with dropout), the fused one the two small one-layer files and the
+# reference cases (stacked ones included), and the gpu tests check every golden file with both.
 HEAVY = ("golden-fused-mse_all_sgd", "golden-fused-mse_last_adam_clip",
-         "golden-fused-ce_all_momentum_clip")
+         "golden-fused-ce_all_momentum_clip", "golden-fused-mse_all_adam_2layers",
+         "golden-fused-ce_last_sgd_3layers_dropout", "golden-per-sample-mse_all_adam_2layers")
 FULL = os.environ.get("LOCKSTEP_NUMBA_SIM_FULL") == "1"
 
 
@@ -74,7 +78,7 @@ def test_under_simulator(sim_results, cid):
     _assert_check(*sim_results, cid)
 
 
-@pytest.mark.skipif(not FULL, reason="~55 s in the simulator; set LOCKSTEP_NUMBA_SIM_FULL=1")
+@pytest.mark.skipif(not FULL, reason="~2 min in the simulator; set LOCKSTEP_NUMBA_SIM_FULL=1")
 @pytest.mark.slow
 @pytest.mark.parametrize("cid", _check_ids(heavy=True))
 def test_under_simulator_heavy(cid):
@@ -91,10 +95,19 @@ def test_driver_covers_the_issue_matrix():
             ref = [c for c in ids if c.startswith(f"reference-{s}-") and c.endswith(dn)]
             assert len(ref) == len(driver.CASES), (s, dn)
             assert f"state-{s}-{dn}" in ids
+            stacked = [c for c in ids if c.startswith(f"stacked-{s}-") and c.endswith(dn)]
+            assert len(stacked) == len(driver.STACKED_CASES), (s, dn)
+        assert f"state-{s}-2layers" in ids and f"dataparallel-{s}-2layers-dropout" in ids
     kinds = {(c[6], c[7], c[8], bool(c[9]), bool(c[10])) for c in driver.CASES}
     assert {k[0] for k in kinds} == {"mse", "ce"} and {k[1] for k in kinds} == {"all", "last"}
     assert {k[2] for k in kinds} == {"sgd", "adam"}
     assert any(k[3] for k in kinds) and any(k[4] for k in kinds)
+    extra = [c[11] for c in driver.STACKED_CASES]
+    assert {e["layers"] for e in extra} == {2, 3} and any(e.get("dropout") for e in extra)
+    assert any(c[5] == 1 for c in driver.STACKED_CASES)  # B = 1
+    assert any(c[4] == 1 for c in driver.STACKED_CASES)  # T = 1
+    assert {(c[6], c[7]) for c in driver.STACKED_CASES} | {("mse", "all")} == {
+        (a, b) for a in ("mse", "ce") for b in ("all", "last")}  # mse/all: the golden file
     for dn in ("float32", "float64"):
         for f in ("exp", "log", "sigmoid", "tanh"):
             assert f"math-{f}-{dn}" in ids
