@@ -9,6 +9,7 @@
 //   loss_rows     per (t, b): dy (and the row's cross-entropy term)
 //   loss_part     one thread: a group's loss sum over t, b, o in order (undivided)
 //   loss_combine  one thread: the groups' sums in order, divided by N;  add_into: a = a + b
+//   mask_mul      out = a * m: the dropout masks between stacked layers (forward and backward)
 //   rowsq         per gradient row: +0 + sum_c g*g;  clip_norm: one thread, rows in order
 //   sgd, momentum, adam_scalars, adam: the updates of docs/arithmetic.md section 6
 // Threads split independent outputs only; every output's own sum is sequential (no atomics, no
@@ -195,35 +196,49 @@ template <class T> __device__ __forceinline__ void add_into(LS_GPTR(T) a, LS_GPT
   LS_FOR(e, n) a[e] = a[e] + b[e];
 }
 
-// The gradient rows of W_ih, W_hh, b, W_out, b_out in order (a 1-D tensor: one element a row),
-// over the flat layout [W_ih | W_hh | b | W_out | b_out].
-__device__ __forceinline__ void grad_row(long long r, int I, int H, int O, long long* off,
+// out = a * m element-wise (out may be a): a layer's input x^l = h^{l-1} * m_{l-1}, and
+// dh_above * m_l on the way down (docs/arithmetic.md, "Stacked layers").
+template <class T> __device__ __forceinline__ void mask_mul(LS_GPTR(T) out, LS_GPTR(const T) a,
+                                                            LS_GPTR(const T) m, int n) {
+  LS_FOR(e, n) out[e] = a[e] * m[e];
+}
+
+// The gradient rows in param_names order (a 1-D tensor: one element a row) over the flat
+// layout [W_ih | W_hh | b | W_ih_l1 | W_hh_l1 | b_l1 | ... | W_out | b_out] of L layers, each
+// 12H rows (layer 0's W_ih has I columns, the others H), then the head's 2 * O rows.
+__device__ __forceinline__ void grad_row(long long r, int I, int H, int O, int L, long long* off,
                                          int* cols) {
-  long long H4 = 4LL * H, oWhh = H4 * I, ob = oWhh + H4 * H, oWout = ob + H4,
-            obout = oWout + (long long)O * H;
-  if (r < H4) { *off = r * I; *cols = I; }
-  else if (r < 2 * H4) { *off = oWhh + (r - H4) * H; *cols = H; }
-  else if (r < 3 * H4) { *off = ob + (r - 2 * H4); *cols = 1; }
-  else if (r < 3 * H4 + O) { *off = oWout + (r - 3 * H4) * H; *cols = H; }
-  else { *off = obout + (r - 3 * H4 - O); *cols = 1; }
+  const long long H4 = 4LL * H, RL = 3 * H4 * L, P0 = H4 * (I + H + 1), PL = H4 * (2LL * H + 1);
+  if (r < RL) {
+    const long long l = r / (3 * H4), q = r % (3 * H4), base = l == 0 ? 0 : P0 + (l - 1) * PL;
+    const int K = l == 0 ? I : H;
+    if (q < H4) { *off = base + q * K; *cols = K; }
+    else if (q < 2 * H4) { *off = base + H4 * K + (q - H4) * H; *cols = H; }
+    else { *off = base + H4 * (K + H) + (q - 2 * H4); *cols = 1; }
+  } else {
+    const long long q = r - RL, oWout = P0 + (L - 1) * PL;
+    if (q < O) { *off = oWout + q * H; *cols = H; }
+    else { *off = oWout + (long long)O * H + (q - O); *cols = 1; }
+  }
 }
 
 // A warp per 32 consecutive rows: the long rows' entries come in 32 x 32 chunks, each loaded
 // along the row (lane = column, one request per row) into shared memory; then lane l adds the
 // chunk of row l in column order. Rows of one entry (b, b_out) are read directly: there
 // neighbouring rows are neighbouring addresses. Launch: block 32, any grid.
-template <class T> __device__ __forceinline__ void rowsq(LS_GPTR(const T) g, LS_GPTR(T) rows, int I, int H, int O) {
+template <class T> __device__ __forceinline__ void rowsq(LS_GPTR(const T) g, LS_GPTR(T) rows, int I, int H, int O,
+                                                         int L) {
   LS_SHARED(T, tile, 32 * 33);
   const int lane = threadIdx.x;
-  const long long R = 12LL * H + 2LL * O;
+  const long long R = 12LL * H * L + 2LL * O;
   for (long long r0 = 32LL * blockIdx.x; r0 < R; r0 += 32LL * gridDim.x) {
     long long off;
     int cols = 0, maxcols = 0;
-    if (r0 + lane < R) grad_row(r0 + lane, I, H, O, &off, &cols);
+    if (r0 + lane < R) grad_row(r0 + lane, I, H, O, L, &off, &cols);
     for (int l = 0; l < 32; ++l) {
       long long o;
       int n = 0;
-      if (r0 + l < R) grad_row(r0 + l, I, H, O, &o, &n);
+      if (r0 + l < R) grad_row(r0 + l, I, H, O, L, &o, &n);
       maxcols = n > maxcols ? n : maxcols;
     }
     T acc = T(0);
@@ -235,7 +250,7 @@ template <class T> __device__ __forceinline__ void rowsq(LS_GPTR(const T) g, LS_
       for (int l = 0; l < 32; ++l) {  // row r0 + l, columns c0 + lane
         long long o;
         int n = 0;
-        if (r0 + l < R) grad_row(r0 + l, I, H, O, &o, &n);
+        if (r0 + l < R) grad_row(r0 + l, I, H, O, L, &o, &n);
         if (n > 1 && c0 + lane < n) tile[l * 33 + lane] = g[o + c0 + lane];
       }
       __syncthreads();  // the chunk is loaded
@@ -354,8 +369,12 @@ template <class T> __device__ __forceinline__ void fill(LS_GPTR(T) a, int n, T v
     lsk::add_into<LS_REAL(T)>(a, b, n);                                                           \
   }                                                                                               \
   LS_EXPORT(add_into_##S)                                                                         \
-  extern "C" __global__ void rowsq_##S(const T* g, T* rows, int I, int H, int O) {                \
-    lsk::rowsq<LS_REAL(T)>(g, rows, I, H, O);                                                              \
+  extern "C" __global__ void mask_mul_##S(T* out, const T* a, const T* m, int n) {                \
+    lsk::mask_mul<LS_REAL(T)>(out, a, m, n);                                                      \
+  }                                                                                               \
+  LS_EXPORT(mask_mul_##S)                                                                         \
+  extern "C" __global__ void rowsq_##S(const T* g, T* rows, int I, int H, int O, int L) {         \
+    lsk::rowsq<LS_REAL(T)>(g, rows, I, H, O, L);                                                  \
   }                                                                                               \
   LS_EXPORT(rowsq_##S)                                                                            \
   extern "C" __global__ void clip_norm_##S(const T* rows, int R, T clip, T* info) {               \

@@ -82,8 +82,9 @@ template <class T> __device__ __forceinline__ void fused_fwd_step(
     }
 }
 
-// Thread (b, k): dh = +0 + sum_o dy_t[b, o] W_out[o, k] (+ sum_j da_next[b, j] W_hh[j, k] unless
-// first, i.e. t = T-1), then dc and the four da of step t.
+// Thread (b, k): dh = +0 + sum_o dy_t[b, o] W_out[o, k] (the top layer's head terms) or, with
+// O = 0 (a layer below the top), dh = dy_t[b, k], dy_t then being that layer's dh_above_t (B x H);
+// then + sum_j da_next[b, j] W_hh[j, k] unless first (t = T-1); then dc and the four da of step t.
 template <class T> __device__ __forceinline__ void fused_bwd_step(
     LS_GPTR(const T) dy_t, LS_GPTR(const T) W_out, LS_GPTR(const T) da_next,
     LS_GPTR(const T) W_hh, LS_GPTR(const T) act_t, LS_GPTR(const T) c_prev,
@@ -97,9 +98,11 @@ template <class T> __device__ __forceinline__ void fused_bwd_step(
       const long long b = b0 + ty, k = u0 + tx;
       const bool ok = b < B && k < H;
       T dh = T(0);
-      if (ok)
+      if (ok && O > 0)
         for (int o = 0; o < O; ++o)
           dh = dh + (T(dy_t[b * O + o]) * T(W_out[(long long)o * H + k]));
+      else if (ok)
+        dh = T(dy_t[b * H + k]);
       for (long long j0 = 0; !first && j0 < H4; j0 += FK) {
         ds[ty * (FK + 1) + tx] = b < B && j0 + tx < H4 ? T(da_next[b * H4 + j0 + tx]) : T(0);
         for (int jj = ty; jj < FK; jj += FB)

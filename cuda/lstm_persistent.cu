@@ -1,5 +1,5 @@
 // Strategy "persistent" (Persistent RNNs; cuDNN PERSIST_STATIC): one launch per sequence
-// direction. Block p owns hidden units k in [k0, k0 + nk), k0 = p*hs, and keeps its slice of
+// direction (per layer of a stack: the layers run one after another). Block p owns hidden units k in [k0, k0 + nk), k0 = p*hs, and keeps its slice of
 // W_hh in shared memory for the whole sequence; a grid-wide barrier (LS_GRID_SYNC) separates time
 // steps, because step t+1 reads h_t (forward) or da_{t+1} (backward) of every unit. The input
 // projection of all steps is one GEMM before the launch (linear in lstm_common.cu), as in fused.
@@ -83,8 +83,10 @@ template <class T> __device__ __forceinline__ void persistent_fwd(
   }
 }
 
-// Backward: w[j * hs + kl] = W_hh[j, k0 + kl] for all 4H rows j. dh = +0 + sum_o dy W_out, then
-// + sum_j da_{t+1}[b, j] W_hh[j, k] (j ascending, tile by tile). dcn is touched by its owner only.
+// Backward: w[j * hs + kl] = W_hh[j, k0 + kl] for all 4H rows j. dh = +0 + sum_o dy W_out (the
+// top layer) or, with O = 0 (a layer below the top), dh = dy[t, b, k], dy then being that layer's
+// dh_above (T x B x H); then + sum_j da_{t+1}[b, j] W_hh[j, k] (j ascending, tile by tile). dcn is
+// touched by its owner only.
 template <class T> __device__ __forceinline__ void persistent_bwd(
     LS_GPTR(const T) dy, LS_GPTR(const T) W_out, LS_GPTR(const T) W_hh, LS_GPTR(const T) act,
     LS_GPTR(const T) c, LS_GPTR(const T) tc, LS_GPTR(T) dcn, LS_GPTR(T) da, int Tn, int B, int H,
@@ -109,8 +111,10 @@ template <class T> __device__ __forceinline__ void persistent_bwd(
       int nb = (int)((b1 < B ? b1 : B) - b0);
       long long r = (long long)t * B + b;
       T dh = T(0);
-      if (on)
+      if (on && O > 0)
         for (int o = 0; o < O; ++o) dh = dh + (T(dy[r * O + o]) * T(W_out[(long long)o * H + k]));
+      else if (on)
+        dh = T(dy[r * H + k]);
       if (t + 1 < Tn)
         for (int c0 = 0; c0 < 4 * H; c0 += kPersistTile) {
           persistent_stage<T>(dan, H4, b0, nb, c0, 4 * H, tile);

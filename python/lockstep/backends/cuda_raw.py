@@ -9,13 +9,16 @@ devices share every launch, every buffer and every argument.
 Strategies (docs/cuda.md): ``naive`` (one kernel per operation per time step), ``fused`` (one
 kernel per time step, projection/head/weight gradients as GEMMs around the loop) and
 ``persistent`` (one cooperative launch per sequence direction, W_hh slices in shared memory, a
-grid barrier between time steps).
+grid barrier between time steps). Stacked layers run layer by layer, each with its strategy's
+kernels; the dropout masks are uploaded per minibatch and multiplied in by ``mask_mul``.
 
 Inside an epoch parameters, optimizer state and data stay on the device; the host uploads the
 epoch's sample indices once and reads back only the batch losses.
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -218,7 +221,6 @@ def _gpu_reason():
 class CudaRawBackend(Backend):
     name = "cuda-raw"
     strategies = ("naive", "fused", "persistent")
-    stacked = False  # num_layers > 1: not yet
     devices = ("gpu", "emu")
 
     @classmethod
@@ -244,21 +246,22 @@ class CudaRawBackend(Backend):
         self.xp = self.dev.xp
         self.sfx = "_f32" if self.dtype == np.float32 else "_f64"
         I, H, O = model_cfg.input_size, model_cfg.hidden_size, model_cfg.output_size
-        self.I, self.H, self.O = I, H, O
+        self.I, self.H, self.O, self.L = I, H, O, model_cfg.num_layers
         if self.strategy == "persistent":
             self.plan = persistent_plan(H, self.dtype.itemsize, self.dev.props["sm_count"],
                                         self.dev.props["smem_per_block"])
         if train_cfg.loss == "ce" and O > 2 ** 24:
             raise ConfigError("cross-entropy labels travel as exact floats: at most 2**24 classes")
+        # The flat layout of parameters, gradients and optimizer slots: param_names(L) order.
         H4 = 4 * H
-        self.off = {"W_ih": 0}
-        self.off["W_hh"] = H4 * I
-        self.off["b"] = self.off["W_hh"] + H4 * H
-        self.off["W_out"] = self.off["b"] + H4
-        self.off["b_out"] = self.off["W_out"] + O * H
-        self.P = self.off["b_out"] + O
-        self.shapes = {"W_ih": (H4, I), "W_hh": (H4, H), "b": (H4,), "W_out": (O, H),
-                       "b_out": (O,)}
+        self.shapes = {}
+        for l in range(self.L):
+            n_ih, n_hh, n_b = reference.layer_names(l)
+            self.shapes |= {n_ih: (H4, I if l == 0 else H), n_hh: (H4, H), n_b: (H4,)}
+        self.shapes |= {"W_out": (O, H), "b_out": (O,)}
+        self.off, self.P = {}, 0
+        for n, shape in self.shapes.items():
+            self.off[n], self.P = self.P, self.P + int(np.prod(shape))
         self._cap = (0, 0)
         self._data_key = self._x = self._y = None
         self.p = None
@@ -305,14 +308,20 @@ class CudaRawBackend(Backend):
 
     def _flat(self, tensors):
         return self.dev.upload(np.concatenate([np.asarray(tensors[n], self.dtype).reshape(-1)
-                                               for n in reference.PARAM_NAMES]))
+                                               for n in self.shapes]))
+
+    def _layer_params(self, l):
+        """(W_ih, W_hh, b) of layer l: views of the flat parameters."""
+        return tuple(self._view(self.p, n) for n in reference.layer_names(l))
 
     # -- state ------------------------------------------------------------------------------
     def load(self, params, opt_state=None):
         I, H, O, dt = reference.check_params(params)
-        if (I, H, O) != (self.I, self.H, self.O) or dt != self.dtype:
-            raise ConfigError(f"parameters are for (I, H, O) = {(I, H, O)} in {dt}; this backend "
-                              f"was built for {(self.I, self.H, self.O)} in {self.dtype}")
+        L = reference.num_layers_of(params)
+        if (I, H, O, L) != (self.I, self.H, self.O, self.L) or dt != self.dtype:
+            raise ConfigError(f"parameters are for (I, H, O, layers) = {(I, H, O, L)} in {dt}; "
+                              f"this backend was built for {(self.I, self.H, self.O, self.L)} in "
+                              f"{self.dtype}")
         xp, cfg = self.xp, self.train_cfg
         opt = reference.init_opt_state(params, cfg) if opt_state is None else opt_state
         self.p = self._flat(params)
@@ -322,10 +331,11 @@ class CudaRawBackend(Backend):
         self.parts = self.dev.zeros(cfg.grad_shards, self.dtype)
         self.step = int(opt["step"])
         self.info = self.dev.zeros(2, self.dtype)  # (clip scale, clipped?)
-        self.rows = self.dev.zeros(12 * H + 2 * O, self.dtype)
+        self.rows = self.dev.zeros(12 * H * self.L + 2 * O, self.dtype)
         self.bar = self.dev.zeros(2, np.uint32)    # the persistent kernels' grid barrier
-        self.wt = self.dev.zeros(4 * H * H, self.dtype)  # fused: W_hh^T, made once per update
-        self._wt_step = None
+        # fused: every layer's W_hh^T, made once per update
+        self.wt = self.dev.zeros(self.L * 4 * H * H, self.dtype)
+        self._wt_step = [None] * self.L
         if cfg.optimizer == "adam":
             self.m, self.v = self._flat(opt["m"]), self._flat(opt["v"])
             self.pw = self.dev.upload(np.array([opt["b1_pow"], opt["b2_pow"], 0, 0], self.dtype))
@@ -351,12 +361,19 @@ class CudaRawBackend(Backend):
             return
         Tn, B = max(Tn, self._cap[0]), max(B, self._cap[1])
         z = lambda n: self.dev.zeros(n, self.dtype)  # noqa: E731
-        H, H4, I, O = self.H, 4 * self.H, self.I, self.O
+        H, H4, I, O, L = self.H, 4 * self.H, self.I, self.O, self.L
         self.xb, self.yb = z(Tn * B * I), z(Tn * B * max(O, 1))
-        self.a, self.xproj, self.act = z(B * H4), z(Tn * B * H4), z(Tn * B * H4)
-        self.h, self.c, self.tc = z((Tn + 1) * B * H), z((Tn + 1) * B * H), z(Tn * B * H)
+        self.a, self.xproj = z(B * H4), z(Tn * B * H4)
         self.out, self.dy, self.lrow = z(Tn * B * O), z(Tn * B * O), z(Tn * B)
-        self.dh, self.dcn, self.da = z(B * H), z(B * H), z(Tn * B * H4)
+        self.dh, self.dcn = z(B * H), z(B * H)
+        self.dha = z(Tn * B * H) if L > 1 else None  # dh_above of a layer below the top
+        # Per layer: its cache (h and c with h_{-1} = c_{-1} first), da, and x^l: the masked
+        # input of a layer above the first (with dropout; x^l is set by _forward).
+        drop = self.train_cfg.dropout and L > 1
+        self.lay = [SimpleNamespace(h=z((Tn + 1) * B * H), c=z((Tn + 1) * B * H),
+                                    tc=z(Tn * B * H), act=z(Tn * B * H4), da=z(Tn * B * H4),
+                                    xin=z(Tn * B * H) if drop and l else None, x=None)
+                    for l in range(L)]
         self._cap = (Tn, B)
 
     def _targets(self, y):
@@ -402,11 +419,12 @@ class CudaRawBackend(Backend):
         for bi, idx in enumerate(indices):
             B = len(idx)
             nt = reference.loss_terms_count(Tn, B, self.O, self.train_cfg)
+            masks = batches.mask(bi)
             # Each group of the batch (one unless grad_shards > 1; docs/arithmetic.md) gives
             # its loss sum and gradients, added in group order into parts[0] and g.
             for gi, (lo, hi) in enumerate(reference.shard_bounds(B, S)):
                 self._group(Tn, N, idx_all[pos + lo:pos + hi], hi - lo, nt, gi,
-                            self.g if gi == 0 else self.gp)
+                            self.g if gi == 0 else self.gp, reference.shard_masks(masks, lo, hi))
                 if gi:
                     self._k("add_into", self.P, [self.g, self.gp, self.P])
             self._k1("loss_combine", [self.parts, S, nt, losses[bi:bi + 1]])
@@ -415,9 +433,10 @@ class CudaRawBackend(Backend):
         host = self.dev.download(losses)
         return [self.dtype.type(v) for v in host]
 
-    def _group(self, Tn, N, ib, Bg, nt, gi, g):
+    def _group(self, Tn, N, ib, Bg, nt, gi, g, masks=None):
         """One group of a batch: the samples ib (device indices, Bg of them) give their loss
-        sum in parts[gi] (dy divided by nt, the whole batch's N) and their gradients in g."""
+        sum in parts[gi] (dy divided by nt, the whole batch's N) and their gradients in g;
+        masks: the group's dropout masks (host, (L-1, Tn, Bg, H)) or None."""
         if Bg == 0:  # an empty group: +0 partials
             self._k("fill", self.P, [g, self.P, self._s(0)])
             self._k1("fill", [self.parts[gi:], 1, self._s(0)])
@@ -427,14 +446,24 @@ class CudaRawBackend(Backend):
         self._k("gather", Tn * Bg * self.I, [self._x, ib, self.xb, Tn, N, Bg, self.I])
         outer = 1 if last else Tn
         self._k("gather", outer * Bg * ycols, [self._y, ib, self.yb, outer, N, Bg, ycols])
-        self._forward(self.xb, Tn, Bg)
+        md = self._masks(masks, Tn, Bg)
+        self._forward(self.xb, Tn, Bg, md)
         self._loss_part(Tn, Bg, nt, gi)
-        self._backward(Tn, Bg)
+        self._backward(Tn, Bg, md)
         self._weight_grads(Tn, Bg, g)
+
+    def _masks(self, masks, Tn, B):
+        """A minibatch's (or group's) dropout masks on the device, flat, or None."""
+        if masks is None:
+            return None
+        want = (self.L - 1, Tn, B, self.H)
+        if np.shape(masks) != want:
+            raise ConfigError(f"dropout masks must have shape {want}, got {np.shape(masks)}")
+        return self.dev.upload(np.asarray(masks).reshape(-1), self.dtype)
 
     # Data-parallel training (lockstep.distributed), through host buffers: one group's
     # partials computed on the device and copied back, and an update from gradients combined
-    # on the host (flat, in PARAM_NAMES order, as the device buffers are).
+    # on the host (flat, in param_names(L) order, as the device buffers are).
     def shard_partial(self, x, y, idx, nterms, data_key=None, masks=None):
         x = np.asarray(x)
         Tn, N, _ = x.shape
@@ -442,52 +471,74 @@ class CudaRawBackend(Backend):
         self._upload_data(x, y, data_key)
         self._ensure(Tn, max(1, len(idx)))
         ib = self.dev.upload(idx.astype(np.int32)) if len(idx) else None
-        self._group(Tn, N, ib, len(idx), int(nterms), 0, self.g)
+        self._group(Tn, N, ib, len(idx), int(nterms), 0, self.g, masks)
         return self.dev.download(self.parts)[0], self.dev.download(self.g)
 
     def apply_grads(self, flat):
         self.g[:] = self.dev.upload(np.ascontiguousarray(flat, self.dtype))
         self._update()
 
-    def _forward(self, x, Tn, B):
-        H, H4, I, O = self.H, 4 * self.H, self.I, self.O
-        p = self.p
-        W_ih, W_hh, b = self._view(p, "W_ih"), self._view(p, "W_hh"), self._view(p, "b")
-        W_out, b_out = self._view(p, "W_out"), self._view(p, "b_out")
+    def _forward(self, x, Tn, B, masks=None):
+        """The layers bottom up, one after another: layer l > 0 reads x^l = layer l-1's h_t
+        (t >= 0), times its dropout mask when ``masks`` (the (L-1, Tn, B, H) masks on the
+        device, flat) are given; then the head on the top layer's h."""
+        H, O, n = self.H, self.O, Tn * B * self.H
+        for l, lay in enumerate(self.lay):
+            if l:
+                x = self.lay[l - 1].h[B * H:]
+                if masks is not None:
+                    self._k("mask_mul", n, [lay.xin, x, masks[(l - 1) * n:], n])
+                    x = lay.xin
+            lay.x = x  # the weight gradients read the same input
+            self._layer_forward(l, x, Tn, B)
+        if self.strategy != "naive":  # naive runs the head inside its time loop
+            W_out, b_out = self._view(self.p, "W_out"), self._view(self.p, "b_out")
+            self._gemm("linear", Tn * B, O, [self.out, self.lay[-1].h[B * H:], W_out, b_out,
+                                             Tn * B, H, O, 0])
+
+    def _layer_forward(self, l, x, Tn, B):
+        """Layer l over the sequence x (Tn, B, K): its h, c, tc and act."""
+        H, H4, O = self.H, 4 * self.H, self.O
+        K = self.I if l == 0 else H
+        W_ih, W_hh, b = self._layer_params(l)
+        lay = self.lay[l]
         BH, BH4 = B * H, B * H4
-        self._k("fill", BH, [self.h, BH, self._s(0)])  # h_{-1} = c_{-1} = 0
-        self._k("fill", BH, [self.c, BH, self._s(0)])
-        h, c, tc, act = self.h, self.c, self.tc, self.act
+        self._k("fill", BH, [lay.h, BH, self._s(0)])  # h_{-1} = c_{-1} = 0
+        self._k("fill", BH, [lay.c, BH, self._s(0)])
+        h, c, tc, act = lay.h, lay.c, lay.tc, lay.act
         if self.strategy == "naive":
+            head = l == self.L - 1
+            W_out, b_out = self._view(self.p, "W_out"), self._view(self.p, "b_out")
             for t in range(Tn):
                 a, act_t = self.a, act[t * BH4:]
-                self._gemm("linear", B, H4, [a, x[t * B * I:], W_ih, b, B, I, H4, 0])
+                self._gemm("linear", B, H4, [a, x[t * B * K:], W_ih, b, B, K, H4, 0])
                 self._gemm("linear", B, H4, [a, h[t * BH:], W_hh, b, B, H, H4, 1])
                 self._k("naive_gates", BH4, [a, act_t, B, H])
                 self._k("naive_cell", BH, [act_t, c[t * BH:], c[(t + 1) * BH:], tc[t * BH:],
                                            h[(t + 1) * BH:], B, H])
-                self._gemm("linear", B, O, [self.out[t * B * O:], h[(t + 1) * BH:], W_out,
-                                             b_out, B, H, O, 0])
+                if head:
+                    self._gemm("linear", B, O, [self.out[t * B * O:], h[(t + 1) * BH:], W_out,
+                                                 b_out, B, H, O, 0])
             return
         if self.strategy == "fused":
-            if self._wt_step != self.step:  # W_hh^T for coalesced reads, once per update
+            wt = self.wt[l * H4 * H:]
+            if self._wt_step[l] != self.step:  # W_hh^T for coalesced reads, once per update
                 self.dev.launch("fused_transpose" + self.sfx,
                                 (min(-(-H // 32), 64), min(-(-H4 // 32), 64)), (32, 8),
-                                [W_hh, self.wt, _i(H4), _i(H)])
-                self._wt_step = self.step
-            self._gemm("linear", Tn * B, H4, [self.xproj, x, W_ih, b, Tn * B, I, H4, 0])
+                                [W_hh, wt, _i(H4), _i(H)])
+                self._wt_step[l] = self.step
+            self._gemm("linear", Tn * B, H4, [self.xproj, x, W_ih, b, Tn * B, K, H4, 0])
             for t in range(Tn):
-                self._fused_step("fused_fwd_step", B, [self.xproj[t * BH4:], self.wt,
-                                                       h[t * BH:], c[t * BH:], act[t * BH4:],
+                self._fused_step("fused_fwd_step", B, [self.xproj[t * BH4:], wt, h[t * BH:],
+                                                       c[t * BH:], act[t * BH4:],
                                                        c[(t + 1) * BH:], tc[t * BH:],
                                                        h[(t + 1) * BH:], B, H])
         else:
             blocks, hs, smem = self.plan
-            self._gemm("linear", Tn * B, H4, [self.xproj, x, W_ih, b, Tn * B, I, H4, 0])
+            self._gemm("linear", Tn * B, H4, [self.xproj, x, W_ih, b, Tn * B, K, H4, 0])
             self.dev.launch("persistent_fwd" + self.sfx, blocks, self.dev.persistent_threads,
                             [_i(a) for a in (self.xproj, W_hh, act, h, c, tc, Tn, B, H, hs,
                                              self.bar)], smem, True)
-        self._gemm("linear", Tn * B, O, [self.out, h[BH:], W_out, b_out, Tn * B, H, O, 0])
 
     def _loss_part(self, Tn, B, nt, gi, y=None):
         """dy (divided by nt, the whole batch's number of terms) and the loss sum of these B
@@ -499,49 +550,78 @@ class CudaRawBackend(Backend):
                                       nt])
         self._k1("loss_part", [self.out, y, self.lrow, self.parts, gi, Tn, B, self.O, ce, last])
 
-    def _backward(self, Tn, B):
-        H, H4, O = self.H, 4 * self.H, self.O
-        p = self.p
-        W_hh, W_out = self._view(p, "W_hh"), self._view(p, "W_out")
+    def _backward(self, Tn, B, masks=None):
+        """The layers top down. The top layer starts from the head's dy (its terms summed in
+        the step kernels, or a GEMM per step in naive); a layer l below it from dh_above =
+        (da^{l+1} W_ih^{l+1}) * m_l, one GEMM over all steps (and mask_mul) before its BPTT."""
+        H, n = self.H, Tn * B * self.H
+        for l in reversed(range(self.L)):
+            if l < self.L - 1:
+                W_ih_up = self._layer_params(l + 1)[0]
+                self._gemm("matmul_nn", Tn * B, H, [self.dha, self.lay[l + 1].da, W_ih_up,
+                                                    Tn * B, 4 * H, H, 0])
+                if masks is not None:
+                    self._k("mask_mul", n, [self.dha, self.dha, masks[l * n:], n])
+            self._layer_backward(l, Tn, B)
+
+    def _layer_backward(self, l, Tn, B):
+        """BPTT through layer l: its da from its cache and what arrives from above."""
+        H, H4 = self.H, 4 * self.H
+        top = l == self.L - 1
+        # From above: the head's dy with its O outputs, or (O = 0 for the step kernels) the
+        # layer's dh_above, H per row.
+        up, O = (self.dy, self.O) if top else (self.dha, 0)
+        W_out, W_hh = self._view(self.p, "W_out"), self._layer_params(l)[1]
+        lay = self.lay[l]
         BH, BH4 = B * H, B * H4
-        act, c, tc, da, dy = self.act, self.c, self.tc, self.da, self.dy
+        act, c, tc, da = lay.act, lay.c, lay.tc, lay.da
         if self.strategy == "persistent":
             blocks, hs, smem = self.plan
             self.dev.launch("persistent_bwd" + self.sfx, blocks, self.dev.persistent_threads,
-                            [_i(a) for a in (dy, W_out, W_hh, act, c, tc, self.dcn, da, Tn, B, H,
+                            [_i(a) for a in (up, W_out, W_hh, act, c, tc, self.dcn, da, Tn, B, H,
                                              O, hs, self.bar)], smem, True)
             return
+        row = O if top else H
         for t in reversed(range(Tn)):
             first = int(t == Tn - 1)
             da_next = da if first else da[(t + 1) * BH4:]  # not read at t = T-1
             if self.strategy == "naive":
-                self._gemm("matmul_nn", B, H, [self.dh, dy[t * B * O:], W_out, B, O, H, 0])
+                if top:
+                    dh = self.dh
+                    self._gemm("matmul_nn", B, H, [dh, up[t * B * O:], W_out, B, O, H, 0])
+                else:  # the recurrent terms accumulate onto dh_above_t in place
+                    dh = up[t * BH:]
                 if not first:
-                    self._gemm("matmul_nn", B, H, [self.dh, da_next, W_hh, B, H4, H, 1])
-                self._k("naive_cell_bwd", BH, [self.dh, act[t * BH4:], c[t * BH:], tc[t * BH:],
+                    self._gemm("matmul_nn", B, H, [dh, da_next, W_hh, B, H4, H, 1])
+                self._k("naive_cell_bwd", BH, [dh, act[t * BH4:], c[t * BH:], tc[t * BH:],
                                                self.dcn, da[t * BH4:], B, H, first])
             else:
-                self._fused_step("fused_bwd_step", B, [dy[t * B * O:], W_out, da_next, W_hh,
+                self._fused_step("fused_bwd_step", B, [up[t * B * row:], W_out, da_next, W_hh,
                                                        act[t * BH4:], c[t * BH:], tc[t * BH:],
                                                        self.dcn, da[t * BH4:], B, H, O, first])
 
     def _weight_grads(self, Tn, B, g):
-        H, H4, I, O = self.H, 4 * self.H, self.I, self.O
+        """Every layer's gradients from its own input x^l, then the head's."""
+        H, H4, O = self.H, 4 * self.H, self.O
         N = Tn * B
         v = lambda n: self._view(g, n)  # noqa: E731
-        self._gemm("matmul_tn", H4, I, [v("W_ih"), self.da, self.xb, N, H4, I])
-        self._gemm("matmul_tn", H4, H, [v("W_hh"), self.da, self.h, N, H4, H])
-        self._k("colsum", H4, [v("b"), self.da, N, H4])
-        self._gemm("matmul_tn", O, H, [v("W_out"), self.dy, self.h[B * H:], N, O, H])
+        for l, lay in enumerate(self.lay):
+            n_ih, n_hh, n_b = reference.layer_names(l)
+            K = self.I if l == 0 else H
+            self._gemm("matmul_tn", H4, K, [v(n_ih), lay.da, lay.x, N, H4, K])
+            self._gemm("matmul_tn", H4, H, [v(n_hh), lay.da, lay.h, N, H4, H])
+            self._k("colsum", H4, [v(n_b), lay.da, N, H4])
+        self._gemm("matmul_tn", O, H, [v("W_out"), self.dy, self.lay[-1].h[B * H:], N, O, H])
         self._k("colsum", O, [v("b_out"), self.dy, N, O])
 
     def _update(self):
         cfg, s = self.train_cfg, self._s
         if cfg.clip:
-            R = 12 * self.H + 2 * self.O
+            R = 12 * self.H * self.L + 2 * self.O
             self.dev.launch("rowsq" + self.sfx,  # a warp per 32 rows
                             max(1, min(self.dev.max_blocks, -(-R // 32))), 32,
-                            [_i(a) for a in (self.g, self.rows, self.I, self.H, self.O)])
+                            [_i(a) for a in (self.g, self.rows, self.I, self.H, self.O,
+                                             self.L)])
             self._k1("clip_norm", [self.rows, R, s(cfg.clip), self.info])
         if cfg.optimizer == "adam":
             self._k1("adam_scalars", [self.pw, s(cfg.beta1), s(cfg.beta2), s(cfg.lr)])
