@@ -248,11 +248,10 @@ class NumbaCudaBackend(Backend):
         blocks = ((H + TU - 1) // TU, (B + SB - 1) // SB)
         for l in range(self.L):
             K, Pl, ly = self._K(l), self.P[self.bases[l]:], self._layer(S, l, T, B)
-            if l and masked:
-                XM = self._input(S, l, T, B, X, PERM, off, N, masked)[0]
-                fz.mask_input[self._grid(T * B * H)](self._layer(S, l - 1, T, B)["HS"], M, l - 1,
-                                                     T, B, Bm, lo, H, XM)
             XI, PI, oi, NI = self._input(S, l, T, B, X, PERM, off, N, masked)
+            if l and masked:  # XI is XM: fill it from the layer below
+                fz.mask_input[self._grid(T * B * H)](self._layer(S, l - 1, T, B)["HS"], M, l - 1,
+                                                     T, B, Bm, lo, H, XI)
             # W_hh^T of this layer: P changes only in the update after the backward pass, so
             # this is once per parameter update and layer (and once per predict).
             fz.transpose_whh[self.transpose_geom, (TU, SB)](Pl, K, H, self.WT)
