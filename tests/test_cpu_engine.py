@@ -8,7 +8,7 @@ from agreement import make_case
 from conftest import assert_same_bits, bits
 
 from lockstep import arith, backends, harness, reference
-from lockstep.config import ConfigError
+from lockstep.config import ConfigError, ModelConfig
 
 _cpu = pytest.importorskip("lockstep._cpu")
 from test_agreement_cpu import ISAS  # noqa: E402
@@ -50,10 +50,12 @@ def _backend(mc, tc, dt, **kw):
     return be
 
 
+@pytest.mark.parametrize("layers", [1, 3])
 @pytest.mark.parametrize("optimizer,momentum", [("adam", 0.0), ("sgd", 0.9), ("sgd", 0.0)])
-def test_state_is_the_reference_format_and_resumes(optimizer, momentum, dtype):
+def test_state_is_the_reference_format_and_resumes(optimizer, momentum, layers, dtype):
     mc, tc, params, x, y = make_case(2, 5, 3, 4, 3, dtype, optimizer=optimizer, momentum=momentum,
-                                     epochs=2, clip=0.5)
+                                     epochs=2, clip=0.5, layers=layers)
+    names = reference.param_names(layers)
     want, hist = reference.train(params, (x, y), tc)
     ref1, hist1 = reference.train(params, (x, y), tc.__class__(**{**tc.to_dict(), "epochs": 1}))
     be = _backend(mc, tc, dtype)
@@ -65,7 +67,8 @@ def test_state_is_the_reference_format_and_resumes(optimizer, momentum, dtype):
     assert set(o1) == set(ro) and o1["step"] == ro["step"] and type(o1["step"]) is int
     for k, v in ro.items():
         if isinstance(v, dict):
-            for n in reference.PARAM_NAMES:
+            assert list(o1[k]) == list(names)
+            for n in names:
                 assert_same_bits(o1[k][n], v[n], f"opt {k} {n}")
         elif k != "step":
             assert_same_bits(o1[k], v, f"opt {k}")
@@ -75,14 +78,17 @@ def test_state_is_the_reference_format_and_resumes(optimizer, momentum, dtype):
     be2.load(p1, o1)
     be2.train_epoch(backends.EpochBatches(x, y, reference.batch_order(x.shape[1], tc, rng)))
     p2, o2 = be2.state()
-    for n in reference.PARAM_NAMES:
+    for n in names:
         assert_same_bits(p2[n], want[n], f"resumed {n}")
     assert o2["step"] == hist["opt_state"]["step"]
 
 
-@pytest.mark.parametrize("loss,loss_on", [("mse", "all"), ("ce", "last")])
-def test_evaluate_and_predict_equal_the_reference(loss, loss_on, dtype):
-    mc, tc, params, x, y = make_case(3, 13, 4, 5, 7, dtype, loss=loss, loss_on=loss_on)
+@pytest.mark.parametrize("loss,loss_on,layers", [("mse", "all", 1), ("ce", "last", 1),
+                                                ("mse", "last", 3), ("ce", "all", 2)])
+def test_evaluate_and_predict_equal_the_reference(loss, loss_on, layers, dtype):
+    # with dropout configured: evaluation and prediction use no masks
+    mc, tc, params, x, y = make_case(3, 13, 4, 5, 7, dtype, loss=loss, loss_on=loss_on,
+                                     layers=layers, dropout=0.5 if layers > 1 else 0.0)
     be = _backend(mc, tc, dtype)
     be.load(params, None)
     assert_same_bits(be.predict(x), reference.forward(params, x)[0], "predict")
@@ -156,6 +162,38 @@ def test_bad_engine_inputs_raise_clear_errors():
         _cpu.EngineF64(1, 1, 1, loss="l1")
     with pytest.raises(ValueError, match="must be positive"):
         _cpu.EngineF64(0, 1, 1)
+
+
+def test_bad_dropout_masks_raise_clear_errors():
+    mc, tc, params, x, y = make_case(2, 5, 3, 4, 3, np.float32, layers=3)
+    e = _cpu.EngineF32(2, 5, 3, num_layers=3)
+    for n in reference.param_names(3):
+        e.set("params", n, params[n])
+    idx = [np.arange(3), np.arange(3, 7)]
+    ok = [np.ones((2, 4, 3, 5), np.float32), np.ones((2, 4, 4, 5), np.float32)]
+    e.train_epoch(x, y, idx, ok)
+    e.train_epoch(x, y, idx, [None, ok[1]])  # a batch without masks trains undropped
+    with pytest.raises(ValueError, match=r"one entry per batch \(2\), got 1"):
+        e.train_epoch(x, y, idx, ok[:1])
+    with pytest.raises(ValueError, match=r"masks must be a \(2, 4, 4, 5\) float32 array, "
+                                         r"got \(2, 4, 3, 5\)"):
+        e.train_epoch(x, y, idx, [ok[0], ok[0]])
+    with pytest.raises(ValueError, match=r"\(2, 4, 3, 5\) float32 array, got \(2, 4, 3, 5\) "
+                                         r"float64"):
+        e.train_epoch(x, y, idx, [ok[0].astype(np.float64), ok[1]])
+    with pytest.raises(ValueError, match=r"masks must be a \(2, 4, 2, 5\)"):
+        e.shard_partial(x, y, np.arange(2), 24, masks=ok[0])
+    with pytest.raises(ValueError, match="unknown tensor 'W_ih_l3'"):
+        e.get("params", "W_ih_l3")
+    with pytest.raises(ValueError, match=r"params W_ih_l1 must be a \(20, 5\) float32"):
+        e.set("params", "W_ih_l1", np.zeros((20, 2), np.float32))
+    one, *_ = _engine()
+    with pytest.raises(ValueError, match="num_layers >= 2"):
+        one.train_epoch(x, y, idx[:1], ok[:1])
+    with pytest.raises(ValueError, match="num_layers must be >= 1"):
+        _cpu.EngineF32(2, 5, 3, num_layers=0)
+    with pytest.raises(ConfigError, match="lack W_ih_l1, W_hh_l1, b_l1"):
+        _backend(mc, tc, np.float32).load(reference.init_params(ModelConfig(2, 5, 3), np.float32))
 
 
 def test_bad_cross_entropy_targets_raise():

@@ -12,6 +12,7 @@ namespace lockstep_cpu {
 
 struct Config {
   int I = 1, H = 1, O = 1;
+  int num_layers = 1;     // L stacked layers; layer l > 0 reads layer l - 1's h (arithmetic.md)
   int loss = 0;           // 0 = MSE, 1 = softmax cross-entropy
   bool loss_all = true;   // loss_on == "all" (every step) or "last"
   int optimizer = 0;      // 0 = SGD (momentum if momentum != 0), 1 = Adam
@@ -19,8 +20,6 @@ struct Config {
   int grad_shards = 1;    // S: a batch's loss and gradients summed in S groups (arithmetic.md)
 };
 
-// Parameter tensors in the flat buffer, in PARAM_NAMES order.
-enum Tensor { kWih = 0, kWhh = 1, kB = 2, kWout = 3, kBout = 4, kNumTensors = 5 };
 // Which flat buffer: parameters or one of the optimizer states.
 enum Slot { kParams = 0, kAdamM = 1, kAdamV = 2, kVelocity = 3, kNumSlots = 4 };
 
@@ -29,7 +28,8 @@ template <class T>
 class Engine {
  public:
   virtual ~Engine() {}
-  // Flat buffer of a slot: W_ih (4H, I), W_hh (4H, H), b (4H), W_out (O, H), b_out (O).
+  // Flat buffer of a slot: the 3L + 2 tensors in param_names(L) order, W_ih (4H, I), W_hh (4H, H),
+  // b (4H), then W_ih_l1 (4H, H), W_hh_l1, b_l1, ... of the layers above, W_out (O, H), b_out (O).
   virtual T* slot(int s) = 0;
   virtual std::int64_t offset(int tensor) const = 0;
   virtual std::int64_t size(int tensor) const = 0;
@@ -40,16 +40,18 @@ class Engine {
   virtual T& b2_pow() = 0;
   // One epoch: x (Tn, N, I) time-major; y (Tn, N, O) / (N, O) floats for MSE or (Tn, N) / (N)
   // int64 class indices for CE; batch b has the sample indices idx[off[b]] .. idx[off[b+1]-1].
+  // masks: null (no dropout) or per batch b null or its dropout masks (L-1, Tn, B_b, H).
   // losses[b] receives each batch's loss. Validation is the caller's job.
   virtual void train_epoch(const T* x, int Tn, std::int64_t N, const void* y,
                            const std::int64_t* idx, const std::int64_t* off, int nbatch,
-                           T* losses) = 0;
+                           const T* const* masks, T* losses) = 0;
   // One group of a sharded batch (docs/arithmetic.md, "Sharded gradients"): the samples
-  // idx[0 .. B-1] (B may be 0), dy divided by nterms (the whole batch's N); writes the group's
-  // gradients (flat, as the parameter slot) to grad and returns its loss sum (not divided).
+  // idx[0 .. B-1] (B may be 0), dy divided by nterms (the whole batch's N), masks null or the
+  // group's dropout masks (L-1, Tn, B, H); writes the group's gradients (flat, as the parameter
+  // slot) to grad and returns its loss sum (not divided).
   virtual T shard_partial(const T* x, int Tn, std::int64_t N, const void* y,
                           const std::int64_t* idx, std::int64_t B, std::int64_t nterms,
-                          T* grad) = 0;
+                          const T* masks, T* grad) = 0;
   // Clipping and one optimizer step on the given gradients (flat); then the kernel layouts.
   virtual void apply_grads(const T* grad) = 0;
   // Forward over all N samples; out (Tn, N, O) if not null; returns the loss if y is not null.

@@ -291,32 +291,56 @@ inline i64 round_up(i64 a, i64 m) { return (a + m - 1) / m * m; }
 
 template <class T>
 class EngineImpl final : public lockstep_cpu::Engine<T> {
+  // One LSTM layer: where its tensors sit in the flat buffers, its kernel layouts and the
+  // caches of the last forward pass (backward needs every layer's).
+  struct Layer {
+    i64 K = 0;                     // input size: I for layer 0, H above
+    i64 off[3] = {0, 0, 0};        // W_ih, W_hh, b in the flat buffers
+    Buf<T> WihT, WhhT, bp, Whh;    // kernel layouts of the parameters (see repack)
+    Buf<T> Wih;                    // layer > 0: W_ih like Whh, for the layer below's dh_above
+    Buf<T> gates, hb, cb, tc;      // activated gates, h and c (from step -1), tanh(c)
+    Buf<T> xin;                    // layer > 0 with dropout: its input h^{l-1} * m_{l-1}
+  };
+
  public:
   EngineImpl(const lockstep_cpu::Config& cfg, int* threads) : cfg_(cfg), threads_(threads) {
-    I_ = cfg.I, H_ = cfg.H, O_ = cfg.O;
+    I_ = cfg.I, H_ = cfg.H, O_ = cfg.O, L_ = cfg.num_layers;
     Hp_ = round_up(H_, 32);
     G_ = 4 * Hp_;
     // da rows: 4H rounded up to whole column tiles, plus 64 bytes so that the row stride is
     // never a multiple of 4 KiB (walking down a column tile would hit one cache set).
     Gn_ = round_up(4 * H_, 32) + 64 / (i64)sizeof(T);
-    i64 sizes[5] = {4 * H_ * I_, 4 * H_ * H_, 4 * H_, O_ * H_, O_};
+    Kmax_ = L_ > 1 && H_ > I_ ? H_ : I_;
+    // Tensors in param_names(L) order: W_ih, W_hh, b of each layer bottom up, W_out, b_out.
+    NT_ = 3 * L_ + 2;
+    off_.reserve(NT_);
+    size_.reserve(NT_);
+    layers_ = new Layer[L_];
     i64 o = 0;
-    for (int t = 0; t < 5; ++t) {
-      off_[t] = o;
-      size_[t] = sizes[t];
-      o += sizes[t];
+    for (i64 t = 0; t < NT_; ++t) {
+      const i64 l = t / 3, K = l == 0 ? I_ : H_;
+      const i64 sizes[5] = {4 * H_ * K, 4 * H_ * H_, 4 * H_, O_ * H_, O_};
+      const i64 kind = t < 3 * L_ ? t % 3 : 3 + (t - 3 * L_);
+      if (kind < 3) layers_[l].K = K, layers_[l].off[kind] = o;
+      off_.p[t] = o;
+      size_.p[t] = sizes[kind];
+      o += sizes[kind];
     }
     P_ = o;
     for (int s = 0; s < lockstep_cpu::kNumSlots; ++s) slots_[s].reserve(P_);
     grad_.reserve(P_);
-    rows_.reserve(4 * H_ + 4 * H_ + 4 * H_ + O_ + O_);
-    WihT_.reserve(I_ * G_);
-    WhhT_.reserve(H_ * G_);
-    bp_.reserve(G_);
-    Whh_.reserve(4 * H_ * Hp_);
+    rows_.reserve(12 * H_ * L_ + 2 * O_);
+    for (i64 l = 0; l < L_; ++l) {
+      Layer& ly = layers_[l];
+      ly.WihT.reserve(ly.K * G_);
+      ly.WhhT.reserve(H_ * G_);
+      ly.bp.reserve(G_);
+      ly.Whh.reserve(4 * H_ * Hp_);
+      if (l > 0) ly.Wih.reserve(4 * H_ * Hp_);
+    }
     Wout_.reserve(O_ * Hp_);
     bout_.reserve(O_);
-    dWihT_.reserve(I_ * Gn_);
+    dWihT_.reserve(Kmax_ * Gn_);
     dWhhT_.reserve(H_ * Gn_);
     db_.reserve(Gn_);
     dWout_.reserve(O_ * Hp_);
@@ -324,10 +348,11 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     b2_pow_ = T(1);
     params_changed();
   }
+  ~EngineImpl() override { delete[] layers_; }
 
   T* slot(int s) override { return slots_[s].data(); }
-  i64 offset(int t) const override { return off_[t]; }
-  i64 size(int t) const override { return size_[t]; }
+  i64 offset(int t) const override { return off_.p[t]; }
+  i64 size(int t) const override { return size_.p[t]; }
   i64& step() override { return step_; }
   T& b1_pow() override { return b1_pow_; }
   T& b2_pow() override { return b2_pow_; }
@@ -335,60 +360,79 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   i64 bytes() const override {
     i64 n = 0;
     for (int s = 0; s < lockstep_cpu::kNumSlots; ++s) n += slots_[s].n;
-    n += grad_.n + rows_.n + WihT_.n + WhhT_.n + bp_.n + Whh_.n + Wout_.n + dWihT_.n + dWhhT_.n +
-         db_.n + dWout_.n + gates_.n + da_.n + hT_.n + xT_.n + hb_.n + cb_.n + tc_.n +
-         out_.n + dy_.n + xb_.n + bout_.n +
-         yf_.n + dh_.n + dcn_.n + wpack_.n;
-    return n * (i64)sizeof(T) + yi_.n * (i64)sizeof(i64);
+    for (i64 l = 0; l < L_; ++l) {
+      const Layer& ly = layers_[l];
+      n += ly.WihT.n + ly.WhhT.n + ly.bp.n + ly.Whh.n + ly.Wih.n + ly.gates.n + ly.hb.n + ly.cb.n +
+           ly.tc.n + ly.xin.n;
+    }
+    n += grad_.n + rows_.n + Wout_.n + dWihT_.n + dWhhT_.n + db_.n + dWout_.n + da_.n + hT_.n +
+         xT_.n + out_.n + dy_.n + xb_.n + bout_.n + yf_.n + dh_.n + dha_.n + dcn_.n + wpack_.n +
+         gacc_.n + gpart_.n;
+    return n * (i64)sizeof(T) + (yi_.n + off_.n + size_.n) * (i64)sizeof(i64);
   }
 
   // Kernel layouts from the natural parameters (exact copies), packed in panels so that a
   // column tile's rows are contiguous (no cache-set conflicts from large power-of-2 strides):
-  //   WihT_[ub][c/CW][k][CW], WhhT_[ub][c/CW][k][CW]: transposed, permuted gate columns, per
+  //   WihT[ub][c/CW][k][CW], WhhT[ub][c/CW][k][CW]: transposed, permuted gate columns, per
   //     unit block and column tile (each tile's k rows are one contiguous stream);
-  //   Whh_[ct][j][CW], Wout_[ct][o][CW]: natural rows, hidden-unit columns per column tile.
+  //   Whh[ct][j][CW], Wih (layers > 0), Wout_[ct][o][CW]: natural rows, hidden-unit columns
+  //     per column tile.
   void params_changed() override { repack(0, 1); }
   void repack(int tid, int nth) {
     constexpr int CW = col_tile<T>();
     const T* p = slots_[lockstep_cpu::kParams].data();
-    const T *Wih = p + off_[0], *Whh = p + off_[1], *b = p + off_[2], *Wout = p + off_[3];
     i64 lo, hi;
     split(4 * H_, tid, nth, &lo, &hi);
-    for (i64 j = lo; j < hi; ++j) {
-      const i64 col = perm(j), ub = col / 32, cc = col % 32;
-      const i64 hc = cc / CW, c = cc % CW;  // column tile within the block, column in it
-      for (i64 k = 0; k < I_; ++k) WihT_.p[ub * I_ * 32 + hc * I_ * CW + k * CW + c] = Wih[j * I_ + k];
-      for (i64 k = 0; k < H_; ++k) WhhT_.p[ub * H_ * 32 + hc * H_ * CW + k * CW + c] = Whh[j * H_ + k];
-      for (i64 k = 0; k < H_; ++k) Whh_.p[(k / CW) * 4 * H_ * CW + j * CW + k % CW] = Whh[j * H_ + k];
-      bp_.p[col] = b[j];
+    for (i64 l = 0; l < L_; ++l) {
+      Layer& ly = layers_[l];
+      const i64 K = ly.K;
+      const T *Wih = p + ly.off[0], *Whh = p + ly.off[1], *b = p + ly.off[2];
+      for (i64 j = lo; j < hi; ++j) {
+        const i64 col = perm(j), ub = col / 32, cc = col % 32;
+        const i64 hc = cc / CW, c = cc % CW;  // column tile within the block, column in it
+        for (i64 k = 0; k < K; ++k) ly.WihT.p[ub * K * 32 + hc * K * CW + k * CW + c] = Wih[j * K + k];
+        for (i64 k = 0; k < H_; ++k) ly.WhhT.p[ub * H_ * 32 + hc * H_ * CW + k * CW + c] = Whh[j * H_ + k];
+        for (i64 k = 0; k < H_; ++k) ly.Whh.p[(k / CW) * 4 * H_ * CW + j * CW + k % CW] = Whh[j * H_ + k];
+        if (l > 0)
+          for (i64 k = 0; k < H_; ++k) ly.Wih.p[(k / CW) * 4 * H_ * CW + j * CW + k % CW] = Wih[j * H_ + k];
+        ly.bp.p[col] = b[j];
+      }
     }
+    const T* Wout = p + off_.p[3 * L_];
     split(O_, tid, nth, &lo, &hi);
     for (i64 o = lo; o < hi; ++o) {
       for (i64 k = 0; k < H_; ++k) Wout_.p[(k / CW) * O_ * CW + o * CW + k % CW] = Wout[o * H_ + k];
-      bout_.p[o] = p[off_[4] + o];
+      bout_.p[o] = p[off_.p[3 * L_ + 1] + o];
     }
   }
 
   void train_epoch(const T* x, int Tn, i64 N, const void* y, const i64* idx, const i64* off,
-                   int nbatch, T* losses) override {
+                   int nbatch, const T* const* masks, T* losses) override {
     i64 bmax = 0;
-    for (int b = 0; b < nbatch; ++b) bmax = off[b + 1] - off[b] > bmax ? off[b + 1] - off[b] : bmax;
-    ensure(Tn, bmax);  // every buffer of the epoch, before the first step
+    bool any_mask = false;
+    for (int b = 0; b < nbatch; ++b) {
+      bmax = off[b + 1] - off[b] > bmax ? off[b + 1] - off[b] : bmax;
+      any_mask = any_mask || (masks && masks[b]);
+    }
+    ensure(Tn, bmax, any_mask);  // every buffer of the epoch, before the first step
     for (int bi = 0; bi < nbatch; ++bi) {
       const i64 B = off[bi + 1] - off[bi];
+      const T* mk = masks ? masks[bi] : nullptr;
       if (cfg_.grad_shards == 1) {
         gather(x, Tn, N, y, idx + off[bi], B);
-        losses[bi] = train_step(Tn, B);
+        losses[bi] = train_step(Tn, B, Drop{mk, B});
         continue;
       }
-      // Groups of q or q + 1 samples, partials added in group order (arithmetic.md).
+      // Groups of q or q + 1 samples, partials added in group order (arithmetic.md); a group
+      // reads its samples' columns of the batch's masks.
       const i64 S = cfg_.grad_shards, q = B / S, r = B % S, nt = nterms(Tn, B);
       gacc_.reserve(P_);
       gpart_.reserve(P_);
       T lsum = T(0);
       for (i64 g = 0; g < S; ++g) {
         const i64 lo = g * q + (g < r ? g : r), Bg = q + (g < r ? 1 : 0);
-        const T ls = shard_partial(x, Tn, N, y, idx + off[bi] + lo, Bg, nt, g ? gpart_.p : gacc_.p);
+        const Drop d{mk ? mk + lo * H_ : nullptr, B};
+        const T ls = group_partial(x, Tn, N, y, idx + off[bi] + lo, Bg, nt, d, g ? gpart_.p : gacc_.p);
         if (g == 0) {
           lsum = ls;
           continue;
@@ -402,29 +446,8 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   }
 
   T shard_partial(const T* x, int Tn, i64 N, const void* y, const i64* ix, i64 B, i64 nt,
-                  T* g) override {
-    if (B == 0) {  // an empty group: +0 partials
-      for (i64 i = 0; i < P_; ++i) g[i] = T(0);
-      return T(0);
-    }
-    ensure(Tn, B);
-    gather(x, Tn, N, y, ix, B);
-    T lsum = T(0);
-#pragma omp parallel num_threads(nthreads(Tn, B))
-    grad_pass(Tn, B, nt, &lsum);
-    std::memcpy(g, grad_.p, sizeof(T) * (std::size_t)P_);
-    return lsum;
-  }
-
-  // Forward, the loss sum (dy divided by nt) and backward of the gathered batch, by every
-  // thread of a parallel region; the gradients land in grad_.
-  void grad_pass(int Tn, i64 B, i64 nt, T* lsum) {
-    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-    forward(xb_.p, Tn, B, tid, nth);
-#pragma omp barrier
-#pragma omp single
-    *lsum = loss_sum(Tn, B, nt);  // implicit barrier
-    backward(Tn, B, tid, nth);
+                  const T* mask, T* g) override {
+    return group_partial(x, Tn, N, y, ix, B, nt, Drop{mask, B}, g);
   }
 
   void apply_grads(const T* g) override {
@@ -443,12 +466,12 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   }
 
   T forward_only(const T* x, int Tn, i64 N, const void* y, T* out) override {
-    ensure(Tn, N);
+    ensure(Tn, N, false);
     T loss = T(0);
     const int nt = nthreads(Tn, N);
 #pragma omp parallel num_threads(nt)
     {
-      forward(x, Tn, N, omp_get_thread_num(), omp_get_num_threads());
+      forward(x, Tn, N, Drop{nullptr, N}, omp_get_thread_num(), omp_get_num_threads());
 #pragma omp barrier
 #pragma omp single
       {
@@ -464,6 +487,17 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   }
 
  private:
+  // Dropout masks of the samples being trained: m_l[t][b][k] at p[((l*Tn + t)*ld + b)*H + k]
+  // (ld: the sample count of the minibatch the masks were drawn for, which is larger than B
+  // for a group of a sharded batch); p = nullptr: no dropout.
+  struct Drop {
+    const T* p;
+    i64 ld;
+  };
+  const T* mask_row(const Drop& d, i64 l, int Tn, i64 B, i64 n) const {
+    return d.p + ((l * Tn + n / B) * d.ld + n % B) * H_;
+  }
+
   // natural gate row j -> permuted gate column
   i64 perm(i64 j) const {
     const i64 q = j / H_, u = j % H_;
@@ -489,21 +523,26 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   }
   int nthreads(int Tn, i64 B) const {
     const int n = threads_[0] > 0 ? threads_[0] : 1;
-    const double mflop = 6e-6 * (double)Tn * (double)B * 4.0 * (double)H_ * (double)(H_ + I_);
+    const double mflop = 6e-6 * (double)Tn * (double)B * 4.0 * (double)H_ *
+                         (double)((H_ + I_) + (L_ - 1) * 2 * H_);
     return threads_[1] > 0 && mflop < threads_[1] ? 1 : n;
   }
 
   static constexpr i64 kWKC = 256;  // K block (samples) of the weight-gradient products
-  void ensure(int Tn, i64 B) {
+  void ensure(int Tn, i64 B, bool masks) {
     const i64 TB = (i64)Tn * B;
     wpack_.reserve((i64)(threads_[0] > 1 ? threads_[0] : 1) * kWKC * col_tile<T>());
-    gates_.reserve(TB * G_);
+    for (i64 l = 0; l < L_; ++l) {
+      Layer& ly = layers_[l];
+      ly.gates.reserve(TB * G_);
+      ly.hb.reserve((TB + B) * Hp_);
+      ly.cb.reserve((TB + B) * Hp_);
+      ly.tc.reserve(TB * Hp_);
+      if (l > 0 && masks) ly.xin.reserve(TB * Hp_);
+    }
     da_.reserve(TB * Gn_);
     hT_.reserve(TB * round_up(H_, kMR));
-    xT_.reserve(TB * round_up(I_, kMR));
-    hb_.reserve((TB + B) * Hp_);
-    cb_.reserve((TB + B) * Hp_);
-    tc_.reserve(TB * Hp_);
+    xT_.reserve(TB * round_up(Kmax_, kMR));
     out_.reserve(TB * O_);
     dy_.reserve(TB * O_);
     xb_.reserve(TB * I_);
@@ -511,6 +550,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     else yi_.reserve(TB);
     dh_.reserve(B * Hp_);
     dcn_.reserve(B * Hp_);
+    if (L_ > 1) dha_.reserve(TB * Hp_);
   }
 
   void gather(const T* x, int Tn, i64 N, const void* y, const i64* ix, i64 B) {
@@ -538,11 +578,59 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     std::memcpy(yi_.p, y, sizeof(i64) * (std::size_t)n);
   }
 
+  // The input rows of layer l (row n = t*B + b, row stride *ld): x for layer 0; above it the
+  // layer below's h_t, or its masked copy (xin) under dropout.
+  const T* layer_input(i64 l, const T* x, i64 B, const Drop& d, i64* ld) const {
+    *ld = l == 0 ? I_ : Hp_;
+    if (l == 0) return x;
+    return d.p ? layers_[l].xin.p : layers_[l - 1].hb.p + B * Hp_;
+  }
+
   // ---- forward (called by every thread of a parallel region) ---------------------------------
-  void forward(const T* x, int Tn, i64 B, int tid, int nth) {
-    constexpr int CW = col_tile<T>();
+  // Layers bottom up, each over the whole sequence, then the head on the top layer's h.
+  void forward(const T* x, int Tn, i64 B, const Drop& d, int tid, int nth) {
     const i64 TB = (i64)Tn * B;
-    T* gates = gates_.p;
+    for (i64 l = 0; l < L_; ++l) {
+      if (l > 0 && d.p) {
+        // x^l = h^{l-1} * m_{l-1}, element-wise
+        const T* hs = layers_[l - 1].hb.p + B * Hp_;
+        T* xin = layers_[l].xin.p;
+        i64 lo, hi;
+        split(TB, tid, nth, &lo, &hi);
+        for (i64 n = lo; n < hi; ++n) {
+          const T* m = mask_row(d, l - 1, Tn, B, n);
+          for (i64 k = 0; k < H_; ++k) xin[n * Hp_ + k] = hs[n * Hp_ + k] * m[k];
+        }
+#pragma omp barrier
+      }
+      i64 ld;
+      const T* in = layer_input(l, x, B, d, &ld);
+      layer_forward(layers_[l], in, ld, Tn, B, tid, nth);
+    }
+    // Head: out[n, o] = b_out[o] + sum_k h_t[n, k] * W_out[o, k].
+    {
+      const T* p = slots_[lockstep_cpu::kParams].data();
+      const T* Wout = p + off_.p[3 * L_];
+      const T* bout = bout_.p;
+      const T* hs = layers_[L_ - 1].hb.p + B * Hp_;
+      i64 nlo, nhi;
+      split(TB, tid, nth, &nlo, &nhi);
+      for (i64 n = nlo; n < nhi; ++n)
+        for (i64 o = 0; o < O_; ++o) {
+          T acc = bout[o];
+          const T* w = Wout + o * H_;
+          const T* hn = hs + n * Hp_;
+          for (i64 k = 0; k < H_; ++k) acc = acc + (hn[k] * w[k]);
+          out_.p[n * O_ + o] = acc;
+        }
+    }
+  }
+
+  // One layer over the sequence: input rows in (stride ld, ly.K columns); ends with a barrier.
+  void layer_forward(Layer& ly, const T* in, i64 ld, int Tn, i64 B, int tid, int nth) {
+    constexpr int CW = col_tile<T>();
+    const i64 TB = (i64)Tn * B, K = ly.K;
+    T* gates = ly.gates.p;
     // 1. Input projection for all steps: gates[n, :] = b + sum_k x[n, k] * W_ih^T[k, :].
     {
       const i64 nub = Hp_ / 8, nrt = (TB + 63) / 64;
@@ -552,9 +640,9 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
         const i64 ub = it % nub, rt = it / nub;
         const i64 r0 = rt * 64, m = (TB - r0) < 64 ? (TB - r0) : 64;
         for (int half = 0; half < 32; half += CW) {
-          Seg s1{x + r0 * I_, I_, 1, WihT_.p + ub * I_ * 32 + half * I_, CW, I_};
+          Seg s1{in + r0 * ld, ld, 1, ly.WihT.p + ub * K * 32 + half * K, CW, K};
           Seg s2{nullptr, 0, 0, nullptr, 0, 0};
-          tile_rows<T>(m, 1, gates + r0 * G_ + ub * 32 + half, G_, bp_.p + ub * 32 + half, 0, s1, s2);
+          tile_rows<T>(m, 1, gates + r0 * G_ + ub * 32 + half, G_, ly.bp.p + ub * 32 + half, 0, s1, s2);
         }
       }
     }
@@ -562,7 +650,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     {
       i64 lo, hi;
       split(B * Hp_, tid, nth, &lo, &hi);
-      for (i64 i = lo; i < hi; ++i) hb_.p[i] = T(0), cb_.p[i] = T(0);
+      for (i64 i = lo; i < hi; ++i) ly.hb.p[i] = T(0), ly.cb.p[i] = T(0);
     }
 #pragma omp barrier
     // 2. Recurrence. Work item = (row tile of kMR samples, block of 8 hidden units). With
@@ -573,18 +661,18 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     const bool by_rows = plan_rows(B, nub, tid, nth, &lo, &hi, &rb, &re);
     for (int t = 0; t < Tn; ++t) {
       T* gt = gates + (i64)t * B * G_;
-      const T* hprev = hb_.p + (i64)t * B * Hp_;
-      const T* cprev = cb_.p + (i64)t * B * Hp_;
-      T* hnext = hb_.p + (i64)(t + 1) * B * Hp_;
-      T* cnext = cb_.p + (i64)(t + 1) * B * Hp_;
-      T* tct = tc_.p + (i64)t * B * Hp_;
+      const T* hprev = ly.hb.p + (i64)t * B * Hp_;
+      const T* cprev = ly.cb.p + (i64)t * B * Hp_;
+      T* hnext = ly.hb.p + (i64)(t + 1) * B * Hp_;
+      T* cnext = ly.cb.p + (i64)(t + 1) * B * Hp_;
+      T* tct = ly.tc.p + (i64)t * B * Hp_;
       for (i64 it = lo; it < hi; ++it) {
         const i64 ub = it % nub, rt = it / nub;
         const i64 r0 = rb + rt * kMR, m = (re - r0) < kMR ? (re - r0) : kMR;
         const i64 u0 = ub * 8;
         if (u0 >= H_) continue;  // an all-padding block
         for (int half = 0; half < 32; half += CW) {
-          Seg s1{hprev + r0 * Hp_, Hp_, 1, WhhT_.p + ub * H_ * 32 + half * H_, CW, H_};
+          Seg s1{hprev + r0 * Hp_, Hp_, 1, ly.WhhT.p + ub * H_ * 32 + half * H_, CW, H_};
           Seg s2{nullptr, 0, 0, nullptr, 0, 0};
           tile_rows<T>(m, 2, gt + r0 * G_ + ub * 32 + half, G_, nullptr, 0, s1, s2);
         }
@@ -600,23 +688,6 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       }
     }
 #pragma omp barrier
-    // 3. Head: out[n, o] = b_out[o] + sum_k h_t[n, k] * W_out[o, k].
-    {
-      const T* p = slots_[lockstep_cpu::kParams].data();
-      const T* Wout = p + off_[3];
-      const T* bout = bout_.p;
-      const T* hs = hb_.p + B * Hp_;
-      i64 nlo, nhi;
-      split(TB, tid, nth, &nlo, &nhi);
-      for (i64 n = nlo; n < nhi; ++n)
-        for (i64 o = 0; o < O_; ++o) {
-          T acc = bout[o];
-          const T* w = Wout + o * H_;
-          const T* hn = hs + n * Hp_;
-          for (i64 k = 0; k < H_; ++k) acc = acc + (hn[k] * w[k]);
-          out_.p[n * O_ + o] = acc;
-        }
-    }
   }
 
   // Gates of 8 units (i, f, g, o at a[0..7], a[8..15], a[16..23], a[24..31]); activates them in
@@ -682,26 +753,67 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   }
 
   // ---- backward (every thread) --------------------------------------------------------------
-  void backward(int Tn, i64 B, int tid, int nth) {
+  // Layers top down. The top layer's dh starts from the head terms dy_t W_out inside its own
+  // tile (as a one-layer model); a layer below starts from dh_above = (da^{l+1} W_ih^{l+1}) * m_l,
+  // computed for all steps at once after the layer above (layer_dh_above).
+  void backward(int Tn, i64 B, const Drop& d, int tid, int nth) {
+    for (i64 l = L_ - 1; l >= 0; --l) {
+      layer_backward(l, Tn, B, d, tid, nth);
+      if (l > 0) layer_dh_above(l, Tn, B, d, tid, nth);
+    }
+  }
+
+  // dha_[n, k] = (sum_j da[n, j] * W_ih^l[j, k]) * m_{l-1}[n][k] (j ascending over the 4H gate
+  // rows from +0, then the mask if any): the gradient layer l sends to layer l - 1's h.
+  // Ends with a barrier.
+  void layer_dh_above(i64 l, int Tn, i64 B, const Drop& d, int tid, int nth) {
+    constexpr int CW = col_tile<T>();
+    const i64 TB = (i64)Tn * B, nct = Hp_ / CW, nrt = (TB + 63) / 64;
+    const Seg none{nullptr, 0, 0, nullptr, 0, 0};
+    i64 lo, hi;
+    split(nrt * nct, tid, nth, &lo, &hi);
+    for (i64 it = lo; it < hi; ++it) {
+      const i64 ct = it % nct, rt = it / nct;
+      const i64 r0 = rt * 64, m = (TB - r0) < 64 ? (TB - r0) : 64, c0 = ct * CW;
+      if (c0 >= H_) continue;
+      T* out = dha_.p + r0 * Hp_ + c0;
+      tile_rows<T>(m, 0, out, Hp_, nullptr, 0,
+                   Seg{da_.p + r0 * Gn_, Gn_, 1, layers_[l].Wih.p + ct * 4 * H_ * CW, CW, 4 * H_}, none);
+      if (!d.p) continue;
+      const i64 nu = (H_ - c0) < CW ? (H_ - c0) : CW;
+      for (i64 r = 0; r < m; ++r) {
+        const T* mk = mask_row(d, l - 1, Tn, B, r0 + r) + c0;
+        for (i64 c = 0; c < nu; ++c) out[r * Hp_ + c] = out[r * Hp_ + c] * mk[c];
+      }
+    }
+#pragma omp barrier
+  }
+
+  void layer_backward(i64 l, int Tn, i64 B, const Drop& d, int tid, int nth) {
     constexpr int CW = col_tile<T>();
     const i64 TB = (i64)Tn * B;
     const T one = T(1);
+    const bool top = l == L_ - 1;
+    const Layer& ly = layers_[l];
+    const i64 K = ly.K;
+    i64 ldx;
+    const T* xl = layer_input(l, xb_.p, B, d, &ldx);
     {
       i64 lo, hi;
       split(B * Hp_, tid, nth, &lo, &hi);
       for (i64 i = lo; i < hi; ++i) dcn_.p[i] = T(0);
-      // h_{t-1} and x transposed for the weight-gradient products, packed by row tiles of
-      // kMR rows k: element (k, n) at [k / kMR][n][k % kMR] (the micro-kernel's broadcasts of
-      // a tile then read one contiguous stream).
-      split(H_ + I_, tid, nth, &lo, &hi);
+      // h_{t-1} and the input transposed for the weight-gradient products, packed by row tiles
+      // of kMR rows k: element (k, n) at [k / kMR][n][k % kMR] (the micro-kernel's broadcasts
+      // of a tile then read one contiguous stream).
+      split(H_ + K, tid, nth, &lo, &hi);
       for (i64 k = lo; k < hi; ++k) {
         if (k < H_) {
           T* dst = hT_.p + (k / kMR) * TB * kMR + k % kMR;
-          for (i64 n = 0; n < TB; ++n) dst[n * kMR] = hb_.p[n * Hp_ + k];
+          for (i64 n = 0; n < TB; ++n) dst[n * kMR] = ly.hb.p[n * Hp_ + k];
         } else {
           const i64 kx = k - H_;
           T* dst = xT_.p + (kx / kMR) * TB * kMR + kx % kMR;
-          for (i64 n = 0; n < TB; ++n) dst[n * kMR] = xb_.p[n * I_ + kx];
+          for (i64 n = 0; n < TB; ++n) dst[n * kMR] = xl[n * ldx + kx];
         }
       }
     }
@@ -710,23 +822,30 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     i64 lo, hi, rb, re;
     const bool by_rows = plan_rows(B, nct, tid, nth, &lo, &hi, &rb, &re);  // as in forward()
     for (int t = Tn - 1; t >= 0; --t) {
-      const bool head = cfg_.loss_all || t == Tn - 1;  // dy_t is zero elsewhere: terms skipped
+      const bool head = top && (cfg_.loss_all || t == Tn - 1);  // dy_t is zero elsewhere: skipped
       const bool rec = t + 1 < Tn;
       const T* dyt = dy_.p + (i64)t * B * O_;
+      const T* dhat = dha_.p + (i64)t * B * Hp_;
       const T* danext = da_.p + (i64)(t + 1) * B * Gn_;
       T* dat = da_.p + (i64)t * B * Gn_;
-      const T* gt = gates_.p + (i64)t * B * G_;
-      const T* cprev = cb_.p + (i64)t * B * Hp_;
-      const T* tct = tc_.p + (i64)t * B * Hp_;
+      const T* gt = ly.gates.p + (i64)t * B * G_;
+      const T* cprev = ly.cb.p + (i64)t * B * Hp_;
+      const T* tct = ly.tc.p + (i64)t * B * Hp_;
       for (i64 it = lo; it < hi; ++it) {
         const i64 ct = it % nct, rt = it / nct;
         const i64 r0 = rb + rt * kMR, m = (re - r0) < kMR ? (re - r0) : kMR;
         const i64 c0 = ct * CW;
         if (c0 >= H_) continue;
-        // dh = +0, head terms o ascending, then recurrent terms j ascending over 4H rows.
-        Seg s1{dyt + r0 * O_, O_, 1, Wout_.p + ct * O_ * CW, CW, head ? O_ : 0};
-        Seg s2{danext + r0 * Gn_, Gn_, 1, Whh_.p + ct * 4 * H_ * CW, CW, rec ? 4 * H_ : 0};
-        tile_rows<T>(m, 0, dh_.p + r0 * Hp_ + c0, Hp_, nullptr, 0, s1, s2);
+        // dh = dh_above (top: +0, then the head terms o ascending), then the recurrent terms
+        // j ascending over 4H rows, one accumulator.
+        Seg rs{danext + r0 * Gn_, Gn_, 1, ly.Whh.p + ct * 4 * H_ * CW, CW, rec ? 4 * H_ : 0};
+        if (top) {
+          Seg hs{dyt + r0 * O_, O_, 1, Wout_.p + ct * O_ * CW, CW, head ? O_ : 0};
+          tile_rows<T>(m, 0, dh_.p + r0 * Hp_ + c0, Hp_, nullptr, 0, hs, rs);
+        } else {
+          const Seg none{nullptr, 0, 0, nullptr, 0, 0};
+          tile_rows<T>(m, 1, dh_.p + r0 * Hp_ + c0, Hp_, dhat + r0 * Hp_ + c0, Hp_, rs, none);
+        }
         const i64 nu = (H_ - c0) < CW ? (H_ - c0) : CW;
         for (i64 r = r0; r < r0 + m; ++r) {
           const T* dh = dh_.p + r * Hp_;
@@ -780,34 +899,56 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     for (i64 k0 = 0; k0 < TB; k0 += KC) {
       for (i64 ct = lo; ct < hi; ++ct) {
         const i64 c0 = ct * CW;
-        const i64 K = (TB - k0) < KC ? (TB - k0) : KC;
+        const i64 Kn = (TB - k0) < KC ? (TB - k0) : KC;
         const int mode = k0 == 0 ? 0 : 2;
         // rows n of this column tile, packed contiguously (exact copies): the products then
         // stream one 64-byte row per k instead of walking da with its large row stride.
         const T* das = da_.p + k0 * Gn_ + c0;
         T* dak = wpack_.p + (i64)tid * KC * CW;
-        for (i64 n = 0; n < K; ++n)
+        for (i64 n = 0; n < Kn; ++n)
           for (int c = 0; c < CW; ++c) dak[n * CW + c] = das[n * Gn_ + c];
         // dW_hh^T[k, j] = sum_n h_{t-1}[n, k] * da[n, j]
-        tile_rows_packed<T>(H_, mode, dWhhT_.p + c0, Gn_, hT_.p + k0 * kMR, TB * kMR, dak, CW, K);
-        // dW_ih^T[k, j] = sum_n x[n, k] * da[n, j]
-        tile_rows_packed<T>(I_, mode, dWihT_.p + c0, Gn_, xT_.p + k0 * kMR, TB * kMR, dak, CW, K);
+        tile_rows_packed<T>(H_, mode, dWhhT_.p + c0, Gn_, hT_.p + k0 * kMR, TB * kMR, dak, CW, Kn);
+        // dW_ih^T[k, j] = sum_n x^l[n, k] * da[n, j]
+        tile_rows_packed<T>(K, mode, dWihT_.p + c0, Gn_, xT_.p + k0 * kMR, TB * kMR, dak, CW, Kn);
         // db[j] = sum_n da[n, j]
         T* db = db_.p + c0;
         if (mode == 0)
           for (int c = 0; c < CW; ++c) db[c] = T(0);
-        for (i64 n = 0; n < K; ++n)
+        for (i64 n = 0; n < Kn; ++n)
           for (int c = 0; c < CW; ++c) db[c] = db[c] + dak[n * CW + c];
       }
     }
-    // dW_out[o, k] = sum_n dy[n, o] * h_t[n, k]; db_out[o] = sum_n dy[n, o] (skipping the rows
-    // where dy is known to be zero under loss_on = "last": the sums start at +0).
+    if (top) head_grads(Tn, B, tid, nth);
+#pragma omp barrier
+    // Natural layout of the gradients.
+    T* g = grad_.p;
+    split(4 * H_, tid, nth, &lo, &hi);
+    for (i64 j = lo; j < hi; ++j) {
+      for (i64 k = 0; k < K; ++k) g[ly.off[0] + j * K + k] = dWihT_.p[k * Gn_ + j];
+      for (i64 k = 0; k < H_; ++k) g[ly.off[1] + j * H_ + k] = dWhhT_.p[k * Gn_ + j];
+      g[ly.off[2] + j] = db_.p[j];
+    }
+    if (top) {
+      split(O_, tid, nth, &lo, &hi);
+      for (i64 o = lo; o < hi; ++o)
+        for (i64 k = 0; k < H_; ++k) g[off_.p[3 * L_] + o * H_ + k] = dWout_.p[o * Hp_ + k];
+    }
+  }
+
+  // dW_out[o, k] = sum_n dy[n, o] * h_t[n, k]; db_out[o] = sum_n dy[n, o] (skipping the rows
+  // where dy is known to be zero under loss_on = "last": the sums start at +0).
+  void head_grads(int Tn, i64 B, int tid, int nth) {
+    constexpr int CW = col_tile<T>();
+    const i64 TB = (i64)Tn * B;
     const i64 n0 = cfg_.loss_all ? 0 : (i64)(Tn - 1) * B;
     const i64 nch = Hp_ / CW;
+    const T* htop = layers_[L_ - 1].hb.p;
+    i64 lo, hi;
     split(nch + 1, tid, nth, &lo, &hi);
     for (i64 ct = lo; ct < hi; ++ct) {
       if (ct == nch) {
-        T* g = grad_.p + off_[4];
+        T* g = grad_.p + off_.p[3 * L_ + 1];
         for (i64 o = 0; o < O_; ++o) {
           T acc = T(0);
           for (i64 n = n0; n < TB; ++n) acc = acc + dy_.p[n * O_ + o];
@@ -818,20 +959,8 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       const i64 c0 = ct * CW;
       Seg none{nullptr, 0, 0, nullptr, 0, 0};
       tile_rows<T>(O_, 0, dWout_.p + c0, Hp_, nullptr, 0,
-                   Seg{dy_.p + n0 * O_, 1, O_, hb_.p + (B + n0) * Hp_ + c0, Hp_, TB - n0}, none);
+                   Seg{dy_.p + n0 * O_, 1, O_, htop + (B + n0) * Hp_ + c0, Hp_, TB - n0}, none);
     }
-#pragma omp barrier
-    // Natural layout of the gradients.
-    T* g = grad_.p;
-    split(4 * H_, tid, nth, &lo, &hi);
-    for (i64 j = lo; j < hi; ++j) {
-      for (i64 k = 0; k < I_; ++k) g[off_[0] + j * I_ + k] = dWihT_.p[k * Gn_ + j];
-      for (i64 k = 0; k < H_; ++k) g[off_[1] + j * H_ + k] = dWhhT_.p[k * Gn_ + j];
-      g[off_[2] + j] = db_.p[j];
-    }
-    split(O_, tid, nth, &lo, &hi);
-    for (i64 o = lo; o < hi; ++o)
-      for (i64 k = 0; k < H_; ++k) g[off_[3] + o * H_ + k] = dWout_.p[o * Hp_ + k];
   }
 
   // ---- clipping and the optimizer (every thread) -------------------------------------------
@@ -839,21 +968,20 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     using namespace lockstep;
     T* g = grad_.p;
     if (cfg_.clip > 0) {
-      // rows: W_ih (4H rows of I), W_hh (4H of H), b (4H of 1), W_out (O of H), b_out (O of 1)
-      const i64 nrows = 12 * H_ + 2 * O_;
+      // rows of the tensors in param_names order (4H rows of each layer's W_ih, W_hh, b; O
+      // rows of W_out, b_out), numbered consecutively; this thread's share [lo, hi)
+      const i64 nrows = 12 * H_ * L_ + 2 * O_;
       i64 lo, hi;
       split(nrows, tid, nth, &lo, &hi);
-      for (i64 r = lo; r < hi; ++r) {
-        const T* row;
-        i64 len;
-        if (r < 4 * H_) row = g + off_[0] + r * I_, len = I_;
-        else if (r < 8 * H_) row = g + off_[1] + (r - 4 * H_) * H_, len = H_;
-        else if (r < 12 * H_) row = g + off_[2] + (r - 8 * H_), len = 1;
-        else if (r < 12 * H_ + O_) row = g + off_[3] + (r - 12 * H_) * H_, len = H_;
-        else row = g + off_[4] + (r - 12 * H_ - O_), len = 1;
-        T acc = T(0);
-        for (i64 c = 0; c < len; ++c) acc = acc + (row[c] * row[c]);
-        rows_.p[r] = acc;
+      for (i64 t = 0, r0 = 0; t < NT_; ++t) {
+        const i64 nr = t < 3 * L_ ? 4 * H_ : O_, len = size_.p[t] / nr;
+        for (i64 r = (lo > r0 ? lo : r0); r < hi && r < r0 + nr; ++r) {
+          const T* row = g + off_.p[t] + (r - r0) * len;
+          T acc = T(0);
+          for (i64 c = 0; c < len; ++c) acc = acc + (row[c] * row[c]);
+          rows_.p[r] = acc;
+        }
+        r0 += nr;
       }
 #pragma omp barrier
 #pragma omp single
@@ -904,16 +1032,44 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     }
   }
 
+  // One group of a sharded batch (or the Python-level shard_partial): gathers the samples ix
+  // and leaves the flat gradients in g; d holds the group's masks.
+  T group_partial(const T* x, int Tn, i64 N, const void* y, const i64* ix, i64 B, i64 nt,
+                  const Drop& d, T* g) {
+    if (B == 0) {  // an empty group: +0 partials
+      for (i64 i = 0; i < P_; ++i) g[i] = T(0);
+      return T(0);
+    }
+    ensure(Tn, B, d.p != nullptr);
+    gather(x, Tn, N, y, ix, B);
+    T lsum = T(0);
+#pragma omp parallel num_threads(nthreads(Tn, B))
+    grad_pass(Tn, B, nt, d, &lsum);
+    std::memcpy(g, grad_.p, sizeof(T) * (std::size_t)P_);
+    return lsum;
+  }
+
+  // Forward, the loss sum (dy divided by nt) and backward of the gathered batch, by every
+  // thread of a parallel region; the gradients land in grad_.
+  void grad_pass(int Tn, i64 B, i64 nt, const Drop& d, T* lsum) {
+    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    forward(xb_.p, Tn, B, d, tid, nth);
+#pragma omp barrier
+#pragma omp single
+    *lsum = loss_sum(Tn, B, nt);  // implicit barrier
+    backward(Tn, B, d, tid, nth);
+  }
+
   // One unsharded step in a single parallel region (no fork/join between the gradients and
   // the update, unlike shard_partial + apply_grads).
-  T train_step(int Tn, i64 B) {
+  T train_step(int Tn, i64 B, const Drop& d) {
     T lsum = T(0);
     bool scaled = false;
     T scale = T(0);
     const i64 nt = nterms(Tn, B);
 #pragma omp parallel num_threads(nthreads(Tn, B))
     {
-      grad_pass(Tn, B, nt, &lsum);
+      grad_pass(Tn, B, nt, d, &lsum);
 #pragma omp barrier
       const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
       clip_and_update(tid, nth, &scaled, &scale);
@@ -934,14 +1090,15 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
 
   lockstep_cpu::Config cfg_;
   int* threads_;
-  i64 I_, H_, O_, Hp_, G_, Gn_, P_;
-  i64 off_[5], size_[5];
+  i64 I_, H_, O_, L_, Hp_, G_, Gn_, P_, Kmax_, NT_;
+  Buf<i64> off_, size_;  // per tensor (param_names order): offset and size in the flat buffers
   i64 step_ = 0;
   T b1_pow_, b2_pow_;
+  Layer* layers_ = nullptr;
   Buf<T> slots_[lockstep_cpu::kNumSlots], grad_, rows_;
-  Buf<T> WihT_, WhhT_, bp_, Whh_, Wout_, bout_;    // kernel layouts of the parameters
-  Buf<T> dWihT_, dWhhT_, db_, dWout_;              // gradients in kernel layouts
-  Buf<T> gates_, da_, hT_, xT_, hb_, cb_, tc_, out_, dy_, xb_, yf_, dh_, dcn_;  // caches
+  Buf<T> Wout_, bout_;                     // kernel layouts of the head
+  Buf<T> dWihT_, dWhhT_, db_, dWout_;      // one layer's gradients in kernel layouts
+  Buf<T> da_, hT_, xT_, out_, dy_, xb_, yf_, dh_, dha_, dcn_;  // per-step work of one layer
   Buf<T> wpack_;  // per thread: a K block of one column tile of da, packed
   Buf<T> gacc_, gpart_;  // sharded batches: the combined and the current group's gradients
   Buf<i64> yi_;

@@ -211,14 +211,14 @@ template <> Engine<double>* make_engine<double>(const Config& c, const std::stri
   return lockstep_cpu::make_engine_f64_base(c, g_threads);
 }
 
-const char* const kTensorNames[5] = {"W_ih", "W_hh", "b", "W_out", "b_out"};
 const char* const kSlotNames[4] = {"params", "m", "v", "velocity"};
 
-int lookup(const std::string& s, const char* const* names, int n, const char* what) {
+template <class S>
+int lookup(const std::string& s, const S* names, int n, const char* what) {
   for (int i = 0; i < n; ++i)
     if (s == names[i]) return i;
   std::string all;
-  for (int i = 0; i < n; ++i) all += std::string(i ? ", " : "") + names[i];
+  for (int i = 0; i < n; ++i) all += std::string(i ? ", " : "") + std::string(names[i]);
   throw py::value_error(std::string("unknown ") + what + " '" + s + "'; expected one of " + all);
 }
 
@@ -231,18 +231,27 @@ std::string shape_str(const py::array& a) {
 template <class T>
 class PyEngine {
  public:
-  PyEngine(int I, int H, int O, const std::string& loss, const std::string& loss_on,
+  PyEngine(int I, int H, int O, int num_layers, const std::string& loss, const std::string& loss_on,
            const std::string& optimizer, double lr, double momentum, double beta1, double beta2,
            double eps, double clip, int grad_shards, const std::string& isa) {
     if (I <= 0 || H <= 0 || O <= 0)
       throw py::value_error("I, H and O must be positive, got " + std::to_string(I) + ", " +
                             std::to_string(H) + ", " + std::to_string(O));
+    if (num_layers < 1)
+      throw py::value_error("num_layers must be >= 1, got " + std::to_string(num_layers));
     if (loss != "mse" && loss != "ce") throw py::value_error("loss must be 'mse' or 'ce', got '" + loss + "'");
     if (loss_on != "all" && loss_on != "last")
       throw py::value_error("loss_on must be 'all' or 'last', got '" + loss_on + "'");
     if (optimizer != "sgd" && optimizer != "adam")
       throw py::value_error("optimizer must be 'sgd' or 'adam', got '" + optimizer + "'");
-    cfg_.I = I, cfg_.H = H, cfg_.O = O;
+    cfg_.I = I, cfg_.H = H, cfg_.O = O, cfg_.num_layers = num_layers;
+    // param_names(L): W_ih, W_hh, b, W_ih_l1, W_hh_l1, b_l1, ..., W_out, b_out
+    for (int l = 0; l < num_layers; ++l) {
+      const std::string sfx = l ? "_l" + std::to_string(l) : "";
+      for (const char* n : {"W_ih", "W_hh", "b"}) names_.push_back(n + sfx);
+    }
+    names_.push_back("W_out");
+    names_.push_back("b_out");
     cfg_.loss = loss == "ce";
     cfg_.loss_all = loss_on == "all";
     cfg_.optimizer = optimizer == "adam";
@@ -255,7 +264,7 @@ class PyEngine {
   }
 
   void set(const std::string& slot, const std::string& name, const py::array& a) {
-    const int s = lookup(slot, kSlotNames, 4, "slot"), t = lookup(name, kTensorNames, 5, "tensor");
+    const int s = lookup(slot, kSlotNames, 4, "slot"), t = tensor(name);
     std::vector<py::ssize_t> want = shape_of(t);
     bool ok = a.dtype().is(py::dtype::of<T>()) && a.ndim() == (py::ssize_t)want.size();
     for (size_t i = 0; ok && i < want.size(); ++i) ok = a.shape(i) == want[i];
@@ -270,13 +279,14 @@ class PyEngine {
   }
 
   py::array get(const std::string& slot, const std::string& name) {
-    const int s = lookup(slot, kSlotNames, 4, "slot"), t = lookup(name, kTensorNames, 5, "tensor");
+    const int s = lookup(slot, kSlotNames, 4, "slot"), t = tensor(name);
     carray<T> out(shape_of(t));
     std::memcpy(out.mutable_data(), e_->slot(s) + e_->offset(t), sizeof(T) * (size_t)e_->size(t));
     return std::move(out);
   }
 
-  py::array train_epoch(const py::array& x_in, const py::array& y_in, const py::list& batches) {
+  py::array train_epoch(const py::array& x_in, const py::array& y_in, const py::list& batches,
+                        const py::object& masks_in) {
     int Tn;
     py::ssize_t N;
     carray<T> x = check_x(x_in, "train_epoch", &Tn, &N);
@@ -298,12 +308,30 @@ class PyEngine {
       off.push_back((std::int64_t)idx.size());
     }
     const int nb = (int)off.size() - 1;
+    // Each batch's dropout masks (kept alive here; None: none for that batch).
+    std::vector<carray<T>> keep;
+    std::vector<const T*> mp;
+    if (!masks_in.is_none()) {
+      py::list ml = py::list(masks_in);
+      if ((int)ml.size() != nb)
+        throw py::value_error("train_epoch: masks must hold one entry per batch (" +
+                              std::to_string(nb) + "), got " + std::to_string(ml.size()));
+      for (int b = 0; b < nb; ++b) {
+        if (ml[b].is_none()) {
+          mp.push_back(nullptr);
+          continue;
+        }
+        keep.push_back(check_masks(ml[b], "train_epoch", Tn, off[b + 1] - off[b]));
+        mp.push_back(keep.back().data());
+      }
+    }
     carray<T> losses(nb);
     T* lp = losses.mutable_data();
     const void* yp = y.data();
+    const T* const* mpp = mp.empty() ? nullptr : mp.data();
     {
       py::gil_scoped_release nogil;
-      e_->train_epoch(x.data(), Tn, N, yp, idx.data(), off.data(), nb, lp);
+      e_->train_epoch(x.data(), Tn, N, yp, idx.data(), off.data(), nb, mpp, lp);
     }
     return std::move(losses);
   }
@@ -311,7 +339,7 @@ class PyEngine {
   // One group of a sharded batch: (loss sum, flat gradients) of the samples idx, with dy
   // divided by nterms (the whole batch's number of loss terms).
   py::tuple shard_partial(const py::array& x_in, const py::array& y_in, const py::array& idx_in,
-                          std::int64_t nterms) {
+                          std::int64_t nterms, const py::object& masks_in) {
     int Tn;
     py::ssize_t N;
     carray<T> x = check_x(x_in, "shard_partial", &Tn, &N);
@@ -323,19 +351,22 @@ class PyEngine {
         throw py::value_error("shard_partial: sample index " + std::to_string(ix.data()[i]) +
                               " outside [0, " + std::to_string(N) + ")");
     if (nterms < 1) throw py::value_error("shard_partial: nterms must be >= 1");
-    const std::int64_t P = e_->offset(4) + e_->size(4);
+    carray<T> mk;
+    if (!masks_in.is_none()) mk = check_masks(masks_in, "shard_partial", Tn, ix.size());
+    const T* mp = masks_in.is_none() ? nullptr : mk.data();
+    const std::int64_t P = num_params();
     carray<T> g(std::vector<py::ssize_t>{(py::ssize_t)P});
     T lsum;
     {
       py::gil_scoped_release nogil;
-      lsum = e_->shard_partial(x.data(), Tn, N, y.data(), ix.data(), ix.size(), nterms,
+      lsum = e_->shard_partial(x.data(), Tn, N, y.data(), ix.data(), ix.size(), nterms, mp,
                                g.mutable_data());
     }
     return py::make_tuple(py::array(py::dtype::of<T>(), {}, {}, &lsum), g);
   }
 
   void apply_grads(const py::array& g_in) {
-    const std::int64_t P = e_->offset(4) + e_->size(4);
+    const std::int64_t P = num_params();
     if (!g_in.dtype().is(py::dtype::of<T>()) || g_in.ndim() != 1 || g_in.shape(0) != P)
       throw py::value_error("apply_grads: gradients must be a flat (" + std::to_string(P) + ",) " +
                             std::string(py::str(py::dtype::of<T>())) + " array, got " +
@@ -374,15 +405,37 @@ class PyEngine {
   const std::string& isa() const { return isa_; }
 
  private:
+  int tensor(const std::string& name) const {
+    return lookup(name, names_.data(), (int)names_.size(), "tensor");
+  }
+  std::int64_t num_params() const {
+    const int last = (int)names_.size() - 1;
+    return e_->offset(last) + e_->size(last);
+  }
+  // Shape of tensor t (param_names order).
   std::vector<py::ssize_t> shape_of(int t) const {
-    const py::ssize_t I = cfg_.I, H = cfg_.H, O = cfg_.O;
-    switch (t) {
-      case 0: return {4 * H, I};
-      case 1: return {4 * H, H};
-      case 2: return {4 * H};
-      case 3: return {O, H};
-      default: return {O};
-    }
+    const py::ssize_t I = cfg_.I, H = cfg_.H, O = cfg_.O, L = cfg_.num_layers;
+    if (t == 3 * L) return {O, H};
+    if (t == 3 * L + 1) return {O};
+    if (t % 3 == 2) return {4 * H};
+    return {4 * H, t == 0 ? I : H};  // W_ih (layer 0 reads x) or W_hh, W_ih_l{l}
+  }
+
+  // Dropout masks of B samples: a C-contiguous (L-1, Tn, B, H) array of the working dtype.
+  carray<T> check_masks(const py::handle& m_in, const char* fn, int Tn, py::ssize_t B) {
+    const std::vector<py::ssize_t> want{cfg_.num_layers - 1, Tn, B, cfg_.H};
+    if (cfg_.num_layers < 2)
+      throw py::value_error(std::string(fn) + ": dropout masks need num_layers >= 2 (pass None)");
+    py::array m = py::array::ensure(m_in);
+    bool ok = m && m.dtype().is(py::dtype::of<T>()) && m.ndim() == 4;
+    for (size_t i = 0; ok && i < 4; ++i) ok = m.shape(i) == want[i];
+    if (!ok)
+      throw py::value_error(std::string(fn) + ": dropout masks must be a " +
+                            shape_str(py::array(py::dtype::of<T>(), want)) + " " +
+                            std::string(py::str(py::dtype::of<T>())) + " array, got " +
+                            (m ? shape_str(m) + " " + std::string(py::str(m.dtype()))
+                               : std::string(py::str(py::type::of(m_in)))));
+    return carray<T>::ensure(m);
   }
 
   carray<T> check_x(const py::array& x, const char* fn, int* Tn, py::ssize_t* N) {
@@ -426,6 +479,7 @@ class PyEngine {
   }
 
   Config cfg_;
+  std::vector<std::string> names_;  // tensor names in param_names(L) order
   std::string isa_;
   std::unique_ptr<Engine<T>> e_;
 };
@@ -433,24 +487,26 @@ class PyEngine {
 template <class T>
 void bind_engine(py::module_& m, const char* name) {
   py::class_<PyEngine<T>>(m, name)
-      .def(py::init<int, int, int, const std::string&, const std::string&, const std::string&,
+      .def(py::init<int, int, int, int, const std::string&, const std::string&, const std::string&,
                     double, double, double, double, double, double, int, const std::string&>(),
-           py::arg("I"), py::arg("H"), py::arg("O"), py::arg("loss") = "mse",
+           py::arg("I"), py::arg("H"), py::arg("O"), py::arg("num_layers") = 1, py::arg("loss") = "mse",
            py::arg("loss_on") = "all", py::arg("optimizer") = "sgd", py::arg("lr") = 0.01,
            py::arg("momentum") = 0.0, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,
            py::arg("eps") = 1e-8, py::arg("clip") = 0.0, py::arg("grad_shards") = 1,
            py::arg("isa") = "auto")
       .def("shard_partial", &PyEngine<T>::shard_partial,
            "(loss sum, flat gradients) of one group of a sharded batch (no update)",
-           py::arg("x"), py::arg("y"), py::arg("idx"), py::arg("nterms"))
+           py::arg("x"), py::arg("y"), py::arg("idx"), py::arg("nterms"),
+           py::arg("masks") = py::none())
       .def("apply_grads", &PyEngine<T>::apply_grads,
            "clipping and one optimizer step on the given flat gradients", py::arg("grads"))
       .def("set", &PyEngine<T>::set, "copy a tensor into a slot (params, m, v, velocity)",
            py::arg("slot"), py::arg("name"), py::arg("array"))
       .def("get", &PyEngine<T>::get, "copy of a tensor of a slot", py::arg("slot"), py::arg("name"))
       .def("train_epoch", &PyEngine<T>::train_epoch,
-           "train on each batch of sample indices in order; returns the batch losses",
-           py::arg("x"), py::arg("y"), py::arg("batches"))
+           "train on each batch of sample indices in order (with its dropout masks, if any); "
+           "returns the batch losses",
+           py::arg("x"), py::arg("y"), py::arg("batches"), py::arg("masks") = py::none())
       .def("forward", &PyEngine<T>::forward, "(outputs, loss or None) without updating",
            py::arg("x"), py::arg("y") = py::none())
       .def_property("step", &PyEngine<T>::get_step, &PyEngine<T>::set_step)

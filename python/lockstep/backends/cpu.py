@@ -2,7 +2,8 @@
 
 The parameters and the optimizer state live in C++-owned buffers for the whole run; one C++
 call trains a whole epoch (it gathers each minibatch from the full x and y itself, with the
-GIL released). See docs/cpu.md for the kernels and how they keep the contract's bits.
+GIL released), and with dropout each minibatch's masks come along in the same call. See
+docs/cpu.md for the kernels and how they keep the contract's bits.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ from .. import reference
 from ..config import ConfigError
 from . import Backend
 
-_TENSORS = reference.PARAM_NAMES
-
-
 def _module():
     from .. import _cpu  # noqa: PLC0415 - the compiled module is optional until it is used
     return _cpu
@@ -24,7 +22,6 @@ def _module():
 class CpuBackend(Backend):
     name = "cpu"
     strategies = ("blocked",)
-    stacked = False  # num_layers > 1: not yet
     devices = ("cpu",)
 
     @classmethod
@@ -41,8 +38,10 @@ class CpuBackend(Backend):
         super().__init__(model_cfg, train_cfg, dtype, strategy=strategy, device=device)
         m, tc = _module(), train_cfg
         cls = m.EngineF32 if self.dtype == np.float32 else m.EngineF64
+        self.names = reference.param_names(model_cfg.num_layers)
         self.engine = cls(model_cfg.input_size, model_cfg.hidden_size, model_cfg.output_size,
-                          loss=tc.loss, loss_on=tc.loss_on, optimizer=tc.optimizer, lr=tc.lr,
+                          num_layers=model_cfg.num_layers, loss=tc.loss, loss_on=tc.loss_on,
+                          optimizer=tc.optimizer, lr=tc.lr,
                           momentum=tc.momentum, beta1=tc.beta1, beta2=tc.beta2, eps=tc.eps,
                           clip=tc.clip, grad_shards=tc.grad_shards, isa=isa)
 
@@ -54,7 +53,11 @@ class CpuBackend(Backend):
         return {}
 
     def load(self, params, opt_state=None):
-        params = {n: np.asarray(params[n]) for n in _TENSORS}
+        missing = [n for n in self.names if n not in params]
+        if missing:
+            raise ConfigError(f"parameters lack {', '.join(missing)}; expected "
+                              f"{', '.join(self.names)}")
+        params = {n: np.asarray(params[n]) for n in self.names}
         I, H, O, dt = reference.check_params(params)
         mc = self.model_cfg
         if (I, H, O) != (mc.input_size, mc.hidden_size, mc.output_size) or dt != self.dtype:
@@ -63,12 +66,12 @@ class CpuBackend(Backend):
                               f"{self.dtype}")
         if opt_state is None:
             opt_state = reference.init_opt_state(params, self.train_cfg)
-        for n in _TENSORS:
+        for n in self.names:
             self.engine.set("params", n, params[n])
         for key, slot in self._slots().items():
             if key not in opt_state:
                 raise ConfigError(f"optimizer state lacks {key!r} (has {', '.join(opt_state)})")
-            for n in _TENSORS:
+            for n in self.names:
                 self.engine.set(slot, n, np.asarray(opt_state[key][n]))
         self.engine.step = int(opt_state.get("step", 0))
         if self.train_cfg.optimizer == "adam":
@@ -80,14 +83,16 @@ class CpuBackend(Backend):
     # C-contiguous array of the working dtype is read in place, without a copy.
     def train_epoch(self, batches):
         losses = self.engine.train_epoch(np.asarray(batches.x), np.asarray(batches.y),
-                                         [np.asarray(i, np.int64) for i in batches.indices])
+                                         [np.asarray(i, np.int64) for i in batches.indices],
+                                         batches.masks)
         return list(losses)
 
-    # Data-parallel training (lockstep.distributed): one group's partials, and an update
-    # from gradients combined elsewhere (flat, in PARAM_NAMES order).
+    # Data-parallel training (lockstep.distributed): one group's partials (masks: the group's
+    # own columns of its batch's dropout masks), and an update from gradients combined
+    # elsewhere (flat, in param_names(L) order).
     def shard_partial(self, x, y, idx, nterms, data_key=None, masks=None):
         lsum, grads = self.engine.shard_partial(np.asarray(x), np.asarray(y),
-                                                np.asarray(idx, np.int64), int(nterms))
+                                                np.asarray(idx, np.int64), int(nterms), masks)
         return lsum[()], grads
 
     def apply_grads(self, flat):
@@ -100,11 +105,11 @@ class CpuBackend(Backend):
         return self.engine.forward(np.asarray(x, self.dtype))[0]  # as NumpyBackend.predict
 
     def state(self):
-        params = {n: self.engine.get("params", n) for n in _TENSORS}
+        params = {n: self.engine.get("params", n) for n in self.names}
         opt = {"step": self.engine.step}
         if self.train_cfg.optimizer == "adam":
             opt["b1_pow"] = self.dtype.type(self.engine.b1_pow)
             opt["b2_pow"] = self.dtype.type(self.engine.b2_pow)
         for key, slot in self._slots().items():
-            opt[key] = {n: self.engine.get(slot, n) for n in _TENSORS}
+            opt[key] = {n: self.engine.get(slot, n) for n in self.names}
         return params, opt
