@@ -22,6 +22,7 @@ from .reference import layer_names, names_of
 
 FORMAT = "lockstep-checkpoint"
 FORMAT_VERSION = 1
+PANEL_FORMAT = "lockstep-panel-checkpoint"  # a global model of many series (lockstep.panel)
 
 
 class CheckpointError(LockstepError):
@@ -60,7 +61,14 @@ def save(path, *, params, opt_state, rng_state, epoch, history, config, extra=No
         "history": _flatten("history", {k: np.asarray(v) for k, v in history.items()}, arrays),
         "extra": _flatten("extra", extra or {}, arrays),
     }
-    arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    return write(path, meta, arrays)
+
+
+def write(path, meta: dict, arrays: dict):
+    """Atomically write ``arrays`` and the JSON ``meta`` as one .npz file (a temporary file in
+    the same directory, fsync, rename, fsync of the directory)."""
+    path = Path(path)
+    arrays = dict(arrays, meta=np.array(json.dumps(meta, sort_keys=True)))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -138,6 +146,10 @@ def load(path) -> dict:
     if _depth(meta) > MAX_META_DEPTH:
         raise CheckpointError(f"{path}: metadata nests deeper than {MAX_META_DEPTH} levels; it is "
                               "not a lockstep checkpoint")
+    if isinstance(meta, dict) and meta.get("format") == PANEL_FORMAT:
+        from .panel import PanelSchema
+
+        return PanelSchema(path, arrays).checkpoint(meta)
     return _Schema(path, arrays).checkpoint(meta)
 
 

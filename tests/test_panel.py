@@ -1,0 +1,229 @@
+"""Many series: loading long and wide tables, dates, covariates, one global model on every
+backend with the same bits, conformal intervals that cover, rolling-origin backtests."""
+
+import numpy as np
+import pytest
+from conftest import assert_same_bits
+
+pd = pytest.importorskip("pandas")
+
+from lockstep import panel  # noqa: E402
+from lockstep.data import DataError  # noqa: E402
+from lockstep.forecast import ForecastSettings  # noqa: E402
+
+
+def synthetic_long(n_series=6, base_len=60, freq="MS", noise=1.0, seed=0, exog=False):
+    """Seasonal series of different lengths and levels with Gaussian noise of known sigma;
+    with ``exog`` a known-in-advance driver that adds 5 * x to y."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for i in range(n_series):
+        n = base_len + 7 * i
+        t = np.arange(n)
+        y = 40 + 15 * i + 6 * np.sin(2 * np.pi * t / 12 + i) + rng.normal(0, noise, n)
+        d = {"unique_id": f"s{i}", "ds": pd.date_range("2001-01-01", periods=n, freq=freq)}
+        if exog:
+            x = rng.normal(0, 1, n)
+            d["promo"] = x
+            y = y + 5 * x
+        d["y"] = y
+        parts.append(pd.DataFrame(d))
+    return pd.concat(parts, ignore_index=True)
+
+
+def settings(**kw):
+    base = dict(hidden_size=6, window=8, epochs=4, patience=None, batch_size=16)
+    base.update(kw.pop("base", {}))
+    return panel.PanelSettings(base=ForecastSettings(**base), **kw)
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+def test_long_and_wide_tables_give_the_same_panel(tmp_path):
+    df = synthetic_long(3, 30)
+    p = panel.read_panel(df)
+    assert p.ids == ["s0", "s1", "s2"] and p.freq == "MS" and p.season == 12
+    assert [len(p.y[i]) for i in p.ids] == [30, 37, 44]
+    wide = df.pivot(index="ds", columns="unique_id", values="y").reset_index()
+    path = tmp_path / "wide.csv"
+    wide.to_csv(path, index=False, float_format="%.17g")
+    w = panel.read_panel(path)  # shorter series end in empty cells: they end there
+    assert w.ids == p.ids and w.freq == "MS"
+    for i in p.ids:
+        assert_same_bits(w.y[i], p.y[i], i)
+    wide.iloc[10, 1] = np.nan  # a hole inside series s0 is refused, with its row
+    with pytest.raises(DataError, match="series 's0' has no finite number at row 12"):
+        panel.read_panel(wide)
+    df.rename(columns={"unique_id": "store", "ds": "month", "y": "sales"}).to_csv(
+        tmp_path / "long.csv", index=False, float_format="%.17g")
+    q = panel.read_panel(tmp_path / "long.csv", "store", "month", "sales")
+    for i in p.ids:
+        assert_same_bits(q.y[i], p.y[i], i)
+        assert (q.ds[i] == p.ds[i]).all()
+
+
+def test_wide_table_of_equal_lengths(tmp_path):
+    ds = pd.date_range("2020-01-06", periods=20, freq="W-MON")
+    wide = pd.DataFrame({"week": ds, "a": np.arange(20.0) + 1, "b": np.arange(20.0) * 2 + 3})
+    p = panel.read_panel(wide, time_column="week")
+    assert p.ids == ["a", "b"] and p.freq.startswith("W") and p.season == 52
+
+
+@pytest.mark.parametrize("freq,season", [("QS", 4), ("D", 7), ("h", 24), ("YS", 0), ("B", 5)])
+def test_frequency_and_season_inferred(freq, season):
+    df = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2021-01-01", periods=30, freq=freq),
+                       "y": np.arange(30.0) + 1})
+    p = panel.read_panel(df)
+    assert p.season == season
+    assert panel.calendar_features(p.ds["a"], p.freq).shape == (30, 2 if season else 0)
+
+
+def bad_tables():
+    ok = synthetic_long(2, 20)
+    dup = pd.concat([ok, ok.iloc[[3]]])
+    gap = ok.drop(index=[5])
+    text = ok.astype({"y": object})
+    text.loc[4, "y"] = "n/a"
+    date = ok.astype({"ds": object})
+    date.loc[2, "ds"] = "not a date"
+    mixed = ok.copy()
+    mixed.loc[mixed.unique_id == "s1", "ds"] = pd.date_range("2001-01-01", periods=27, freq="D")
+    return [("duplicate", dup, r"s0.*more than once \(rows 5, 49\)"),
+            ("gap", gap, r"s0.*not regular.*expected 2001-06-01"),
+            ("text", text, r"column 'y' of series 's0' has no finite number at row 6"),
+            ("date", date, r"'not a date' at row 4 is not a date"),
+            ("mixed", mixed, "different frequencies")]
+
+
+@pytest.mark.parametrize("name,df,match", bad_tables(), ids=lambda v: v if isinstance(v, str) else "")
+def test_bad_tables_are_refused_with_the_rows_named(name, df, match):
+    with pytest.raises(DataError, match=match):
+        panel.read_panel(df)
+
+
+def test_missing_columns_are_named(tmp_path):
+    df = synthetic_long(2, 20)
+    with pytest.raises(DataError, match="no value column 'sales'"):
+        panel.read_panel(df, value_column="sales")
+    with pytest.raises(DataError, match="no covariate column 'price'"):
+        panel.read_panel(df, exog=["price"])
+    with pytest.raises(DataError, match="no time column"):
+        panel.read_panel(df, time_column="when")
+    with pytest.raises(DataError, match="no data file"):
+        panel.read_panel(tmp_path / "none.csv")
+
+
+def test_too_short_series_are_named_or_skipped():
+    df = pd.concat([synthetic_long(2, 40), pd.DataFrame(
+        {"unique_id": "tiny", "ds": pd.date_range("2001-01-01", periods=9, freq="MS"),
+         "y": np.arange(9.0) + 1})])
+    p = panel.read_panel(df)
+    g = panel.GlobalForecaster(settings(base={"season": 0}), backend="cpu")
+    with pytest.raises(DataError, match="series 'tiny' has 3 rows.*--skip-short"):
+        g.fit(p, holdout=6)
+    kept, short = g.skip_short(p, 6)
+    assert short == ["tiny"] and kept.ids == ["s0", "s1"]
+
+
+# ---- the model --------------------------------------------------------------------------------
+
+def test_global_model_has_the_same_bits_on_every_backend():
+    p = panel.read_panel(synthetic_long(3, 36, exog=True), exog=["promo"])
+    st = settings(calendar=True, base={"epochs": 2, "window": 6})
+    a = panel.GlobalForecaster(st, backend="numpy").fit(p, holdout=6)
+    b = panel.GlobalForecaster(st, backend="cpu").fit(p, holdout=6)
+    assert a.model_cfg.input_size == 1 + 2 + 1  # value, calendar sin/cos, one covariate
+    for n in a.params:
+        assert_same_bits(b.params[n], a.params[n], n)
+    fa, fb = a.predict(6), b.predict(6)
+    assert_same_bits(fb["yhat"].to_numpy(), fa["yhat"].to_numpy(), "forecasts")
+    assert list(fa.columns) == ["unique_id", "ds", "yhat", "yhat-lo-80", "yhat-hi-80",
+                                "yhat-lo-95", "yhat-hi-95"]
+    assert (fa["yhat-lo-95"] <= fa["yhat-lo-80"]).all() and (fa["yhat-hi-80"] <= fa["yhat-hi-95"]).all()
+    first = fa[fa.unique_id == "s0"].ds.iloc[0]
+    assert first == p.ds["s0"][-6]  # the held-out rows are the ones forecast
+
+
+def test_covariates_are_needed_for_the_future_and_used(tmp_path):
+    df = synthetic_long(3, 48, exog=True, noise=0.2)
+    p = panel.read_panel(df, exog=["promo"])
+    # no differencing: the covariate acts on the level, which the model then sees directly
+    st = settings(base={"epochs": 40, "window": 6, "season": 0, "log": False})
+    g = panel.GlobalForecaster(st, backend="cpu").fit(p)
+    with pytest.raises(DataError, match="covariates promo.*--future"):
+        g.predict(4)
+    fut = []
+    for sid in p.ids:
+        ds = panel.future_dates(p, sid, 4)
+        fut.append(pd.DataFrame({"unique_id": sid, "ds": ds, "promo": [2.0, -2.0, 2.0, -2.0]}))
+    path = tmp_path / "future.csv"
+    pd.concat(fut).to_csv(path, index=False)
+    f = g.predict(4, future=path)
+    # the driver adds 5 * promo: a forecast with promo +2 lies above one with -2
+    yh = f.yhat.to_numpy().reshape(3, 4)
+    assert (yh[:, 0] - yh[:, 1] > 5).all(), yh
+    with pytest.raises(DataError, match=r"no covariates for series 's0' at 2005-04-01 \(step 4 of 4\)"):
+        pd.concat(fut).groupby("unique_id").head(3).to_csv(path, index=False)
+        g.predict(4, future=path)
+
+
+def test_conformal_intervals_cover_at_the_nominal_level():
+    """Seasonal series plus Gaussian noise (sigma known): over 24 series x 12 held-out months
+    the 80 % and 95 % intervals cover within a few points of their level."""
+    p = panel.read_panel(synthetic_long(24, 84, noise=2.0, seed=3))
+    st = settings(base={"epochs": 12, "window": 12, "hidden_size": 8, "log": False})
+    g = panel.GlobalForecaster(st, backend="cpu").fit(p, holdout=12)
+    f = g.predict(12)
+    actual = np.concatenate([p.y[i][-12:] for i in p.ids])
+    for lv, tol in ((80, 6), (95, 4)):
+        inside = (actual >= f[f"yhat-lo-{lv}"]) & (actual <= f[f"yhat-hi-{lv}"])
+        assert abs(inside.mean() * 100 - lv) <= tol, (lv, inside.mean())
+    # and the 80 % half-width is near the noise's own 1.28 sigma (the model adds some error)
+    half = (f["yhat-hi-80"] - f["yhat"]).to_numpy()
+    assert 1.28 * 2.0 * 0.8 < np.median(half) < 1.28 * 2.0 * 2.0, np.median(half)
+
+
+def test_backtest_windows_and_metrics():
+    p = panel.read_panel(synthetic_long(3, 50))
+    g = panel.GlobalForecaster(settings(), backend="cpu")
+    res = g.backtest(p, horizon=6, windows=3, step=4, refit=False)
+    assert len(res["windows"]) == 9 and res["baseline"] == "seasonal naive (period 12)"
+    cut = [r["cutoff"] for r in res["windows"] if r["unique_id"] == "s0"]
+    assert cut == [panel.stamp(p.ds["s0"][50 - 6 - 8 - 1]),
+                   panel.stamp(p.ds["s0"][50 - 6 - 4 - 1]), panel.stamp(p.ds["s0"][50 - 6 - 1])]
+    for r in res["windows"]:
+        assert set(r["model"]) == {"rmse", "mae", "mape", "smape", "mase"}
+        assert 0 <= r["coverage"][80] <= 1
+    o = res["overall"]
+    assert o["model"]["mase"] == pytest.approx(np.mean([r["model"]["mase"] for r in res["windows"]]))
+    assert "overall: MASE" in panel.backtest_table(res)
+
+
+def test_metrics_by_hand():
+    m = panel.metrics([1.0, 2.0, 4.0], [2.0, 2.0, 2.0], scale=0.5)
+    assert m["mae"] == 1.0 and m["rmse"] == pytest.approx(np.sqrt(5 / 3))
+    assert m["mape"] == pytest.approx((100 + 0 + 50) / 3)
+    assert m["smape"] == pytest.approx((2 / 3 + 0 + 2 * 2 / 6) / 3 * 100)
+    assert m["mase"] == 2.0
+    assert panel.naive_scale([1.0, 3.0, 2.0, 6.0], 2) == pytest.approx((1 + 3) / 2)
+
+
+def test_checkpoint_round_trip_forecasts_the_same_bits(tmp_path):
+    from lockstep import checkpoint
+
+    p = panel.read_panel(synthetic_long(3, 30, exog=True), exog=["promo"])
+    g = panel.GlobalForecaster(settings(calendar=True, base={"epochs": 1, "window": 5}),
+                               backend="numpy").fit(p, holdout=4)
+    path = panel.save(g, tmp_path / "model.npz")
+    h = panel.load(path, backend="numpy")
+    a, b = g.predict(4), h.predict(4)
+    for c in a.columns[2:]:
+        assert_same_bits(b[c].to_numpy(), a[c].to_numpy(), c)
+    assert (a.ds == b.ds).all() and (a.unique_id == b.unique_id).all()
+    # a damaged file names its field
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["s1/y"] = arrays["s1/y"] + 1
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(checkpoint.CheckpointError, match="data.fingerprint"):
+        panel.load(tmp_path / "bad.npz")
