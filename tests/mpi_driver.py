@@ -3,12 +3,12 @@ alone, with --no-mpi, for the single-process answer). Rank 0 prints one JSON lin
 its rank, the number of ranks, the per-epoch losses as hex and a hash of the final parameters.
 
     mpiexec -n R python tests/mpi_driver.py BACKEND DTYPE OPTIMIZER CLIP S [--no-mpi]
+        [--layers L --dropout P]
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -17,16 +17,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lockstep import harness, reference  # noqa: E402
+from lockstep import harness  # noqa: E402
 from lockstep.config import ConfigError  # noqa: E402
 from lockstep.train import Trainer  # noqa: E402
-
-
-def params_hash(params):
-    h = hashlib.sha256()
-    for n in reference.PARAM_NAMES:
-        h.update(np.ascontiguousarray(params[n]).tobytes())
-    return h.hexdigest()
 
 
 def main():
@@ -38,12 +31,15 @@ def main():
     ap.add_argument("shards", type=int)
     ap.add_argument("--no-mpi", action="store_true")
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument("--dropout", type=float, default=0.0)
     a = ap.parse_args()
     dt = np.dtype(a.dtype)
     # B = 13 (groups of 2 and 1 for S = 12), N = 30 (a short last batch of 4: empty groups)
     mc, tc, params, x, y = harness.make_problem(2, 6, 2, 4, 13, dt, optimizer=a.optimizer,
                                                 clip=a.clip, grad_shards=a.shards,
-                                                epochs=a.epochs, n=30)
+                                                epochs=a.epochs, n=30, layers=a.layers,
+                                                dropout=a.dropout)
     comm = None
     if not a.no_mpi:
         from lockstep.distributed import world
@@ -60,7 +56,7 @@ def main():
     state = trainer.fit(trainer.new_state(params), (x, y))
     row = {"rank": rank, "ranks": 1 if comm is None else comm.size,
            "losses": [float(v).hex() for v in state.train_loss],
-           "params": params_hash(state.params)}
+           "params": harness.params_sha256(state.params)}
     rows = [row] if comm is None else comm.gather(row)  # one line, from rank 0
     if rank == 0:
         print(json.dumps(rows), flush=True)

@@ -50,31 +50,38 @@ def _results(p):
 CONFIGS = [("numpy", "float32", "sgd", 0.0), ("numpy", "float64", "adam", 0.1),
            ("cpu", "float32", "adam", 0.1), ("cpu", "float64", "sgd", 0.0),
            # the GPU backend's path (partials through host buffers), on the SIMT emulator
-           ("cuda-raw:fused@emu", "float32", "adam", 0.1)]
+           ("cuda-raw:fused@emu", "float32", "adam", 0.1),
+           # stacked layers with dropout: each group gets its columns of the batch's masks
+           ("cpu", "float64", "adam", 0.1, "--layers", 3, "--dropout", 0.3)]
 
 
 @needs_mpi
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(map(str, c)))
 def test_same_bits_for_any_number_of_processes(config):
-    want = _results(_run(1, *config, 12, no_mpi=True))
+    head, opts = config[:4], config[4:]
+    want = _results(_run(1, *head, 12, *opts, no_mpi=True))
     assert len(want) == 1
     for R in (1, 2, 3, 4):
-        got = _results(_run(R, *config, 12))
+        got = _results(_run(R, *head, 12, *opts))
         assert [r["rank"] for r in got] == list(range(R))
         for r in got:  # every rank holds the same parameters (no broadcast needed)
             assert (r["losses"], r["params"]) == (want[0]["losses"], want[0]["params"]), \
                 f"R={R} rank {r['rank']}"
 
 
-def test_one_process_equals_the_sharded_reference():
+@pytest.mark.parametrize("layers,dropout", [(1, 0.0), (3, 0.3)])
+def test_one_process_equals_the_sharded_reference(layers, dropout):
     # the driver's single-process answer is reference.train with S = 12 (so the MPI test above
     # checks against the contract, not just against itself)
-    p = _run(1, "numpy", "float64", "adam", 0.1, 12, no_mpi=True)
+    p = _run(1, "numpy", "float64", "adam", 0.1, 12, "--layers", layers, "--dropout", dropout,
+             no_mpi=True)
     got = _results(p)[0]
     mc, tc, params, x, y = harness.make_problem(2, 6, 2, 4, 13, np.float64, optimizer="adam",
-                                                clip=0.1, grad_shards=12, epochs=3, n=30)
-    _, hist = reference.train(params, (x, y), tc)
+                                                clip=0.1, grad_shards=12, epochs=3, n=30,
+                                                layers=layers, dropout=dropout)
+    final, hist = reference.train(params, (x, y), tc)
     assert got["losses"] == [float(v).hex() for v in hist["train_loss"]]
+    assert got["params"] == harness.params_sha256(final)
 
 
 @needs_mpi

@@ -29,8 +29,7 @@ def test_train_resume_and_forecast_a_stack(tmp_path, capsys):
     # the same bits as one run, so the masks continue in the same order.
     short = [v if v != "3" or i != 1 else "2" for i, v in enumerate(FAST)]
     assert run(capsys, "train", *short, *stack, "--out", str(b))[0] == 0
-    code, _, err = run(capsys, "train", "--out", str(b), "--epochs", "3", "--resume", "--quiet",
-                       "--backend", "numpy")
+    code, _, err = run(capsys, "train", "--out", str(b), "--epochs", "3", "--resume", "--quiet")
     assert code == 0, err
     cb = checkpoint.load(b / "checkpoint.npz")
     for n in reference.param_names(3):
@@ -42,7 +41,7 @@ def test_train_resume_and_forecast_a_stack(tmp_path, capsys):
     assert code == 2 and "layers" in err and "3" in err
     assert (b / "checkpoint.npz").read_bytes() == before
     code, out, _ = run(capsys, "forecast", "--checkpoint", str(a / "checkpoint.npz"),
-                       "--horizon", "4", "--json", "--backend", "numpy")
+                       "--horizon", "4", "--json")
     assert code == 0 and len(json.loads(out)["forecast"]) == 4
 
 
@@ -71,8 +70,7 @@ def test_a_one_layer_checkpoint_of_format_1_without_layer_fields_loads(tmp_path,
     np.savez(path, **arrays)
     ck = checkpoint.load(path)
     assert list(ck["params"]) == list(reference.PARAM_NAMES)
-    code, _, err = run(capsys, "train", "--out", str(out), "--epochs", "4", "--resume", "--quiet",
-                       "--backend", "numpy")
+    code, _, err = run(capsys, "train", "--out", str(out), "--epochs", "4", "--resume", "--quiet")
     assert code == 0, err
 
 
