@@ -98,11 +98,12 @@ template <class T> __device__ __forceinline__ void fused_bwd_step(
       const long long b = b0 + ty, k = u0 + tx;
       const bool ok = b < B && k < H;
       T dh = T(0);
-      if (ok && O > 0)
+      if (ok && O > 0) {
         for (int o = 0; o < O; ++o)
           dh = dh + (T(dy_t[b * O + o]) * T(W_out[(long long)o * H + k]));
-      else if (ok)
-        dh = T(dy_t[b * H + k]);
+      } else if (ok) {
+        dh = T(dy_t[b * H + k]);  // dh_above_t
+      }
       for (long long j0 = 0; !first && j0 < H4; j0 += FK) {
         ds[ty * (FK + 1) + tx] = b < B && j0 + tx < H4 ? T(da_next[b * H4 + j0 + tx]) : T(0);
         for (int jj = ty; jj < FK; jj += FB)

@@ -1,5 +1,6 @@
 // Strategy "persistent" (Persistent RNNs; cuDNN PERSIST_STATIC): one launch per sequence
-// direction (per layer of a stack: the layers run one after another). Block p owns hidden units k in [k0, k0 + nk), k0 = p*hs, and keeps its slice of
+// direction (and per layer of a stack: the layers run one after another). Block p owns hidden
+// units k in [k0, k0 + nk), k0 = p*hs, and keeps its slice of
 // W_hh in shared memory for the whole sequence; a grid-wide barrier (LS_GRID_SYNC) separates time
 // steps, because step t+1 reads h_t (forward) or da_{t+1} (backward) of every unit. The input
 // projection of all steps is one GEMM before the launch (linear in lstm_common.cu), as in fused.
@@ -111,10 +112,11 @@ template <class T> __device__ __forceinline__ void persistent_bwd(
       int nb = (int)((b1 < B ? b1 : B) - b0);
       long long r = (long long)t * B + b;
       T dh = T(0);
-      if (on && O > 0)
+      if (on && O > 0) {
         for (int o = 0; o < O; ++o) dh = dh + (T(dy[r * O + o]) * T(W_out[(long long)o * H + k]));
-      else if (on)
-        dh = T(dy[r * H + k]);
+      } else if (on) {
+        dh = T(dy[r * H + k]);  // dh_above
+      }
       if (t + 1 < Tn)
         for (int c0 = 0; c0 < 4 * H; c0 += kPersistTile) {
           persistent_stage<T>(dan, H4, b0, nb, c0, 4 * H, tile);

@@ -1,6 +1,7 @@
 """Backend "cuda-raw" on device "emu": the .cu kernels of every strategy, run by the SIMT
 emulator, reproduce the reference and the golden files bit for bit (per-epoch losses, final
-parameters, optimizer state), keep the data on the "device", and report their limits."""
+parameters, optimizer state), for one layer and for stacks with dropout, keep the data on the
+"device", and report their limits."""
 
 import sys
 import types
@@ -11,7 +12,7 @@ import pytest
 from agreement import GOLDEN_FILES, assert_matches_golden, assert_matches_reference, make_case
 from conftest import assert_same_bits
 
-from lockstep import backends, reference
+from lockstep import backends, distributed, reference
 from lockstep.backends import cuda_raw
 from lockstep.config import ConfigError
 from lockstep.train import new_rng, run_epochs
@@ -33,6 +34,24 @@ CASES = [
 ]
 
 
+# Stacks (emulator-sized: H <= 9, T <= 4, B <= 3): (I, H, O, T, B, layers, dropout, loss,
+# loss_on, optimizer, clip, momentum, grad_shards): 2 and 3 layers, T = 1, B = 1, H = 1,
+# dropout with and without sharded batches, both losses, SGD, momentum and Adam, clipping.
+STACKED = [
+    (2, 5, 3, 4, 3, 2, 0.0, "ce", "all", "adam", 0.5, 0.0, 1),
+    (1, 9, 1, 1, 1, 3, 0.0, "mse", "all", "sgd", 0.0, 0.0, 1),
+    (3, 7, 2, 3, 2, 2, 0.4, "mse", "last", "sgd", 0.1, 0.9, 1),
+    (2, 1, 2, 2, 3, 3, 0.5, "ce", "last", "adam", 0.0, 0.0, 1),
+    (1, 3, 1, 4, 3, 2, 0.2, "mse", "all", "adam", 0.05, 0.0, 2),
+]
+
+
+def stacked_case(c, dtype, **kw):
+    I, H, O, T, B, layers, p, loss, loss_on, opt, clip, mu, S = c
+    return make_case(I, H, O, T, B, dtype, loss=loss, loss_on=loss_on, optimizer=opt, clip=clip,
+                     momentum=mu, grad_shards=S, layers=layers, dropout=p, **kw)
+
+
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("path", GOLDEN_FILES, ids=lambda p: p.stem)
 def test_emu_matches_golden(strategy, path):
@@ -46,6 +65,12 @@ def test_emu_matches_reference(strategy, case, dtype):
     assert_matches_reference(f"cuda-raw:{strategy}@emu",
                              *make_case(I, H, O, T, B, dtype, loss=loss, loss_on=loss_on,
                                         optimizer=opt, clip=clip, momentum=mu))
+
+
+@pytest.mark.parametrize("case", STACKED, ids=lambda c: "-".join(map(str, c)))
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_emu_stacked_matches_reference(strategy, case, dtype):
+    assert_matches_reference(f"cuda-raw:{strategy}@emu", *stacked_case(case, dtype))
 
 
 def _backend(strategy, mc, tc, dtype):
@@ -78,6 +103,71 @@ def test_state_and_resume_match_the_reference(strategy, optimizer, mu, dtype):
         if key in ref_opt:
             for n in reference.PARAM_NAMES:
                 assert_same_bits(opt[key][n], ref_opt[key][n], f"{key}[{n}]")
+
+
+@pytest.mark.parametrize("optimizer,mu", [("adam", 0.0), ("sgd", 0.9)])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_stacked_state_and_resume_match_the_reference(strategy, optimizer, mu):
+    # Every tensor of param_names(3) and its optimizer slots go out through state() and back
+    # in through load(); dropout masks keep coming from the same generator.
+    dtype = np.float32
+    mc, tc, params, x, y = make_case(2, 5, 2, 3, 2, dtype, optimizer=optimizer, momentum=mu,
+                                     clip=0.3, layers=3, dropout=0.3)
+    want, hist = reference.train(params, (x, y), tc)
+    rng = new_rng(tc.seed)
+    be = _backend(strategy, mc, tc, dtype)
+    be.load(params, None)
+    list(run_epochs(be, x, y, tc, rng, 1))
+    be2 = _backend(strategy, mc, tc, dtype)
+    be2.load(*be.state())
+    list(run_epochs(be2, x, y, tc, rng, 1))
+    got, opt = be2.state()
+    names = reference.param_names(3)
+    assert tuple(got) == names
+    for n in names:
+        assert_same_bits(got[n], want[n], f"final {n}")
+    ref_opt = hist["opt_state"]
+    assert set(opt) == set(ref_opt) and opt["step"] == ref_opt["step"]
+    for key in ("m", "v", "velocity"):
+        if key in ref_opt:
+            assert tuple(opt[key]) == names
+            for n in names:
+                assert_same_bits(opt[key][n], ref_opt[key][n], f"{key}[{n}]")
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_stacked_shard_partials_take_the_given_masks(strategy):
+    # Data-parallel training (one rank here): each group's partials come from shard_partial
+    # with that group's columns of the masks; the combined run equals the sharded reference.
+    class OneRank:
+        size, rank = 1, 0
+
+        @staticmethod
+        def Allgather(mine, every):
+            every[...] = mine
+
+    dtype = np.float64
+    mc, tc, params, x, y = make_case(2, 5, 2, 3, 3, dtype, optimizer="adam", clip=0.2,
+                                     layers=2, dropout=0.4, grad_shards=3)
+    want, hist = reference.train(params, (x, y), tc)
+    dp = distributed.DataParallel(_backend(strategy, mc, tc, dtype), OneRank())
+    dp.load(params, None)
+    losses = list(run_epochs(dp, x, y, tc, new_rng(tc.seed), tc.epochs))
+    assert_same_bits(np.array(losses, dtype), np.array(hist["train_loss"], dtype), "losses")
+    got, _ = dp.state()
+    for n in reference.param_names(2):
+        assert_same_bits(got[n], want[n], f"final {n}")
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_stacked_predict_and_evaluate_use_no_masks(strategy):
+    dtype = np.float64
+    mc, tc, params, x, y = make_case(3, 5, 3, 4, 3, dtype, loss="ce", loss_on="last", layers=3,
+                                     dropout=0.5)
+    be = _backend(strategy, mc, tc, dtype)
+    be.load(params, None)
+    assert_same_bits(be.predict(x), reference.forward(params, x)[0], "predict")
+    assert_same_bits(be.evaluate(x, y), reference.evaluate(params, x, y, tc), "evaluate")
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -138,6 +228,27 @@ def test_strategies_differ_in_launches_and_keep_data_on_the_device(dtype):
     # fused: the W_hh transpose, a projection GEMM and T + T step kernels; persistent: the
     # projection GEMM and one launch each way
     assert fused[0] - persistent[0] == (2 + 2 * T) - (1 + 2)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_stacked_layers_add_their_launches_and_upload_only_the_masks(strategy):
+    # Layer by layer: every layer above the first adds its own forward and BPTT launches, its
+    # mask multiplications (forward and backward), the dh_above GEMM and its weight gradients;
+    # the only extra transfer is one upload of the dropout masks per minibatch.
+    T, counts = 3, {}
+    for L in (1, 2, 3):
+        mc, tc, params, x, y = make_case(2, 5, 2, T, 3, np.float32, optimizer="adam", clip=0.2,
+                                         layers=L, dropout=0.3 if L > 1 else 0.0, epochs=1)
+        be = _backend(strategy, mc, tc, np.float32)
+        be.load(params, None)
+        be.dev = _Counting(be.dev)
+        batches = len(reference.batch_order(x.shape[1], tc, new_rng(0)))
+        list(run_epochs(be, x, y, tc, new_rng(0), 1, data_key="k"))
+        assert (be.dev.up, be.dev.down) == (3 + (L > 1) * batches, 1), (L, be.dev.up)
+        counts[L] = len(be.dev.launches) / batches
+        assert be.dev.launches.count("mask_mul_f32") == 2 * (L - 1) * batches
+    per_layer = counts[2] - counts[1]
+    assert per_layer > 0 and counts[3] - counts[2] == per_layer
 
 
 def test_persistent_limits_name_fused():
@@ -248,6 +359,15 @@ def test_gpu_code_path_through_a_fake_cupy(strategy, monkeypatch, cubin_cache):
     assert_matches_golden(f"cuda-raw:{strategy}@gpu", GOLDEN_FILES[0])
     assert len(fake.loaded) == len(cuda_raw.SOURCES)
     assert all(str(p).startswith(str(tmp_path)) and p.endswith(".cubin") for p in fake.loaded)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_gpu_code_path_through_a_fake_cupy_trains_a_stack(strategy, monkeypatch, cubin_cache):
+    monkeypatch.setenv("LOCKSTEP_CACHE", str(cubin_cache))
+    monkeypatch.setitem(sys.modules, "cupy", _FakeCupy())
+    stacked = [p for p in GOLDEN_FILES if "layers_dropout" in p.stem]
+    assert stacked
+    assert_matches_golden(f"cuda-raw:{strategy}@gpu", stacked[0])
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -1,12 +1,13 @@
 """Backend "cuda-raw" on a real GPU (marked gpu; skipped with the reason where none answers):
 the same bit-for-bit agreement as on the emulator, the canonical kernels with subnormals (no
-flush-to-zero), and larger shapes (H up to 1024, B up to 256, T up to 128)."""
+flush-to-zero), stacked layers with dropout, and larger shapes (H up to 1024, B up to 256, T
+up to 128)."""
 
 import numpy as np
 import pytest
 from agreement import GOLDEN_FILES, assert_matches_golden, assert_matches_reference, make_case
 from conftest import assert_same_bits
-from test_cuda_raw import CASES, STRATEGIES
+from test_cuda_raw import CASES, STACKED, STRATEGIES, stacked_case
 
 from lockstep import arith, harness, reference
 from lockstep.backends import cuda_raw
@@ -51,6 +52,21 @@ def test_gpu_matches_reference(strategy, case, dtype):
     assert_matches_reference(f"cuda-raw:{strategy}@gpu",
                              *make_case(I, H, O, T, B, dtype, loss=loss, loss_on=loss_on,
                                         optimizer=opt, clip=clip, momentum=mu))
+
+
+@pytest.mark.parametrize("case", STACKED, ids=lambda c: "-".join(map(str, c)))
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_gpu_stacked_matches_reference(strategy, case, dtype):
+    assert_matches_reference(f"cuda-raw:{strategy}@gpu", *stacked_case(case, dtype))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_gpu_stacked_matches_reference_on_a_mid_size_problem(strategy, dtype):
+    # Three layers of 40 units (two k tiles of the dh_above GEMM's 4H rows), dropout, shards.
+    assert_matches_reference(f"cuda-raw:{strategy}@gpu",
+                             *make_case(3, 40, 2, 8, 16, dtype, loss="ce", optimizer="adam",
+                                        clip=1.0, epochs=1, n=40, layers=3, dropout=0.25,
+                                        grad_shards=2))
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
