@@ -41,6 +41,66 @@ def seasonal_naive(history, horizon: int, season: int):
     return np.stack([h[len(h) - s + (i % s)] for i in range(horizon)])
 
 
+# ---- model selection -----------------------------------------------------------------------
+
+class ForecastValidation:
+    """A backend whose ``evaluate`` scores what a forecaster is for: recursive multi-step
+    forecasts of the validation span (the default model selection for the regress task).
+
+    Every origin o in the validation span whose ``horizon`` steps still fall inside it starts
+    a forecast from the ``window`` true values before o, feeding each prediction back in; the
+    score is the MSE of all these forecasts against the true values (model space; the same
+    ordered loss as training, reference.loss_grad with every step counted). One-step loss on
+    the validation windows, the old criterion, kept falling long after multi-step forecasts
+    got worse (docs/results.md, model selection). The Trainer's best epoch, patience and
+    checkpointed ``best`` then follow this score; everything else is the wrapped backend."""
+
+    def __init__(self, backend, z, n_valid, window, horizon, dtype, train_cfg):
+        from dataclasses import replace
+
+        self._be = backend
+        z = np.asarray(z, dtype)
+        cut = len(z) - n_valid
+        self.horizon = h = max(1, min(horizon, n_valid))
+        self.origins = list(range(cut, len(z) - h + 1))
+        self.window = window
+        self._x0 = np.stack([z[o - window:o] for o in self.origins], axis=1)  # (W, B, k)
+        self._y = np.stack([z[o:o + h] for o in self.origins], axis=1)  # (h, B, k)
+        self._cfg = replace(train_cfg, loss="mse", loss_on="all")
+
+    def __getattr__(self, name):  # load, state, predict, train_epoch, run_name, dtype, ...
+        return getattr(self._be, name)
+
+    def forecasts(self):
+        """(horizon, origins, k) recursive forecasts with the backend's current parameters."""
+        buf, out = self._x0, []
+        for _ in range(self.horizon):
+            y = np.asarray(self._be.predict(np.ascontiguousarray(buf)))[-1]  # (B, k)
+            out.append(y)
+            buf = np.concatenate([buf[1:], y[None]], axis=0)
+        return np.stack(out)
+
+    def evaluate(self, x=None, y=None):
+        with np.errstate(all="ignore"):  # a diverging run gives inf, which the Trainer reports
+            return reference.loss_grad(self.forecasts(), self._y, self._cfg)[0]
+
+
+def default_valid_size(season, n, task="regress") -> int:
+    """Validation points when valid_size is None: three seasons (36 months) for the regress
+    task, at most a third of the ``n`` model-space values; one season for classify-change;
+    20% (10% for classify-change) without a season."""
+    if task != "regress":
+        return season or max(1, n // 10)
+    return max(1, min(3 * season, n // 3)) if season else max(1, n // 5)
+
+
+def validation_horizon(n_valid) -> int:
+    """Steps of each validation forecast: the whole validation span from its start (one
+    origin). Measured against half the span from every origin that fits (a rolling origin)
+    and the one-step loss, on four real series and three seeds: docs/results.md."""
+    return max(1, n_valid)
+
+
 # ---- settings ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -64,8 +124,8 @@ class ForecastSettings:
     diff: bool = False
     season: int | None = None  # None: the series' period (12 for monthly data) or 0
     scale: str = "standard"
-    valid_size: int | None = None  # validation points; None: one season, or 10%
-    patience: int | None = 50
+    valid_size: int | None = None  # validation points; None: default_valid_size (3 seasons)
+    patience: int | None = 10  # epochs without a better validation forecast
     train_start: float = 0.0  # fraction of the series skipped at the start (the seed used 0.4)
     holdout: int = 0
     grad_shards: int = 1  # S groups per batch (docs/arithmetic.md); fixes the bits for any R
@@ -182,9 +242,11 @@ class Forecaster:
             z = prep.encode(nc, self.centroids)
             self.model_cfg = ModelConfig(3, st.hidden_size, 3, init=st.init,
                                          num_layers=st.num_layers)
-        n_valid = st.valid_size if st.valid_size is not None else (season or max(1, len(z) // 10))
+        n_valid = st.valid_size if st.valid_size is not None else default_valid_size(
+            season, len(z), st.task)
         if len(z) - n_valid - st.window < 1:
             n_valid = max(0, len(z) - st.window - 1)
+        self._z, self.n_valid = z, n_valid  # the validation span: the last n_valid values of z
         mc = self.model_cfg
         need = limits.training_bytes(mc.input_size, mc.hidden_size, mc.output_size, st.window,
                                      max(1, len(z) - st.window), st.batch_size,
@@ -216,6 +278,10 @@ class Forecaster:
                                dtype=st.dtype, strategy=self.strategy, device=self.device,
                                patience=st.patience, quiet=self.quiet, progress=self.progress,
                                log=self.logger, comm=self.comm)
+        if valid is not None and st.task == "regress":
+            self.trainer.backend = ForecastValidation(
+                self.trainer.backend, self._z, self.n_valid, st.window,
+                validation_horizon(self.n_valid), np.dtype(st.dtype), st.train_config())
         if resume and checkpoint_path is not None:
             self.state = self._resume_state(checkpoint_path, series)
             if self.state.stopped == "early-stop" and getattr(self, "continue_early_stopped",
