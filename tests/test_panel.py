@@ -88,7 +88,10 @@ def bad_tables():
     date.loc[2, "ds"] = "not a date"
     mixed = ok.copy()
     mixed.loc[mixed.unique_id == "s1", "ds"] = pd.date_range("2001-01-01", periods=27, freq="D")
+    empty = ok.astype({"ds": object})
+    empty.loc[3, "ds"] = ""
     return [("duplicate", dup, r"s0.*more than once \(rows 5, 49\)"),
+            ("empty date", empty, "empty at row 5"),
             ("gap", gap, r"s0.*not regular.*expected 2001-06-01"),
             ("text", text, r"column 'y' of series 's0' has no finite number at row 6"),
             ("date", date, r"'not a date' at row 4 is not a date"),
@@ -227,3 +230,115 @@ def test_checkpoint_round_trip_forecasts_the_same_bits(tmp_path):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(checkpoint.CheckpointError, match="data.fingerprint"):
         panel.load(tmp_path / "bad.npz")
+
+
+# ---- the command line ------------------------------------------------------------------------
+
+def run(capsys, *argv):
+    from lockstep import cli
+
+    code = cli.main([str(a) for a in argv])
+    out, errout = capsys.readouterr()
+    return code, out, errout
+
+
+FAST = ["--epochs", 2, "--hidden", 5, "--window", 6, "--quiet", "--backend", "cpu"]
+
+
+def test_cli_train_forecast_and_backtest_many_series(tmp_path, capsys):
+    import json
+
+    df = synthetic_long(3, 40, exog=True)
+    df.to_csv(tmp_path / "long.csv", index=False, float_format="%.17g")
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "train", "--data", tmp_path / "long.csv", "--exog", "promo",
+                            "--calendar", "--holdout", 6, *FAST, "--out", out, "--json")
+    assert code == 0, err
+    res = json.loads(stdout)
+    assert res["series"] == 3 and res["freq"] == "MS" and len(res["holdout"]["windows"]) == 3
+    assert {"mase", "smape"} <= set(res["holdout"]["overall"]["model"])
+    assert (out / "checkpoint.npz").is_file() and (out / "losses.png").is_file()
+    p = panel.read_panel(tmp_path / "long.csv", exog=["promo"])
+    fut = pd.concat([pd.DataFrame({"unique_id": i, "ds": panel.future_dates(p, i, 4),
+                                   "promo": 0.5}) for i in p.ids])
+    fut.to_csv(tmp_path / "future.csv", index=False)
+    code, stdout, err = run(capsys, "forecast", "--checkpoint", out / "checkpoint.npz",
+                            "--horizon", 4, "--future", tmp_path / "future.csv",
+                            "--out", tmp_path / "f.csv", "--json")
+    assert code == 0, err
+    rows = json.loads(stdout)["rows"]
+    f = pd.read_csv(tmp_path / "f.csv")
+    assert list(f.columns) == ["unique_id", "ds", "yhat", "yhat-lo-80", "yhat-hi-80",
+                               "yhat-lo-95", "yhat-hi-95"]
+    assert len(f) == len(rows) == 12 and f.ds.iloc[0] == panel.stamp(panel.future_dates(p, "s0", 1)[0])
+    assert rows[0]["yhat"] == f.yhat.iloc[0]  # the file keeps every bit (17 digits)
+    # without the future covariates: refused, nothing written
+    before = (tmp_path / "f.csv").read_bytes()
+    code, _, err = run(capsys, "forecast", "--checkpoint", out / "checkpoint.npz", "--horizon", 4,
+                       "--out", tmp_path / "f.csv")
+    assert code == 2 and "--future" in err and err.count("\n") == 1
+    assert (tmp_path / "f.csv").read_bytes() == before
+    code, stdout, err = run(capsys, "backtest", "--data", tmp_path / "long.csv", "--horizon", 4,
+                            "--windows", 2, "--step", 3, *FAST, "--plot", tmp_path / "bt.png",
+                            "--json")
+    assert code == 0, err
+    bt = json.loads(stdout)
+    assert len(bt["windows"]) == 6 and bt["step"] == 3 and bt["refit"] is True
+    assert (tmp_path / "bt.png").stat().st_size > 0
+
+
+def test_cli_backtest_of_a_bundled_series(capsys):
+    import json
+
+    code, stdout, err = run(capsys, "backtest", "--data", "airpassengers", "--horizon", 12,
+                            "--windows", 2, "--no-refit", *FAST, "--json")
+    assert code == 0, err
+    res = json.loads(stdout)
+    assert res["baseline"] == "seasonal naive (period 12)" and res["refit"] is False
+    assert [r["cutoff"] for r in res["windows"]] == ["1958-12-01", "1959-12-01"]
+
+
+def test_cli_bad_many_series_input_exits_2_and_writes_nothing(tmp_path, capsys):
+    df = synthetic_long(2, 30)
+    bad = pd.concat([df, df.iloc[[0]]])
+    bad.to_csv(tmp_path / "dup.csv", index=False)
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", "--data", tmp_path / "dup.csv", *FAST, "--out", out)
+    assert code == 2 and "more than once" in err and err.count("\n") == 1
+    assert not out.exists()
+    short = pd.concat([df, pd.DataFrame({"unique_id": "tiny", "y": [1.0, 2, 3, 4],
+                                         "ds": pd.date_range("2001-01-01", periods=4, freq="MS")})])
+    short.to_csv(tmp_path / "short.csv", index=False)
+    code, _, err = run(capsys, "train", "--data", tmp_path / "short.csv", *FAST, "--out", out,
+                       "--holdout", 3)
+    assert code == 2 and "'tiny'" in err and "--skip-short" in err and not out.exists()
+    code, stdout, err = run(capsys, "train", "--data", tmp_path / "short.csv", *FAST, "--out", out,
+                            "--holdout", 3, "--skip-short")
+    assert code == 0 and "skipping 1 series" in err and "tiny" in err
+    code, _, err = run(capsys, "train", "--data", tmp_path / "short.csv", *FAST, "--level", "120",
+                       "--out", tmp_path / "r2")
+    assert code == 2 and "--level" in err and not (tmp_path / "r2").exists()
+
+
+def test_loader_fuzz():
+    """Random long tables (duplicates, gaps, text, odd dates): a Panel or one DataError."""
+    from hypothesis import given, settings as hsettings, strategies as hs
+
+    cell = hs.one_of(hs.floats(allow_nan=True, allow_infinity=True), hs.integers(-5, 5),
+                     hs.sampled_from(["", "x", "1e400", " 3 "]))
+    stamp = hs.one_of(hs.dates().map(str), hs.sampled_from(["2020-01", "2020-02", "2020-13",
+                                                             "2020-01-01 25:00", "", "nan"]))
+
+    @hsettings(max_examples=150, deadline=None)
+    @given(hs.lists(hs.tuples(hs.sampled_from(["a", "b", "c"]), stamp, cell), max_size=30))
+    def check(rows):
+        df = pd.DataFrame(rows, columns=["unique_id", "ds", "y"])
+        try:
+            p = panel.read_panel(df)
+        except DataError as e:
+            assert "\n" not in str(e)
+            return
+        for i in p.ids:
+            assert np.isfinite(p.y[i]).all() and not p.ds[i].duplicated().any()
+
+    check()

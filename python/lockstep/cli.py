@@ -239,6 +239,8 @@ def cmd_train(args):
     from . import checkpoint, outdir, plots
     from .forecast import Forecaster
 
+    if _wants_panel(args):
+        return _train_panel(args)
     if args.ranks:
         return _launch_ranks(args)
     comm = _mpi_world()
@@ -447,6 +449,7 @@ def _train_in(folder, args, fc, series, settings, ck_path, checkpoint, plots):
 # ---- forecast ------------------------------------------------------------------------------
 
 def cmd_forecast(args):
+    from . import outdir
     from .config import MAX_HORIZON
     from .forecast import Forecaster
 
@@ -456,10 +459,24 @@ def cmd_forecast(args):
         from . import plots
 
         plots.check_path(args.plot)
+    if args.out:
+        outdir.check_parent(args.out, "--out")
+    from . import checkpoint
+
+    ck = checkpoint.load(args.checkpoint)
+    if ck.get("kind") == "panel":
+        return _forecast_panel(args, ck)
+    if args.future:
+        raise UsageError("--future gives covariates to a many-series model; this checkpoint "
+                         "has none")
     fc = Forecaster.from_checkpoint(args.checkpoint, backend=args.backend)
     s = fc.series
     values = fc.predict(args.horizon, s.values)
     labels = _month_labels(s.time[-1] if s.time else "", args.horizon)
+    if args.out:
+        rows = ["unique_id,ds,yhat"] + [f"{_csv(n)},{lab},{v!r}" for j, n in enumerate(s.names)
+                                        for lab, v in zip(labels, values[:, j].tolist())]
+        outdir.write_text(args.out, "\n".join(rows) + "\n")
     if args.plot:
         from . import plots
 
@@ -471,6 +488,180 @@ def cmd_forecast(args):
     else:
         for lab, row in zip(labels, values):
             say(args, f"{lab}  " + "  ".join(f"{v:.6g}" for v in row))
+    return 0
+
+
+# ---- many series: one global model (lockstep.panel) ----------------------------------------
+
+def _csv(text):
+    t = str(text)
+    return '"' + t.replace('"', '""') + '"' if any(c in t for c in ',"\n') else t
+
+
+def _long_table(args) -> bool:
+    """--id-column, or a CSV whose header names a unique_id column."""
+    from . import data
+
+    if args.id_column:
+        return True
+    if args.data in data.BUNDLED or not Path(args.data).is_file():
+        return False
+    with open(args.data, encoding="utf-8", errors="replace") as f:
+        header = f.readline(1 << 20)
+    return "unique_id" in [c.strip().strip('"') for c in header.split(",")]
+
+
+def _wants_panel(args) -> bool:
+    """A long table, covariates or calendar features: the global many-series model."""
+    return bool(args.exog or args.calendar) or _long_table(args)
+
+
+def _levels(text):
+    try:
+        levels = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        levels = ()
+    if not levels or not all(0 < v < 100 for v in levels):
+        raise UsageError(f"--level must be percentages in (0, 100) separated by commas, got "
+                         f"{text!r}; e.g. --level 80,95")
+    return tuple(int(v) if v.is_integer() else v for v in levels)
+
+
+def _panel_data(args):
+    from . import panel
+
+    exog = [e.strip() for e in (args.exog or "").split(",") if e.strip()]
+    if _long_table(args):
+        values = args.value_column or ["y"]
+        if len(values) > 1:
+            raise UsageError("a long table has one value column: give --value-column once")
+        return panel.read_panel(args.data, id_column=args.id_column or "unique_id",
+                                time_column=args.time_column or "ds", value_column=values[0],
+                                exog=exog, freq=args.freq)
+    if exog:
+        raise UsageError("--exog needs a long table (unique_id, ds, y, covariates): give "
+                         "--id-column")
+    return panel.from_series(_load_series(args))
+
+
+def _panel_model(args, held):
+    """(GlobalForecaster, panel) for train and backtest; short series refused or skipped."""
+    from . import panel
+
+    p = _panel_data(args)
+    st = panel.PanelSettings(base=_settings_from_args(args, None), calendar=args.calendar,
+                             levels=_levels(args.level))
+    g = panel.GlobalForecaster(st, args.backend, args.strategy, args.device, quiet=args.quiet)
+    if args.skip_short:
+        p, short = g.skip_short(p, held)
+        if short:
+            err(f"lockstep: skipping {len(short)} series too short for --window "
+                f"{st.base.window} and {held} held-out rows: {', '.join(short[:10])}"
+                f"{' ...' if len(short) > 10 else ''}")
+    return g, p
+
+
+def _score_table(args, res, title):
+    say(args, title)
+    ids = {r["unique_id"] for r in res["windows"]}
+    if len(ids) <= 20 or len(res["windows"]) <= 40:
+        say(args, f"  {'series':<18}{'cutoff':<12}{'MASE':>8}{'sMAPE %':>9}{'RMSE':>11}"
+            f"{'baseline MASE':>15}")
+        for r in res["windows"]:
+            m, b = r["model"], r["baseline"]
+            say(args, f"  {r['unique_id'][:17]:<18}{r['cutoff'][:11]:<12}{m['mase']:8.3f}"
+                f"{m['smape']:9.2f}{m['rmse']:11.4g}{b['mase']:15.3f}")
+    o = res["overall"]
+    say(args, f"  mean over {len(res['windows'])} forecasts: MASE {o['model']['mase']:.3f}, "
+        f"sMAPE {o['model']['smape']:.2f} %, RMSE {o['model']['rmse']:.4g}; "
+        f"{res['baseline']}: MASE {o['baseline']['mase']:.3f}, sMAPE "
+        f"{o['baseline']['smape']:.2f} %")
+    say(args, "  interval coverage: " + ", ".join(f"{lv} %: {c * 100:.1f} %"
+                                                   for lv, c in o["coverage"].items()))
+
+
+def _train_panel(args):
+    from . import outdir, panel, plots
+
+    _check_train_args(args)
+    if args.resume or args.ranks or args.task != "regress":
+        raise UsageError("a many-series model trains in one go on one process (no --resume, "
+                         "--ranks or --task classify-change yet); drop those options")
+    out = Path(args.out)
+    ck_path = out / "checkpoint.npz"
+    outdir.check_dir(out)
+    _check_existing(args, ck_path)
+    g, p = _panel_model(args, args.holdout)
+    with outdir.RunFolder(out):
+        _check_existing(args, ck_path)
+        g.fit(p, holdout=args.holdout)
+        panel.save(g, ck_path)
+        for name in RUN_FILES[1:]:  # a folder never mixes two runs
+            if os.path.lexists(out / name):
+                os.unlink(out / name)
+        st = g.state
+        result = {"backend": g.trainer.run_name, "series": len(p), "freq": p.freq,
+                  "epochs": st.epoch, "stopped": st.stopped, "best_epoch": st.best_epoch,
+                  "checkpoint": str(ck_path),
+                  "history": {"train_loss": [float(v) for v in st.train_loss],
+                              "valid_loss": [float(v) for v in st.valid_loss]}}
+        try:
+            plots.losses(result["history"], out / "losses.png",
+                         title=f"{p.source}: {len(p)} series, {g.trainer.run_name}",
+                         best_epoch=st.best_epoch, loss_name="MSE (transformed, scaled series)")
+            result["plots"] = [str(out / "losses.png")]
+        except plots.PlotUnavailable as e:
+            err(f"lockstep: no plots: {e}")
+    if args.holdout > 0:
+        res = g.evaluate_holdout()
+        result["holdout"] = res
+        _score_table(args, res, f"forecast of the last {args.holdout} points of {len(p)} series "
+                     f"({g.trainer.run_name}):")
+    say(args, f"checkpoint: {ck_path}  ({st.epoch} epochs, {st.stopped})")
+    if args.json:
+        _emit_json(result)
+    return 1 if st.stopped == "diverged" else 0
+
+
+def _forecast_panel(args, ck):
+    from . import outdir, panel
+
+    g = panel.from_loaded(ck, backend=args.backend)
+    frame = g.predict(args.horizon, future=args.future, level=_levels(args.level), at_end=True)
+    frame["ds"] = [panel.stamp(t) for t in frame["ds"]]
+    if args.out:
+        outdir.write_text(args.out, frame.to_csv(index=False, float_format="%.17g"))
+    if args.plot:
+        err("lockstep: --plot draws one-series forecasts; many-series forecasts are in --out")
+    if args.json:
+        _emit_json({"checkpoint": str(args.checkpoint), "columns": list(frame.columns),
+                    "rows": frame.to_dict("records")})
+    else:
+        say(args, frame.to_string(index=False))
+    return 0
+
+
+def cmd_backtest(args):
+    from . import plots
+
+    for name in ("horizon", "windows"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.step is not None and args.step < 1:
+        raise UsageError(f"--step must be >= 1, got {args.step}")
+    if args.plot:
+        plots.check_path(args.plot)
+    step = args.step or args.horizon
+    g, p = _panel_model(args, args.horizon + (args.windows - 1) * step)
+    res = g.backtest(p, args.horizon, args.windows, step, refit=not args.no_refit)
+    res["backend"] = g.backend
+    _score_table(args, res, f"rolling-origin backtest of {len(p)} series: {args.windows} "
+                 f"windows of {args.horizon} steps, origins {step} apart, "
+                 f"{'refit before each' if not args.no_refit else 'trained once'}:")
+    if args.plot:
+        plots.backtest(res, args.plot, title=f"{p.source}: backtest")
+    if args.json:
+        _emit_json(res)
     return 0
 
 
@@ -593,51 +784,76 @@ def build_parser():
     json_arg(d)
     d.set_defaults(func=cmd_data)
 
+    def model_args(t):
+        """The settings of a run (ForecastSettings), shared by train and backtest."""
+        t.add_argument("--task", choices=["regress", "classify-change"], default="regress",
+                       help="regress: forecast the values; classify-change: predict the class of "
+                       "the next step's relative change (falls, about the same, rises: three "
+                       "clusters of the training part's changes)")
+        t.add_argument("--holdout", type=int, default=24,
+                       help="points held out at the end for the final evaluation (0 = none)")
+        t.add_argument("--epochs", type=int, default=dflt.epochs,
+                       help="training epochs (with --resume: the total, checkpoint's included)")
+        t.add_argument("--patience", type=int, default=dflt.patience,
+                       help="early stopping after this many epochs without improvement (0 = off)")
+        t.add_argument("--hidden", type=int, default=dflt.hidden_size, help="LSTM hidden units")
+        t.add_argument("--layers", type=int, default=dflt.num_layers,
+                       help="stacked LSTM layers (each reads the hidden states of the one below)")
+        t.add_argument("--dropout", type=float, default=dflt.dropout,
+                       help="dropout between stacked layers while training (needs --layers >= 2)")
+        t.add_argument("--window", type=int, default=dflt.window,
+                       help="time steps per training window")
+        t.add_argument("--lr", type=float, default=dflt.lr, help="learning rate")
+        t.add_argument("--optimizer", choices=["sgd", "adam"], default=dflt.optimizer,
+                       help="optimizer")
+        t.add_argument("--momentum", type=float, default=dflt.momentum,
+                       help="SGD momentum (0 = plain SGD)")
+        t.add_argument("--batch-size", type=int, default=dflt.batch_size, help="windows per batch")
+        t.add_argument("--clip", type=float, default=dflt.clip, help="global-norm clipping (0 = off)")
+        t.add_argument("--loss-on", choices=["all", "last"], default=dflt.loss_on,
+                       help="loss on every time step of a window or only on the last")
+        t.add_argument("--dtype", choices=["float32", "float64"], default=dflt.dtype,
+                       help="working precision")
+        t.add_argument("--no-log", action="store_true", help="no log transform (default: log)")
+        t.add_argument("--diff", action="store_true",
+                       help="also difference at lag 1 (default: no)")
+        t.add_argument("--season", type=int, default=None,
+                       help="the seasonal period: lag of the seasonal difference and of the "
+                       "seasonal-naive baseline (default: inferred from the dates, e.g. 12 for "
+                       "monthly data; 0 = none)")
+        t.add_argument("--train-start", type=float, default=None,
+                       help="fraction of the series to skip at the start (default: 0; 0.4 for "
+                       "classify-change)")
+        t.add_argument("--backend", default="auto", help=BACKENDS_HELP)
+        t.add_argument("--strategy", help=STRATEGIES_HELP)
+        t.add_argument("--device", help=DEVICES_HELP)
+        t.add_argument("--seed", type=int, default=dflt.seed,
+                       help="seed of the initial weights and the shuffling")
+
+    def panel_args(t):
+        """Many series (lockstep.panel): long tables, covariates, intervals."""
+        t.add_argument("--id-column", metavar="NAME",
+                       help="series id column of a long table (unique_id, ds, y): one global "
+                       "model for every series (default: used when the table has a unique_id "
+                       "column)")
+        t.add_argument("--exog", metavar="A,B",
+                       help="covariate columns known in advance (long tables): extra inputs; "
+                       "forecasts then need their future values (forecast --future FILE)")
+        t.add_argument("--calendar", action="store_true",
+                       help="add the position in the season (month, quarter, weekday, hour: "
+                       "sin and cos) as inputs")
+        t.add_argument("--level", default="80,95", metavar="L,L",
+                       help="prediction interval levels in percent (conformal, per step)")
+        t.add_argument("--skip-short", action="store_true",
+                       help="skip series too short for --window and the held-out rows (with a "
+                       "warning) instead of refusing them")
+        t.add_argument("--freq", help="the time column's frequency as a pandas alias (MS, W, D, "
+                       "h); default: inferred")
+
     t = add("train", "train, forecast the holdout, compare with the seasonal-naive baseline")
     data_args(t)
-    t.add_argument("--task", choices=["regress", "classify-change"], default="regress",
-                   help="regress: forecast the values; classify-change: predict the class of "
-                   "the next step's relative change (falls, about the same, rises: three "
-                   "clusters of the training part's changes)")
-    t.add_argument("--holdout", type=int, default=24,
-                   help="points held out at the end for the final evaluation (0 = none)")
-    t.add_argument("--epochs", type=int, default=dflt.epochs,
-                   help="training epochs (with --resume: the total, checkpoint's included)")
-    t.add_argument("--patience", type=int, default=dflt.patience,
-                   help="early stopping after this many epochs without improvement (0 = off)")
-    t.add_argument("--hidden", type=int, default=dflt.hidden_size, help="LSTM hidden units")
-    t.add_argument("--layers", type=int, default=dflt.num_layers,
-                   help="stacked LSTM layers (each reads the hidden states of the one below)")
-    t.add_argument("--dropout", type=float, default=dflt.dropout,
-                   help="dropout between stacked layers while training (needs --layers >= 2)")
-    t.add_argument("--window", type=int, default=dflt.window,
-                   help="time steps per training window")
-    t.add_argument("--lr", type=float, default=dflt.lr, help="learning rate")
-    t.add_argument("--optimizer", choices=["sgd", "adam"], default=dflt.optimizer,
-                   help="optimizer")
-    t.add_argument("--momentum", type=float, default=dflt.momentum,
-                   help="SGD momentum (0 = plain SGD)")
-    t.add_argument("--batch-size", type=int, default=dflt.batch_size, help="windows per batch")
-    t.add_argument("--clip", type=float, default=dflt.clip, help="global-norm clipping (0 = off)")
-    t.add_argument("--loss-on", choices=["all", "last"], default=dflt.loss_on,
-                   help="loss on every time step of a window or only on the last")
-    t.add_argument("--dtype", choices=["float32", "float64"], default=dflt.dtype,
-                   help="working precision")
-    t.add_argument("--no-log", action="store_true", help="no log transform (default: log)")
-    t.add_argument("--diff", action="store_true",
-                   help="also difference at lag 1 (default: no)")
-    t.add_argument("--season", type=int, default=None,
-                   help="the seasonal period: lag of the seasonal difference and of the "
-                   "seasonal-naive baseline (default: inferred from the dates, e.g. 12 for "
-                   "monthly data; 0 = none)")
-    t.add_argument("--train-start", type=float, default=None,
-                   help="fraction of the series to skip at the start (default: 0; 0.4 for "
-                   "classify-change)")
-    t.add_argument("--backend", default="auto", help=BACKENDS_HELP)
-    t.add_argument("--strategy", help=STRATEGIES_HELP)
-    t.add_argument("--device", help=DEVICES_HELP)
-    t.add_argument("--seed", type=int, default=dflt.seed,
-                   help="seed of the initial weights and the shuffling")
+    model_args(t)
+    panel_args(t)
     t.add_argument("--out", default=DEFAULT_OUT,
                    help="output folder: checkpoint.npz, losses.png, forecast.png")
     t.add_argument("--resume", action="store_true",
@@ -664,8 +880,32 @@ def build_parser():
     f.add_argument("--horizon", type=int, required=True, help="steps to forecast (required)")
     f.add_argument("--backend", default="auto", help=BACKENDS_HELP)
     f.add_argument("--plot", type=Path, metavar="FILE", help="draw the forecast to this image")
+    f.add_argument("--out", type=Path, metavar="FILE",
+                   help="write the forecast as CSV: unique_id, ds, yhat (and yhat-lo-L, "
+                   "yhat-hi-L for a many-series model)")
+    f.add_argument("--future", metavar="FILE",
+                   help="covariates of the next --horizon steps (unique_id, ds and the --exog "
+                   "columns), for a model trained with --exog")
+    f.add_argument("--level", default="80,95", metavar="L,L",
+                   help="prediction interval levels in percent (many-series models)")
     json_arg(f)
     f.set_defaults(func=cmd_forecast)
+
+    bt = add("backtest", "rolling-origin evaluation: refit and forecast several windows, "
+             "metrics per window and overall beside seasonal naive")
+    data_args(bt)
+    model_args(bt)
+    panel_args(bt)
+    bt.add_argument("--horizon", type=int, required=True, help="steps per window (required)")
+    bt.add_argument("--windows", type=int, default=3, help="forecast origins (windows)")
+    bt.add_argument("--step", type=int, help="steps between origins (default: --horizon)")
+    bt.add_argument("--no-refit", action="store_true",
+                    help="train once before the first window (default: again before each)")
+    bt.add_argument("--plot", type=Path, metavar="FILE",
+                    help="MASE per window, model and baseline, and interval coverage")
+    bt.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    json_arg(bt)
+    bt.set_defaults(func=cmd_backtest, grad_shards=1)
 
     c = add("check", "train every backend from one seed and compare the bits")
     c.add_argument("--backends", help="comma-separated backend names: numpy, cpu, cuda-raw, "

@@ -136,3 +136,25 @@ class RunFolder:
                 pass
             self._undo()
         return False
+
+
+def write_text(path, text: str):
+    """Write a text file atomically (temporary file beside it, fsync, rename): a failed run
+    never leaves half of it, nor clobbers the old one."""
+    from .checkpoint import _umask
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

@@ -13,6 +13,7 @@ and the rows, and say how to fix them (``DataError``).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -134,6 +135,20 @@ class Panel:
         return pd.concat(parts, ignore_index=True)
 
 
+def from_series(series) -> Panel:
+    """A ``data.Series`` (a bundled series or a one-table CSV) as a panel: one series per
+    column, its time labels parsed as dates."""
+    pd = _pd()
+    if not series.time:
+        raise DataError(f"{series.source or 'the series'} has no time column: many-series "
+                        "models need dates")
+    df = pd.DataFrame({"ds": series.time})
+    for j, name in enumerate(series.names):
+        df[name] = series.values[:, j]
+    p = read_panel(df)
+    return replace(p, source=series.source or p.source)
+
+
 def read_table(source):
     """A DataFrame from a DataFrame, a .csv or a .parquet path."""
     pd = _pd()
@@ -190,13 +205,21 @@ def read_panel(source, id_column="unique_id", time_column="ds", value_column="y"
         raise DataError(f"{where} has no covariate column {', '.join(map(repr, missing))}; "
                         f"columns are {', '.join(cols[:20])}")
     try:
-        stamps = pd.to_datetime(df[time_column], errors="raise")
+        with warnings.catch_warnings():  # "could not infer format": element-wise is fine
+            warnings.simplefilter("ignore", UserWarning)
+            stamps = pd.to_datetime(df[time_column], errors="raise")
     except (ValueError, TypeError) as e:
-        bad = pd.to_datetime(df[time_column], errors="coerce").isna()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            bad = pd.to_datetime(df[time_column], errors="coerce").isna()
         row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
         raise DataError(f"{where}: time value {str(df[time_column].iloc[row])[:40]!r} at row "
                         f"{row + 2} is not a date ({str(e).splitlines()[0][:80]}); use ISO dates "
                         "such as 2020-01-31") from None
+    if stamps.isna().any():
+        row = int(np.flatnonzero(stamps.isna().to_numpy())[0])
+        raise DataError(f"{where}: the time column {time_column!r} is empty at row {row + 2}; "
+                        "give every row its date")
     df = df.assign(**{time_column: stamps})
     df["__row"] = np.arange(len(df)) + 2  # the file's line numbers (header = line 1)
     for c in [value_column, *exog]:
@@ -555,24 +578,28 @@ class GlobalForecaster:
             qs.append(float(s[min(k, n - 1)]) if n else (qs[-1] if qs else float("inf")))
         return np.maximum.accumulate(np.array(qs))
 
-    def predict(self, horizon: int, future=None, level=None):
+    def predict(self, horizon: int, future=None, level=None, at_end=False):
         """The next ``horizon`` steps after the training part of every series: a DataFrame
         with unique_id, ds, yhat and, per level (default: the settings' levels), yhat-lo-L /
         yhat-hi-L. ``future`` gives the covariates ({id: (horizon, e)} or a table read by
-        ``future_frame``)."""
+        ``future_frame``). ``at_end``: after the end of the data instead (the holdout
+        included)."""
         if self.state is None:
             raise RuntimeError("fit() first")
         if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) \
                 or not 1 <= horizon <= MAX_HORIZON:
             raise ConfigError(f"horizon must be an integer in [1, {MAX_HORIZON}], got {horizon!r}")
-        panel = self.panel
-        if panel.exog_names and future is None and self.holdout < horizon:
+        panel, held = self.panel, 0 if at_end else self.holdout
+        if panel.exog_names and future is None and held < horizon:
             raise DataError(f"the model reads covariates {', '.join(panel.exog_names)}: their "
                             f"values for the next {horizon} steps are needed; pass --future "
                             "FILE (future=...)")
         if future is not None and not isinstance(future, dict):
+            if held:
+                raise ConfigError("future covariates continue the data's end: predict with "
+                                  "at_end=True")
             future = future_frame(future, panel, horizon)
-        ends = [len(panel.y[i]) - self.holdout for i in panel.ids]
+        ends = [len(panel.y[i]) - held for i in panel.ids]
         fc = self._forecast_values(panel, ends, horizon, future)
         return self._frame(panel, ends, fc, level)
 
@@ -594,6 +621,45 @@ class GlobalForecaster:
         q = self.quantiles(lv)
         return np.array([q[min(k, len(q) - 1)] for k in range(h)])
 
+    # -- evaluation --
+    def score(self, panel: Panel, held: int, horizon: int, window: int = 0) -> list:
+        """Forecast ``horizon`` steps from ``held`` rows before each series' end (the true
+        history before) and score them: one row per series with the model's and the
+        seasonal-naive baseline's metrics (MASE scaled by the series' own past) and the
+        intervals' coverage."""
+        season = self._season(panel)
+        ends = [len(panel.y[i]) - held for i in panel.ids]
+        fc = self._forecast_values(panel, ends, horizon, pad=True)
+        frame = self._frame(panel, ends, fc)
+        rows = []
+        for b, (sid, n) in enumerate(zip(panel.ids, ends)):
+            actual = panel.y[sid][n:n + horizon]
+            f = fc[b][:len(actual)]
+            past = panel.y[sid][:n]
+            scale = naive_scale(past, season)
+            part = frame[frame.unique_id == sid].iloc[:len(actual)]
+            rows.append({
+                "window": window, "unique_id": sid, "cutoff": stamp(panel.ds[sid][n - 1]),
+                "model": metrics(actual, f, scale),
+                "baseline": metrics(actual, seasonal_naive(past, len(actual), season), scale),
+                "coverage": {lv: float(np.mean((actual >= part[f"yhat-lo-{_lv(lv)}"])
+                                               & (actual <= part[f"yhat-hi-{_lv(lv)}"])))
+                             for lv in self.settings.levels}})
+        return rows
+
+    def evaluate_holdout(self) -> dict:
+        """The fitted holdout, scored per series and overall (as one backtest window)."""
+        if not self.holdout:
+            raise ConfigError("evaluation needs a holdout: fit with holdout > 0")
+        return self._result(self.score(self.panel, self.holdout, self.holdout), self.panel,
+                            self.holdout, self.holdout, False)
+
+    def _result(self, rows, panel, horizon, step, refit):
+        season = self._season(panel)
+        return {"windows": rows, "overall": _overall(rows, self.settings.levels),
+                "horizon": horizon, "step": step, "refit": refit, "season": season,
+                "baseline": f"seasonal naive (period {season})" if season > 1 else "naive"}
+
     # -- backtesting --
     def backtest(self, panel: Panel, horizon: int, windows: int = 3, step: int | None = None,
                  refit: bool = True) -> dict:
@@ -601,40 +667,19 @@ class GlobalForecaster:
         series' end, origins ``step`` apart (default: horizon). With ``refit`` the model is
         trained again before each window on everything before it; otherwise once, before the
         first window, and the later windows are forecast from the true history. Returns
-        {"windows": per-window-and-series rows, "overall": {model, baseline}}."""
+        {"windows": per-window-and-series rows, "overall": {model, baseline, coverage}}."""
         step = step or horizon
-        if windows < 1 or horizon < 1 or step < 1:
-            raise ConfigError("backtest needs horizon, windows and step >= 1")
-        season = self._season(panel)
-        rows = []
-        first = None
+        for name, v in (("horizon", horizon), ("windows", windows), ("step", step)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ConfigError(f"backtest {name} must be a positive integer, got {v!r}")
+        rows, model = [], None
         for k in range(windows):
             held = horizon + (windows - 1 - k) * step  # rows after the origin
-            if refit or first is None:
+            if refit or model is None:
                 model = GlobalForecaster(self.settings, self.backend, self.strategy, self.device,
                                          self.quiet, self.logger).fit(panel, held)
-                first = first or model
-            else:
-                model = first
-            ends = [len(panel.y[i]) - held for i in panel.ids]
-            fc = model._forecast_values(panel, ends, horizon, pad=True)
-            frame = model._frame(panel, ends, fc)
-            for b, (sid, n) in enumerate(zip(panel.ids, ends)):
-                actual = panel.y[sid][n:n + horizon]
-                f = fc[b][:len(actual)]
-                naive = seasonal_naive(panel.y[sid][:n], len(actual), season)
-                scale = naive_scale(panel.y[sid][:n], season)
-                r = {"window": k, "unique_id": sid, "cutoff": stamp(panel.ds[sid][n - 1]),
-                     "model": metrics(actual, f, scale),
-                     "baseline": metrics(actual, naive, scale)}
-                part = frame[frame.unique_id == sid].iloc[:len(actual)]
-                r["coverage"] = {lv: float(np.mean((actual >= part[f"yhat-lo-{_lv(lv)}"])
-                                                   & (actual <= part[f"yhat-hi-{_lv(lv)}"])))
-                                 for lv in self.settings.levels}
-                rows.append(r)
-        return {"windows": rows, "overall": _overall(rows, self.settings.levels),
-                "horizon": horizon, "step": step, "refit": refit, "season": season,
-                "baseline": f"seasonal naive (period {season})" if season > 1 else "naive"}
+            rows += model.score(panel, held, horizon, k)
+        return self._result(rows, panel, horizon, step, refit)
 
 
 def _lv(lv):
@@ -713,6 +758,11 @@ def load(path, backend="auto", strategy=None, device=None) -> GlobalForecaster:
     if ck.get("kind") != "panel":
         raise checkpoint.CheckpointError(f"{path} holds a one-series model; use "
                                          "Forecaster.from_checkpoint")
+    return from_loaded(ck, backend, strategy, device)
+
+
+def from_loaded(ck, backend="auto", strategy=None, device=None) -> GlobalForecaster:
+    """A global model from a checkpoint already read by ``checkpoint.load``."""
     cfg = ck["config"]
     st = PanelSettings(base=cfg["settings"], calendar=cfg["calendar"],
                        levels=tuple(cfg["levels"]), calibration=cfg["calibration"])

@@ -379,3 +379,31 @@ def speedups_figure(names, ratios, title="speed-up over the numpy reference", ex
 def speedups(names, ratios, path, title="speed-up over the numpy reference", exact=None,
              machine=None, shape=None):
     return _save(speedups_figure(names, ratios, title, exact, machine, shape), path)
+
+
+@_quiet
+def backtest(res: dict, path, title="backtest"):
+    """A rolling-origin backtest: mean MASE per window, model beside the baseline (top), and
+    each interval level's coverage per window against its nominal line (bottom)."""
+    plt = _plt()
+    rows = res["windows"]
+    ks = sorted({r["window"] for r in rows})
+    mean = lambda who, k: float(np.nanmean([r[who]["mase"] for r in rows  # noqa: E731
+                                            if r["window"] == k]))
+    fig, (top, bot) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    top.plot(ks, [mean("model", k) for k in ks], "o-", label="lockstep")
+    top.plot(ks, [mean("baseline", k) for k in ks], "s--", label=res["baseline"])
+    top.set_ylabel("MASE (mean over series)")
+    top.set_title(title + f": {res['horizon']}-step windows, origins {res['step']} apart")
+    top.grid(alpha=0.3)
+    top.legend()
+    for lv in next(iter(rows))["coverage"]:
+        line = bot.plot(ks, [100 * np.mean([r["coverage"][lv] for r in rows if r["window"] == k])
+                             for k in ks], "o-", label=f"{lv} % interval")[0]
+        bot.axhline(float(lv), color=line.get_color(), ls=":")
+    bot.set_ylabel("coverage %")
+    bot.set_xlabel("window (origin)")
+    bot.set_xticks(ks, [next(r["cutoff"] for r in rows if r["window"] == k) for k in ks])
+    bot.grid(alpha=0.3)
+    bot.legend()
+    return _save(fig, path)
