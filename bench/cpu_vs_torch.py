@@ -14,7 +14,8 @@ Before timing, the cpu engine is checked bit for bit against reference.train_ste
 problem (validate before timing).
 
 GFLOP/s counts the matrix products only: forward gates 2*T*B*4H*(I+H), backward dh
-2*T*B*4H*H, weight gradients 2*T*B*4H*(I+H+1), plus the head 6*T*B*H*O; element-wise work
+2*T*B*4H*H, weight gradients 2*T*B*4H*(I+H+1), plus the head 6*T*B*H*O; a stacked layer adds
+its own three terms with I = H and the dh it sends below, 2*T*B*4H*H; element-wise work
 (the canonical sigmoid/tanh) is not counted. The no-FMA peak comes from a micro-kernel in
 this file (separate vector multiply and add chains, -mavx2 without -mfma, -ffp-contract=off),
 compiled at run time with the system C compiler: 2 flops per lane per multiply+add pair.
@@ -44,12 +45,19 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-SIZES = {  # name: (I, H, T, B)
+SIZES = {  # name: (I, H, T, B) or (I, H, T, B, layers)
     "seed": (1, 50, 12, 32),
     "h128": (1, 128, 24, 64),
+    "h128x2": (1, 128, 24, 64, 2),  # two stacked layers
     "h256": (1, 256, 48, 64),
     "h512": (32, 512, 64, 64),
 }
+
+
+def size(name):
+    """(I, H, T, B, layers) of a size."""
+    v = SIZES[name]
+    return v if len(v) == 5 else (*v, 1)
 O = 1
 LR = 0.01
 
@@ -111,9 +119,10 @@ def measure_peak(threads):
     return best, " ".join(cmd[:5])
 
 
-def flops(I, H, T, B):
-    return 2 * T * B * 4 * H * (I + H) + 2 * T * B * 4 * H * H + 2 * T * B * 4 * H * (I + H + 1) \
-        + 6 * T * B * H * O
+def flops(I, H, T, B, L=1):
+    layer = lambda K: 2 * T * B * 4 * H * (K + H) + 2 * T * B * 4 * H * H \
+        + 2 * T * B * 4 * H * (K + H + 1)  # noqa: E731 - forward, dh, weight gradients
+    return layer(I) + (L - 1) * (layer(H) + 2 * T * B * 4 * H * H) + 6 * T * B * H * O
 
 
 def make_data(I, H, T, B, seed=0):
@@ -125,22 +134,22 @@ def make_data(I, H, T, B, seed=0):
 
 # ---- implementations: each returns a zero-argument step function -------------------------
 
-def make_cpu(I, H, T, B, x, y):
+def make_cpu(I, H, T, B, x, y, L=1):
     from lockstep import _cpu, reference
     from lockstep.config import ModelConfig
-    p = reference.init_params(ModelConfig(I, H, O), np.float32, seed=0)
-    e = _cpu.EngineF32(I, H, O, loss="mse", optimizer="sgd", lr=LR)
-    for n in reference.PARAM_NAMES:
+    p = reference.init_params(ModelConfig(I, H, O, num_layers=L), np.float32, seed=0)
+    e = _cpu.EngineF32(I, H, O, num_layers=L, loss="mse", optimizer="sgd", lr=LR)
+    for n in reference.param_names(L):
         e.set("params", n, p[n])
     idx = [np.arange(B)]
     return (lambda: e.train_epoch(x, y, idx)), e
 
 
-def make_numpy(I, H, T, B, x, y):
+def make_numpy(I, H, T, B, x, y, L=1):
     from lockstep import reference
     from lockstep.config import ModelConfig, TrainConfig
     tc = TrainConfig(loss="mse", optimizer="sgd", lr=LR, batch_size=B)
-    state = {"p": reference.init_params(ModelConfig(I, H, O), np.float32, seed=0)}
+    state = {"p": reference.init_params(ModelConfig(I, H, O, num_layers=L), np.float32, seed=0)}
     state["o"] = reference.init_opt_state(state["p"], tc)
 
     def step():
@@ -148,12 +157,12 @@ def make_numpy(I, H, T, B, x, y):
     return step, None
 
 
-def make_torch(I, H, T, B, x, y, threads):
+def make_torch(I, H, T, B, x, y, threads, L=1):
     import torch
     torch.set_num_threads(threads)
     torch.backends.mkldnn.enabled = True
     torch.manual_seed(0)
-    lstm, lin = torch.nn.LSTM(I, H), torch.nn.Linear(H, O)
+    lstm, lin = torch.nn.LSTM(I, H, num_layers=L), torch.nn.Linear(H, O)
     params = list(lstm.parameters()) + list(lin.parameters())
     opt = torch.optim.SGD(params, lr=LR)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -173,32 +182,35 @@ def n_reps(t):
     return f"  [{len(t)} reps]"
 
 
-def make(impl, I, H, T, B, x, y, threads):
+def make(impl, I, H, T, B, x, y, threads, L=1):
     if impl == "cpu":
-        return make_cpu(I, H, T, B, x, y)
+        return make_cpu(I, H, T, B, x, y, L)
     if impl == "numpy":
-        return make_numpy(I, H, T, B, x, y)
-    return make_torch(I, H, T, B, x, y, 1 if impl == "torch-1t" else threads)
+        return make_numpy(I, H, T, B, x, y, L)
+    return make_torch(I, H, T, B, x, y, 1 if impl == "torch-1t" else threads, L)
 
 
 def validate():
-    """The engine equals reference.train_step bit for bit on a small problem (3 steps)."""
+    """The engine equals reference.train_step bit for bit on small problems (3 steps; one
+    layer and a stack of two)."""
     from lockstep import _cpu, reference
     from lockstep.config import ModelConfig, TrainConfig
     I, H, T, B = 2, 13, 5, 7
     x, y = make_data(I, H, T, B, seed=1)
-    mc, tc = ModelConfig(I, H, O), TrainConfig(loss="mse", optimizer="sgd", lr=LR, batch_size=B)
-    p = reference.init_params(mc, np.float32, seed=1)
-    o = reference.init_opt_state(p, tc)
-    e = _cpu.EngineF32(I, H, O, loss="mse", optimizer="sgd", lr=LR)
-    for n in reference.PARAM_NAMES:
-        e.set("params", n, p[n])
-    for _ in range(3):
-        loss, p, o = reference.train_step(p, o, x, y, tc)
-        got = e.train_epoch(x, y, [np.arange(B)])[0]
-        assert got.tobytes() == loss.tobytes(), (got, loss)
-    for n in reference.PARAM_NAMES:
-        assert e.get("params", n).tobytes() == p[n].tobytes(), n
+    for L in (1, 2):
+        mc = ModelConfig(I, H, O, num_layers=L)
+        tc = TrainConfig(loss="mse", optimizer="sgd", lr=LR, batch_size=B)
+        p = reference.init_params(mc, np.float32, seed=1)
+        o = reference.init_opt_state(p, tc)
+        e = _cpu.EngineF32(I, H, O, num_layers=L, loss="mse", optimizer="sgd", lr=LR)
+        for n in reference.param_names(L):
+            e.set("params", n, p[n])
+        for _ in range(3):
+            loss, p, o = reference.train_step(p, o, x, y, tc)
+            got = e.train_epoch(x, y, [np.arange(B)])[0]
+            assert got.tobytes() == loss.tobytes(), (L, got, loss)
+        for n in reference.param_names(L):
+            assert e.get("params", n).tobytes() == p[n].tobytes(), (L, n)
 
 
 def _status_kib(field):
@@ -209,12 +221,12 @@ def _status_kib(field):
     return 0
 
 
-def rss_child(impl, size, threads):
+def rss_child(impl, name, threads):
     """Run in a fresh process: print JSON with the peak-RSS growth of one implementation.
 
     The baseline is the RSS after the imports and the data; then the kernel's peak-RSS mark
     is reset (/proc/self/clear_refs, "5") and VmHWM after the steps is the peak."""
-    I, H, T, B = SIZES[size]
+    I, H, T, B, L = size(name)
     x, y = make_data(I, H, T, B)
     if impl == "torch":
         import torch
@@ -229,7 +241,7 @@ def rss_child(impl, size, threads):
         how = "VmHWM after clear_refs"
     except OSError:
         how = "ru_maxrss (not reset: includes the imports)"
-    step, eng = make(impl, I, H, T, B, x, y, threads)
+    step, eng = make(impl, I, H, T, B, x, y, threads, L)
     for _ in range(1 if impl == "numpy" and H >= 256 else 4):
         step()
     peak = _status_kib("VmHWM") if how.startswith("VmHWM") else \
@@ -294,13 +306,13 @@ def main(argv=None):
     if peakn:
         print(f"# no-FMA peak (micro-kernel): {peak1:.1f} GFLOP/s on 1 thread, {peakn:.1f} on "
               f"{args.threads}")
-    print("size  (I,H,T,B)          impl     median ms   GFLOP/s  %peak  vs cpu   peak RSS MiB")
+    print("size   (I,H,T,B[,layers])    impl     median ms   GFLOP/s  %peak  vs cpu   peak RSS MiB")
     results = []
-    for size in args.sizes.split(","):
-        I, H, T, B = SIZES[size]
+    for name in args.sizes.split(","):
+        I, H, T, B, L = size(name)
         x, y = make_data(I, H, T, B)
         impls = ("cpu", "torch") + (("torch-1t",) if args.torch_1t else ()) + ("numpy",)
-        steps = {impl: make(impl, I, H, T, B, x, y, args.threads)[0] for impl in impls}
+        steps = {impl: make(impl, I, H, T, B, x, y, args.threads, L)[0] for impl in impls}
         times = {k: [] for k in steps}
         for k, f in steps.items():  # warm-up (and the NumPy reference's cost estimate)
             t0 = time.perf_counter()
@@ -320,13 +332,14 @@ def main(argv=None):
                     t0 = time.perf_counter()
                     f()
                     times[k].append(time.perf_counter() - t0)
-        fl = flops(I, H, T, B)
+        fl = flops(I, H, T, B, L)
         med = {k: statistics.median(v) for k, v in times.items()}
         for k in impls:
             skip = args.no_memory or k == "torch-1t"
             mem = ({"rss_mib": float("nan"), "engine_mib": None} if skip
-                   else peak_memory(k, size, args.threads))
-            row = {"size": size, "I": I, "H": H, "T": T, "B": B, "impl": k, "median_s": med[k],
+                   else peak_memory(k, name, args.threads))
+            row = {"size": name, "I": I, "H": H, "T": T, "B": B, "layers": L, "impl": k,
+                   "median_s": med[k],
                    "min_s": min(times[k]), "times_s": times[k],
                    "reps": len(times[k]), "gflops": fl / med[k] / 1e9,
                    "pct_peak": (fl / med[k] / 1e9 / peakn * 100) if peakn else None,
@@ -334,7 +347,8 @@ def main(argv=None):
             results.append(row)
             eng = f" (engine {mem['engine_mib']:.1f})" if mem.get("engine_mib") is not None else ""
             pct = f"{row['pct_peak']:5.1f}" if peakn else "    -"
-            print(f"{size:5s} {str((I, H, T, B)):18s} {k:8s} {med[k] * 1e3:10.3f} "
+            shape = (I, H, T, B) if L == 1 else (I, H, T, B, L)
+            print(f"{name:6s} {str(shape):21s} {k:8s} {med[k] * 1e3:10.3f} "
                   f"{row['gflops']:9.2f} "
                   f"{pct}  {row['ratio_vs_cpu']:6.2f}x  {mem['rss_mib']:8.1f}{eng}"
                   f"{'' if k != 'numpy' or len(times[k]) == args.reps else n_reps(times[k])}")
