@@ -342,3 +342,19 @@ def test_loader_fuzz():
             assert np.isfinite(p.y[i]).all() and not p.ds[i].duplicated().any()
 
     check()
+
+
+def test_forecaster_api_takes_a_long_dataframe():
+    from lockstep import Forecaster
+
+    df = synthetic_long(3, 40)
+    fc = Forecaster(hidden_size=5, window=6, backend="cpu", epochs=2, patience=None, holdout=6,
+                    levels=(80, 95), quiet=True).fit(df)
+    f = fc.predict(6, level=[50, 90])
+    assert list(f.columns) == ["unique_id", "ds", "yhat", "yhat-lo-50", "yhat-hi-50",
+                               "yhat-lo-90", "yhat-hi-90"]
+    assert len(f) == 18 and (f["yhat-hi-90"] >= f["yhat-hi-50"]).all()
+    assert len(fc.evaluate_holdout()["windows"]) == 3
+    bt = fc.backtest(df, horizon=4, windows=2)
+    assert len(bt) == 6 and {"mase", "baseline_mase", "coverage_80", "cutoff"} <= set(bt.columns)
+    assert bt.attrs["backtest"]["overall"]["model"]["mase"] == pytest.approx(bt.mase.mean())

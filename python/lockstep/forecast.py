@@ -16,6 +16,11 @@ from .train import Trainer, TrainState
 TASKS = ("regress", "classify-change")
 
 
+def _is_frame(obj) -> bool:
+    """A pandas DataFrame (without importing pandas when it is not one)."""
+    return type(obj).__name__ == "DataFrame" and hasattr(obj, "columns")
+
+
 # ---- metrics and baselines ---------------------------------------------------------------
 
 def metrics(actual, predicted) -> dict:
@@ -179,10 +184,16 @@ class Forecaster:
     """``Forecaster(hidden_size=..., window=..., backend=..., seed=...).fit(series)`` then
     ``.predict(horizon)``: recursive multi-step forecasts in the series' original units."""
 
+    # options of many-series tables (a DataFrame given to fit: lockstep.panel)
+    PANEL_OPTIONS = {"id_column": "unique_id", "time_column": "ds", "value_column": "y",
+                     "exog": (), "calendar": False, "levels": (80, 95), "freq": None}
+
     def __init__(self, hidden_size=32, window=12, backend="auto", seed=0, *, strategy=None,
                  device=None, quiet=False, progress=None, logger=None, comm=None, **settings):
+        self.panel_options = {k: settings.pop(k, v) for k, v in self.PANEL_OPTIONS.items()}
         self.settings = ForecastSettings(hidden_size=hidden_size, window=window, seed=seed,
                                          **settings)
+        self.panel = None  # the global model, when fit() was given a table of many series
         self.backend_name, self.strategy, self.device = backend, strategy, device
         backends.resolve(backend, device)  # unknown or unavailable backends fail here
         self.quiet, self.progress, self.logger = quiet, progress, logger
@@ -268,7 +279,12 @@ class Forecaster:
     # -- training --
     def fit(self, series, checkpoint_path=None, resume=False, on_epoch=None):
         """Train on ``series`` minus its last ``holdout`` rows (a Series or an array).
-        After every good epoch ``on_epoch(state)`` runs (default: save ``checkpoint_path``)."""
+        After every good epoch ``on_epoch(state)`` runs (default: save ``checkpoint_path``).
+        A pandas DataFrame (long form unique_id, ds, y [, covariates], or wide) trains one
+        global model for all its series (lockstep.panel); ``predict`` then returns a
+        DataFrame with intervals."""
+        if _is_frame(series):
+            return self._fit_panel(series, checkpoint_path)
         series = series if isinstance(series, Series) else Series(np.asarray(series, float),
                                                                   ["value"])
         self.series = series
@@ -327,8 +343,59 @@ class Forecaster:
             buf.append(nxt)
         return np.array(out)
 
-    def predict(self, horizon: int, history=None):
-        """Forecast ``horizon`` steps after ``history`` (default: the training part)."""
+    def _global_model(self):
+        from . import panel
+
+        o = self.panel_options
+        st = panel.PanelSettings(base=self.settings, calendar=o["calendar"],
+                                 levels=tuple(o["levels"]))
+        return panel.GlobalForecaster(st, self.backend_name, self.strategy, self.device,
+                                      quiet=self.quiet, logger=self.logger)
+
+    def _read_panel(self, df):
+        from . import panel
+
+        o = self.panel_options
+        return panel.read_panel(df, o["id_column"], o["time_column"], o["value_column"],
+                                o["exog"], o["freq"])
+
+    def _fit_panel(self, df, checkpoint_path=None):
+        from . import panel
+
+        self.panel = self._global_model().fit(self._read_panel(df), holdout=self.settings.holdout)
+        self.state, self.trainer = self.panel.state, self.panel.trainer
+        if checkpoint_path:
+            panel.save(self.panel, checkpoint_path)
+        return self
+
+    def backtest(self, df, horizon: int, windows: int = 3, step: int | None = None,
+                 refit: bool = True):
+        """Rolling-origin backtest of a table of series (lockstep.panel): a DataFrame with one
+        row per window and series (cutoff, the model's and the baseline's metrics, interval
+        coverage); the whole result is in ``.attrs["backtest"]``."""
+        import pandas as pd
+
+        res = self._global_model().backtest(self._read_panel(df), horizon, windows, step, refit)
+        rows = [{"window": r["window"], "unique_id": r["unique_id"], "cutoff": r["cutoff"],
+                 **r["model"], **{f"baseline_{k}": v for k, v in r["baseline"].items()},
+                 **{f"coverage_{lv}": c for lv, c in r["coverage"].items()}}
+                for r in res["windows"]]
+        out = pd.DataFrame(rows)
+        out.attrs["backtest"] = res
+        return out
+
+    def predict(self, horizon: int, history=None, level=None):
+        """Forecast ``horizon`` steps after ``history`` (default: the training part). After
+        fitting a table of series: a DataFrame (unique_id, ds, yhat, yhat-lo-L, yhat-hi-L for
+        each ``level``, default 80 and 95)."""
+        if self.panel is not None:
+            if history is not None:
+                raise ConfigError("a many-series model forecasts after its training part; "
+                                  "fit it on the history you mean")
+            return self.panel.predict(horizon, level=level)
+        if level is not None:
+            raise ConfigError("prediction intervals come with many-series models: fit a "
+                              "DataFrame (unique_id, ds, y)")
         if self.state is None:
             raise RuntimeError("fit() (or from_checkpoint()) first")
         if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) \
@@ -348,7 +415,10 @@ class Forecaster:
         return (history[-1, 0] + np.cumsum(changes))[:, None]
 
     def evaluate_holdout(self) -> dict:
-        """Forecast the held-out tail; metrics of the model and of seasonal naive."""
+        """Forecast the held-out tail; metrics of the model and of seasonal naive (per series
+        and overall for a many-series model)."""
+        if self.panel is not None:
+            return self.panel.evaluate_holdout()
         st = self.settings
         if st.holdout <= 0:
             raise ConfigError("evaluation needs a holdout: set holdout > 0")
