@@ -150,8 +150,8 @@ def test_global_model_has_the_same_bits_on_every_backend():
 def test_covariates_are_needed_for_the_future_and_used(tmp_path):
     df = synthetic_long(3, 48, exog=True, noise=0.2)
     p = panel.read_panel(df, exog=["promo"])
-    # no differencing: the covariate acts on the level, which the model then sees directly
-    st = settings(base={"epochs": 40, "window": 6, "season": 0, "log": False})
+    # the default seasonal difference: the model reads the covariate differenced alike
+    st = settings(base={"epochs": 40, "window": 6, "log": False})
     g = panel.GlobalForecaster(st, backend="cpu").fit(p)
     with pytest.raises(DataError, match="covariates promo.*--future"):
         g.predict(4)
@@ -267,7 +267,7 @@ def test_cli_train_forecast_and_backtest_many_series(tmp_path, capsys):
                             "--out", tmp_path / "f.csv", "--json")
     assert code == 0, err
     rows = json.loads(stdout)["rows"]
-    f = pd.read_csv(tmp_path / "f.csv")
+    f = pd.read_csv(tmp_path / "f.csv", float_precision="round_trip")
     assert list(f.columns) == ["unique_id", "ds", "yhat", "yhat-lo-80", "yhat-hi-80",
                                "yhat-lo-95", "yhat-hi-95"]
     assert len(f) == len(rows) == 12 and f.ds.iloc[0] == panel.stamp(panel.future_dates(p, "s0", 1)[0])

@@ -385,7 +385,8 @@ class GlobalForecaster:
         return panel.season if s is None else s
 
     def _features(self, panel, sid, ds, exog):
-        """(n, f) covariates of rows with timestamps ``ds``: calendar, then scaled exog."""
+        """(n, f) covariates of rows with timestamps ``ds``: calendar, then the scaled
+        differenced covariates (``_exog_diff``)."""
         parts = []
         if self.settings.calendar:
             parts.append(calendar_features(ds, panel.freq))
@@ -394,12 +395,21 @@ class GlobalForecaster:
             parts.append((np.asarray(exog, np.float64) - mu) / sd)
         return np.concatenate(parts, axis=1) if parts else np.zeros((len(ds), 0))
 
+    def _exog_diff(self, sid, ex):
+        """Covariates differenced as the target is (lag 1 if diff, then the seasonal lag): a
+        covariate that moves y moves the differenced y by its own difference, so the model
+        sees what explains its target. The first rows (the lags) are NaN."""
+        pipe, v = self.pipelines[sid], np.asarray(ex, np.float64)
+        for lag in ([1] if pipe.diff else []) + ([pipe.season] if pipe.season else []):
+            v = np.concatenate([np.full((lag, v.shape[1]), np.nan), v[lag:] - v[:-lag]])
+        return v
+
     def _model_rows(self, panel, sid, y, ds, exog):
         """Model-space targets z (m,) and inputs A (m, 1 + f): A[t] = [z_t, covariates of the
         row z_{t+1} belongs to] (known in advance), for a series' rows ``y``."""
         pipe = self.pipelines[sid]
         z = pipe.forward(y[:, None])[:, 0]
-        F = self._features(panel, sid, ds, exog)[pipe.lags:]
+        F = self._features(panel, sid, ds, self._exog_diff(sid, exog))[pipe.lags:]
         A = np.concatenate([z[:, None], np.zeros((len(z), F.shape[1]))], axis=1)
         A[:-1, 1:] = F[1:]
         return z, A
@@ -437,7 +447,8 @@ class GlobalForecaster:
             pipe.fit(y[:, None])
             self.pipelines[sid] = pipe
             ex = panel.exog[sid][:n]
-            mu, sd = ex.mean(axis=0), ex.std(axis=0)
+            dx = self._exog_diff(sid, ex)[pipe.lags:]
+            mu, sd = dx.mean(axis=0), dx.std(axis=0)
             self.exog_scale[sid] = (mu, np.where(sd > 0, sd, 1.0))
             self.scales[sid] = naive_scale(y, season)
             z, A = self._model_rows(panel, sid, y, panel.ds[sid][:n], ex)
@@ -515,7 +526,8 @@ class GlobalForecaster:
             else:
                 fut_ex = np.zeros((horizon, 0))
             z, A = self._model_rows(panel, sid, panel.y[sid][:n], ds[:n], ex[:n])
-            F = self._features(panel, sid, fut_ds, fut_ex[:horizon])
+            dx = self._exog_diff(sid, np.concatenate([ex[:n], fut_ex[:horizon]]))[n:]
+            F = self._features(panel, sid, fut_ds, dx)
             if F.shape[1]:
                 A[-1, 1:] = F[0]
             windows.append(list(A[-W:]))
