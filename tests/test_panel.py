@@ -358,3 +358,36 @@ def test_forecaster_api_takes_a_long_dataframe():
     bt = fc.backtest(df, horizon=4, windows=2)
     assert len(bt) == 6 and {"mase", "baseline_mase", "coverage_80", "cutoff"} <= set(bt.columns)
     assert bt.attrs["backtest"]["overall"]["model"]["mase"] == pytest.approx(bt.mase.mean())
+
+
+def _readme_block(marker, lang="bash"):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = [b for b in re.findall(rf"```{lang}\n(.*?)```", text, re.S) if marker in b]
+    return block
+
+
+@pytest.mark.slow
+def test_readme_many_series_commands_run_as_written(tmp_path, monkeypatch, capsys):
+    import shlex
+    import shutil
+    from pathlib import Path
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    block = _readme_block("lockstep backtest --data examples/stores.csv")
+    cmds = [shlex.split(ln, comments=True) for ln in block.splitlines()]
+    cmds = [c for c in cmds if c]
+    assert len(cmds) == 4
+    for argv in cmds:
+        assert argv[0] == "lockstep"
+        code, out, err = run(capsys, *argv[1:])
+        assert code == 0, f"{' '.join(argv)}: {err[-2000:]}"
+        assert out.strip()
+    f = pd.read_csv(tmp_path / "stores" / "forecast.csv")
+    assert set(f.unique_id) == {"north", "south", "east", "west"} and len(f) == 24
+    assert f.ds.iloc[0] == "2024-01-01" and (tmp_path / "backtest.png").is_file()
+    code = _readme_block("fc.backtest(df", "python")
+    exec(compile(code, "README.md", "exec"), {})

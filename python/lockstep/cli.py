@@ -963,6 +963,9 @@ def main(argv=None):
     except LockstepError as e:
         err(f"lockstep: error: {one_line(e)}")
         return 2
+    except BrokenPipeError:  # `lockstep forecast ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:  # disk full, permissions, I/O errors outside the checked paths
         err(f"lockstep: error: {os_error_line(e)}")
         return 2
