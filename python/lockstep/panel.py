@@ -22,7 +22,7 @@ import numpy as np
 from . import reference
 from .config import MAX_HORIZON, ConfigError, ModelConfig
 from .data import DataError, prep
-from .forecast import ForecastSettings
+from .forecast import ForecastSettings, default_valid_size
 from .train import Trainer
 
 LEVELS_MAX = 99.9  # a level must leave some probability outside the interval
@@ -453,7 +453,8 @@ class GlobalForecaster:
             self.scales[sid] = naive_scale(y, season)
             z, A = self._model_rows(panel, sid, y, panel.ds[sid][:n], ex)
             m = len(z)
-            nv = st.valid_size if st.valid_size is not None else (season or max(1, m // 10))
+            nv = st.valid_size if st.valid_size is not None else default_valid_size(
+                pipe.season, m)
             nv = min(nv, max(0, m - st.window - 1))
             self.n_valid[sid] = nv
             tr = self._windows(z, A, 0, m - 1 - nv)
@@ -492,8 +493,12 @@ class GlobalForecaster:
         self.trainer = Trainer(self.model_cfg, st.train_config(), backend=self.backend,
                                dtype=st.dtype, strategy=self.strategy, device=self.device,
                                patience=st.patience, quiet=self.quiet, log=self.logger)
+        if valid is not None:  # the Forecaster's model selection: recursive forecasts
+            self.trainer.backend = _ForecastValidation(self.trainer.backend, self, panel,
+                                                       holdout)
         params = reference.init_params(self.model_cfg, np.dtype(st.dtype), seed=st.seed)
         self.state = self.trainer.fit(self.trainer.new_state(params), train, valid)
+        self.trainer.backend = getattr(self.trainer.backend, "_be", self.trainer.backend)
         self.trainer.backend.load(self.params, None)
         self.scores = self._calibrate(panel, holdout)
         return self
@@ -692,6 +697,34 @@ class GlobalForecaster:
                                          self.quiet, self.logger).fit(panel, held)
             rows += model.score(panel, held, horizon, k)
         return self._result(rows, panel, horizon, step, refit)
+
+
+class _ForecastValidation:
+    """The backend with ``evaluate`` scoring recursive forecasts of every series' whole
+    validation span from its start, in model space (the Forecaster's model selection,
+    forecast.ForecastValidation, for many series): the mean squared error over every series
+    and step, in float64 on the host. The forecasts are the same bits on every backend, so
+    the best epoch is too."""
+
+    def __init__(self, backend, model, panel, holdout):
+        self._be, self._model, self._panel = backend, model, panel
+        sids = [i for i in panel.ids if model.n_valid[i]]
+        self._sub = replace(panel, ids=sids)
+        self._ends = [len(panel.y[i]) - holdout - model.n_valid[i] for i in sids]
+        self._h = max(model.n_valid[i] for i in sids)
+        self._true = [model._model_rows(panel, i, panel.y[i][:e + model.n_valid[i]],
+                                        panel.ds[i][:e + model.n_valid[i]],
+                                        panel.exog[i][:e + model.n_valid[i]])[0][-model.n_valid[i]:]
+                      for i, e in zip(sids, self._ends)]
+
+    def __getattr__(self, name):  # load, state, predict, train_epoch, run_name, dtype, ...
+        return getattr(self._be, name)
+
+    def evaluate(self, x=None, y=None):
+        z = self._model._forecast_z(self._sub, self._ends, self._h, pad=True)
+        with np.errstate(all="ignore"):  # a diverging run gives inf: the Trainer reports it
+            err = np.concatenate([z[b, :len(t)] - t for b, t in enumerate(self._true)])
+            return self._be.dtype.type(np.mean(err * err))
 
 
 def _lv(lv):
