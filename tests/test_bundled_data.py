@@ -14,6 +14,7 @@ EXPECT = {  # name: (rows, column, first label, last label, period)
     "co2": (444, "co2", "1965-01", "2001-12", 12),
     "nile": (100, "volume", "1871", "1970", None),
 }
+MACRO = ["realgdp", "realcons", "realinv", "realgovt", "realdpi", "cpi", "m1", "pop"]
 
 
 @pytest.mark.parametrize("name", sorted(EXPECT))
@@ -22,6 +23,17 @@ def test_bundled_series_load_by_name(name):
     s = data.resolve(name)
     assert (len(s), s.names, s.time[0], s.time[-1], s.period) == (rows, [col], first, last, period)
     assert np.all(s.values > 0) and s.source == name
+
+
+def test_the_many_series_set_loads_as_a_panel():
+    from lockstep import panel
+
+    s = data.resolve("macro")
+    assert (len(s), s.names, s.time[0], s.time[-1], s.period) == (203, MACRO, "1959-Q1",
+                                                                   "2009-Q3", 4)
+    p = panel.from_series(s)
+    assert p.ids == MACRO and p.season == 4 and all(len(p.y[i]) == 203 for i in p.ids)
+    assert all((p.y[i] > 0).all() for i in p.ids)
 
 
 def test_every_bundled_file_has_its_source_and_licence():

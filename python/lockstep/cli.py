@@ -771,7 +771,8 @@ def build_parser():
         parser.add_argument("--data", default="airpassengers",
                             help="a bundled real series: airpassengers (monthly 1949-1960), "
                             "elec_equip (monthly 1995-2016), co2 (monthly 1965-2001), nile "
-                            "(yearly 1871-1970); or a CSV path")
+                            "(yearly 1871-1970), macro (8 quarterly US series, 1959-2009); or "
+                            "a CSV or Parquet path")
         parser.add_argument("--value-column", action="append", metavar="NAME",
                             help="value column, by name or index (repeat for several; default: "
                             "every numeric column)")

@@ -33,6 +33,10 @@ _BUNDLED = {
             "atmospheric CO2 at Mauna Loa (ppm), monthly means 1965-01..2001-12"),
     "nile": ("nile.csv", "volume", "year", None,
              "annual flow of the Nile at Aswan (10^8 m^3), 1871..1970"),
+    # several series (value column None: every column), for the many-series models
+    "macro": ("macro.csv", None, "quarter", 4,
+              "eight US macroeconomic series (real GDP, consumption, investment, government "
+              "spending, disposable income; CPI, M1, population), quarterly 1959-Q1..2009-Q3"),
 }
 BUNDLED = tuple(_BUNDLED)
 MAX_COLUMNS = 10_000  # columns of a CSV header
@@ -104,14 +108,15 @@ class Series:
 def load(name: str = "airpassengers") -> Series:
     """A bundled real series: "airpassengers" = Box & Jenkins series G, monthly international
     airline passengers in thousands, 1949-01..1960-12 (144 values); "elec_equip" (257
-    months), "co2" (444 months) and "nile" (100 years): see ``describe_bundled()`` and
+    months), "co2" (444 months), "nile" (100 years) and "macro" (eight quarterly US series,
+    203 quarters): see ``describe_bundled()`` and
     SOURCES.md beside the files."""
     if name not in BUNDLED:
         raise DataError(f"unknown dataset {name!r}: use one of {', '.join(BUNDLED)} or a CSV path")
     file, value, time, period, _ = _BUNDLED[name]
     path = resources.files(__name__) / file
     with resources.as_file(path) as p:
-        s = load_csv(p, value_columns=[value], time_column=time)
+        s = load_csv(p, value_columns=None if value is None else [value], time_column=time)
     s.source, s.period = name, period
     return s
 
