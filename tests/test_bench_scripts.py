@@ -77,3 +77,24 @@ def test_model_line_puts_measured_beside_predicted(capsys):
     assert "measured 0.006 ms at block 256: 2.00x the prediction" in out
     sc.model_line("fused", (32, 1024, 64, 256), None, "not counted: too long")
     assert "not counted: too long" in capsys.readouterr().out
+
+
+def test_accuracy_benchmark_scores_every_model_on_the_same_windows(tmp_path):
+    """bench/accuracy.py on one small series: lockstep's backtest, and statsforecast's models
+    when installed, scored the same way (MASE per series, targets stated)."""
+    out = tmp_path / "acc.json"
+    r = subprocess.run([sys.executable, str(BENCH / "accuracy.py"), "--datasets", "nile",
+                        "--windows", "2", "--json", str(out)], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (d,) = json.loads(out.read_text())["datasets"]
+    assert d["name"] == "nile" and d["horizon"] == 10 and d["series"] == ["volume"]
+    ls = d["models"]["lockstep"]
+    assert ls["mase"] > 0 and set(ls["per_series_mase"]) == {"volume"} and "coverage" in ls
+    try:
+        import statsforecast  # noqa: F401
+    except ImportError:
+        assert "statsforecast" in d["not_run"]
+    else:
+        assert {"AutoARIMA", "AutoETS", "SeasonalNaive"} <= set(d["models"])
+        assert isinstance(d["target_arima_ets"], bool)
