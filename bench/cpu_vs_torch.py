@@ -51,7 +51,10 @@ SIZES = {  # name: (I, H, T, B) or (I, H, T, B, layers)
     "h128x2": (1, 128, 24, 64, 2),  # two stacked layers
     "h256": (1, 256, 48, 64),
     "h512": (32, 512, 64, 64),
+    "h64": (1, 64, 24, 64),  # h64 .. h1024: GFLOP/s across H (time growing no faster than FLOPs)
+    "h1024": (32, 1024, 16, 64),
 }
+DTYPE = np.float32  # --dtype
 
 
 def size(name):
@@ -63,19 +66,23 @@ LR = 0.01
 
 PEAK_SRC = r"""
 #include <omp.h>
-typedef float v8 __attribute__((vector_size(32)));
+#ifndef REAL
+#define REAL float
+#endif
+#define LANES (32 / (int)sizeof(REAL))
+typedef REAL v8 __attribute__((vector_size(32)));
 /* Per thread 6 independent multiply chains (x = x*m, then x = x*minv: values stay bounded) and
    6 independent add chains (a = a + c, then a = a - c), all in place: 12 vector registers plus
    4 constants, no temporaries, so no spills; 6 chains cover the 3-cycle latency of 2 mul and
    2 add pipes. 24 vector operations per iteration, separate mul and add: compiled with -mavx2
    (no -mfma) and -ffp-contract=off. Returns a sum to keep everything live. */
 #define CH(X) X(0) X(1) X(2) X(3) X(4) X(5)
-double peak(long iters, float m, float minv, int threads) {
+double peak(long iters, REAL m, REAL minv, int threads) {
   double total = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : total)
   {
     const v8 vm = (v8){} + m, vi = (v8){} + minv, c = (v8){} + 0.5f;
-#define INIT(i) v8 x##i = (v8){} + (1.0f + 0.01f * i), a##i = (v8){} + (float)i;
+#define INIT(i) v8 x##i = (v8){} + (REAL)(1.0f + 0.01f * i), a##i = (v8){} + (REAL)i;
     CH(INIT)
     for (long it = 0; it < iters; ++it) {
 #define STEP1(i) x##i = x##i * vm; a##i = a##i + c;
@@ -83,7 +90,7 @@ double peak(long iters, float m, float minv, int threads) {
       CH(STEP1)
       CH(STEP2)
     }
-#define SUM(i) for (int l = 0; l < 8; ++l) total += a##i[l] + x##i[l];
+#define SUM(i) for (int l = 0; l < LANES; ++l) total += a##i[l] + x##i[l];
     CH(SUM)
   }
   return total;
@@ -92,30 +99,33 @@ double peak(long iters, float m, float minv, int threads) {
 
 
 def measure_peak(threads):
-    """No-FMA single-precision peak in GFLOP/s (None if no compiler): best of 5 runs."""
+    """No-FMA peak of the working dtype (DTYPE) in GFLOP/s (None if no compiler): best of 5."""
     if platform.machine() not in ("x86_64", "AMD64"):
         return None, "micro-kernel is x86-64 only"
     d = tempfile.mkdtemp(prefix="ls_peak_")
     src, lib = os.path.join(d, "peak.c"), os.path.join(d, "peak.so")
+    real = "double" if DTYPE == np.float64 else "float"
     with open(src, "w") as f:
         f.write(PEAK_SRC)
     cc = os.environ.get("CC", "cc")
     cmd = [cc, "-O3", "-mavx2", "-ffp-contract=off", "-fno-fast-math", "-fopenmp", "-shared",
-           "-fPIC", src, "-o", lib]
+           "-fPIC", f"-DREAL={real}", src, "-o", lib]
     try:
         subprocess.run(cmd, check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError) as e:
         return None, f"cannot compile the micro-kernel: {e}"
     fn = ctypes.CDLL(lib).peak
     fn.restype = ctypes.c_double
-    fn.argtypes = [ctypes.c_long, ctypes.c_float, ctypes.c_float, ctypes.c_int]
+    c_real = ctypes.c_double if real == "double" else ctypes.c_float
+    fn.argtypes = [ctypes.c_long, c_real, c_real, ctypes.c_int]
+    lanes = 4 if real == "double" else 8
     iters = 2_000_000
     best = 0.0
     for _ in range(5):
         t0 = time.perf_counter()
         fn(iters, 1.0001, 1 / 1.0001, threads)
         dt = time.perf_counter() - t0
-        best = max(best, threads * iters * 24 * 8 / dt / 1e9)  # 24 vector ops of 8 lanes
+        best = max(best, threads * iters * 24 * lanes / dt / 1e9)  # 24 vector ops
     return best, " ".join(cmd[:5])
 
 
@@ -127,8 +137,8 @@ def flops(I, H, T, B, L=1):
 
 def make_data(I, H, T, B, seed=0):
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((T, B, I)).astype(np.float32)
-    y = rng.standard_normal((T, B, O)).astype(np.float32)
+    x = rng.standard_normal((T, B, I)).astype(DTYPE)
+    y = rng.standard_normal((T, B, O)).astype(DTYPE)
     return x, y
 
 
@@ -137,8 +147,9 @@ def make_data(I, H, T, B, seed=0):
 def make_cpu(I, H, T, B, x, y, L=1):
     from lockstep import _cpu, reference
     from lockstep.config import ModelConfig
-    p = reference.init_params(ModelConfig(I, H, O, num_layers=L), np.float32, seed=0)
-    e = _cpu.EngineF32(I, H, O, num_layers=L, loss="mse", optimizer="sgd", lr=LR)
+    p = reference.init_params(ModelConfig(I, H, O, num_layers=L), DTYPE, seed=0)
+    Eng = _cpu.EngineF64 if DTYPE == np.float64 else _cpu.EngineF32
+    e = Eng(I, H, O, num_layers=L, loss="mse", optimizer="sgd", lr=LR)
     for n in reference.param_names(L):
         e.set("params", n, p[n])
     idx = [np.arange(B)]
@@ -149,7 +160,7 @@ def make_numpy(I, H, T, B, x, y, L=1):
     from lockstep import reference
     from lockstep.config import ModelConfig, TrainConfig
     tc = TrainConfig(loss="mse", optimizer="sgd", lr=LR, batch_size=B)
-    state = {"p": reference.init_params(ModelConfig(I, H, O, num_layers=L), np.float32, seed=0)}
+    state = {"p": reference.init_params(ModelConfig(I, H, O, num_layers=L), DTYPE, seed=0)}
     state["o"] = reference.init_opt_state(state["p"], tc)
 
     def step():
@@ -163,6 +174,8 @@ def make_torch(I, H, T, B, x, y, threads, L=1):
     torch.backends.mkldnn.enabled = True
     torch.manual_seed(0)
     lstm, lin = torch.nn.LSTM(I, H, num_layers=L), torch.nn.Linear(H, O)
+    if DTYPE == np.float64:
+        lstm, lin = lstm.double(), lin.double()
     params = list(lstm.parameters()) + list(lin.parameters())
     opt = torch.optim.SGD(params, lr=LR)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -251,13 +264,51 @@ def rss_child(impl, name, threads):
 
 
 def peak_memory(impl, size, threads):
-    cmd = [sys.executable, __file__, "--rss-child", impl, size, "--threads", str(threads)]
+    cmd = [sys.executable, __file__, "--rss-child", impl, size, "--threads", str(threads),
+           "--dtype", np.dtype(DTYPE).name]
     r = subprocess.run(cmd, capture_output=True, text=True,
                        env={**os.environ, "PYTHONWARNINGS": "ignore"})
     try:
         return json.loads(r.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         return {"rss_mib": float("nan"), "engine_mib": None, "error": r.stderr[-300:]}
+
+
+PHASES = ("inproj", "rec_gemm", "rec_cell", "rec_sync", "head", "loss", "bwd_pack", "bwd_gemm",
+          "bwd_cell", "bwd_sync", "wgrad", "natural", "dh_above", "optim", "repack")
+
+
+def profile(args):
+    """Where a training step's time goes (thread 0's clock, LOCKSTEP_CPU_PROFILE=1): a phase
+    that ends in a barrier includes the wait for the other threads."""
+    os.environ["LOCKSTEP_CPU_PROFILE"] = "1"
+    from lockstep import _cpu
+    _cpu.set_num_threads(args.threads, adaptive=args.adaptive)
+    print(f"# cpu engine profile, {args.dtype}, {args.threads} threads, ms per step "
+          f"(% of the step); load average {os.getloadavg()[0]:.2f}")
+    out = []
+    for name in args.sizes.split(","):
+        I, H, T, B, L = size(name)
+        x, y = make_data(I, H, T, B)
+        step, e = make_cpu(I, H, T, B, x, y, L)
+        for _ in range(3):
+            step()
+        e.profile(reset=True)
+        n = max(5, args.reps * args.burst)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            step()
+        wall = (time.perf_counter() - t0) / n
+        prof = {k: v / n for k, v in e.profile().items()}
+        tot = sum(prof.values())
+        parts = "  ".join(f"{k} {prof[k] * 1e3:.3f} ({prof[k] / tot * 100:.0f}%)"
+                          for k in PHASES if prof[k] > 0.005 * tot)
+        print(f"{name:6s} step {wall * 1e3:.3f} ms (phases {tot * 1e3:.3f}): {parts}")
+        out.append({"size": name, "wall_s": wall, "phases_s": prof})
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"threads": args.threads, "dtype": args.dtype, "profile": out}, f, indent=1)
+    return 0
 
 
 def main(argv=None):
@@ -280,8 +331,16 @@ def main(argv=None):
                     help="cpu engine: steps under 32 MFLOP run on one thread (helps on a loaded "
                          "machine; default: always --threads)")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    ap.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
+    ap.add_argument("--profile", action="store_true",
+                    help="cpu engine only: seconds per phase (LOCKSTEP_CPU_PROFILE=1), no timing")
     ap.add_argument("--rss-child", nargs=2, metavar=("IMPL", "SIZE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    global DTYPE
+    DTYPE = np.float64 if args.dtype == "float64" else np.float32
+    if args.profile:
+        return profile(args)
     if args.rss_child:
         return rss_child(*args.rss_child, args.threads)
 
@@ -293,13 +352,13 @@ def main(argv=None):
     peak1, how = measure_peak(1)
     peakn, _ = measure_peak(args.threads)
     info = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-            "threads": args.threads, "torch": torch.__version__,
+            "threads": args.threads, "torch": torch.__version__, "dtype": args.dtype,
             "mkldnn": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
             "isa": _cpu.isa(), "adaptive_threads": _cpu.get_adaptive_threads(),
             "load_avg": os.getloadavg(), "peak_gflops_1t": peak1,
             "peak_gflops": peakn, "peak_kernel": how}
     print(f"# lockstep cpu vs torch {info['torch']} (oneDNN {'on' if info['mkldnn'] else 'off'}) "
-          f"vs numpy, float32, {args.threads} threads"
+          f"vs numpy, {args.dtype}, {args.threads} threads"
           f"{' (cpu: 1 below 32 MFLOP/step)' if info['adaptive_threads'] else ''}, "
           f"engine ISA {info['isa']}, "
           f"load average {info['load_avg'][0]:.2f}")
@@ -311,7 +370,8 @@ def main(argv=None):
     for name in args.sizes.split(","):
         I, H, T, B, L = size(name)
         x, y = make_data(I, H, T, B)
-        impls = ("cpu", "torch") + (("torch-1t",) if args.torch_1t else ()) + ("numpy",)
+        impls = ("cpu", "torch") + (("torch-1t",) if args.torch_1t else ()) + \
+            (() if args.no_numpy else ("numpy",))
         steps = {impl: make(impl, I, H, T, B, x, y, args.threads, L)[0] for impl in impls}
         times = {k: [] for k in steps}
         for k, f in steps.items():  # warm-up (and the NumPy reference's cost estimate)
@@ -321,9 +381,10 @@ def main(argv=None):
                 times[k].append(time.perf_counter() - t0)
         # the NumPy reference is slow at the large sizes: a budget of seconds instead of reps
         # (when even the warm-up step exceeds a third of it, that step is the one sample)
-        numpy_reps = max(1, min(args.reps, int(args.numpy_budget / max(times["numpy"][0], 1e-9))))
-        if times["numpy"][0] < args.numpy_budget / 3:
-            times["numpy"] = []
+        if "numpy" in steps:
+            numpy_reps = max(1, min(args.reps, int(args.numpy_budget / max(times["numpy"][0], 1e-9))))
+            if times["numpy"][0] < args.numpy_budget / 3:
+                times["numpy"] = []
         for r in range(args.reps):
             for k, f in steps.items():  # alternate bursts: cpu x burst, torch x burst, numpy, ...
                 if k == "numpy" and len(times[k]) >= numpy_reps:

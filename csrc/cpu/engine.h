@@ -20,6 +20,13 @@ struct Config {
   int grad_shards = 1;    // S: a batch's loss and gradients summed in S groups (arithmetic.md)
 };
 
+// Phases of a training step timed under LOCKSTEP_CPU_PROFILE=1 (Engine::profile).
+enum Phase {
+  kPhInproj = 0, kPhRecGemm, kPhRecCell, kPhRecSync, kPhHead, kPhLoss, kPhBwdPack, kPhBwdGemm,
+  kPhBwdCell, kPhBwdSync, kPhWgrad, kPhNatural, kPhDhAbove, kPhOptim, kPhRepack, kPhOther,
+  kNumPhases
+};
+
 // Which flat buffer: parameters or one of the optimizer states.
 enum Slot { kParams = 0, kAdamM = 1, kAdamV = 2, kVelocity = 3, kNumSlots = 4 };
 
@@ -58,6 +65,8 @@ class Engine {
   virtual T forward_only(const T* x, int Tn, std::int64_t N, const void* y, T* out) = 0;
   // Bytes held in buffers (parameters, optimizer state, caches, workspaces).
   virtual std::int64_t bytes() const = 0;
+  // kNumPhases accumulated seconds (LOCKSTEP_CPU_PROFILE=1), writable (zero to reset).
+  virtual double* profile() = 0;
 };
 
 // Factories, one per instruction set the kernels were compiled for. threads points to two ints

@@ -94,6 +94,7 @@ LS_AI void micro(int mode, T* C, idx_t ldc, const T* S, idx_t lds, const Seg& s1
     const Seg& s = *segs[si];
     const T* A = static_cast<const T*>(s.A);
     const T* B = static_cast<const T*>(s.B);
+#pragma GCC unroll 4
     for (idx_t k = 0; k < s.K; ++k) {
       V bv[NV];
       for (int v = 0; v < NV; ++v) bv[v] = vload(B + k * s.ldb + v * L);
@@ -192,6 +193,11 @@ template <class T> struct VM {
   static LS_AI U bits(V v) { return (U)v; }
   static LS_AI V from_bits(U u) { return (V)u; }
   static LS_AI V sel(I m, V a, V b) { return m ? a : b; }  // m lanes are 0 or -1
+  static LS_AI bool any(I m) {  // some lane of m is set (no arithmetic: an OR of the bits)
+    std::uint64_t w[4];
+    __builtin_memcpy(w, &m, sizeof w);
+    return (w[0] | w[1] | w[2] | w[3]) != 0;
+  }
   static LS_AI V vabs(V x) { return from_bits(bits(x) & ~U{} >> 1); }
   static LS_AI V vfloor(V v) {  // exact for |v| < 2^22
     V t = __builtin_convertvector(__builtin_convertvector(v, I), V);
@@ -259,23 +265,31 @@ template <class T> struct VM {
     I mid = a < splat(C::tanh_mid());
     I low = a < splat(C::tanh_lo());
     I far = a >= splat(C::tanh_one());
+    // Each branch is evaluated only when some lane selects it (a branch no lane keeps cannot
+    // change the result: the selects below discard it).
     // |x| < tanh_mid: t = expm1(u), u = -(a+a) or a+a
-    V u = sel(mid, sel(low, -(a + a), a + a), zero);
-    V r, corr;
-    V s = pow2(reduce(u, &r, &corr));
-    V th, tl;
-    scaled_expm1(s - one, s, r, corr, &th, &tl);
-    V dh, dl;
-    fts(two, th, &dh, &dl);
-    dl = dl + tl;
-    V y_near = div_dw(sel(low, -th, th), sel(low, -tl, tl), dh, dl);
+    V y_near = zero;
+    if (any(mid)) {
+      V u = sel(mid, sel(low, -(a + a), a + a), zero);
+      V r, corr;
+      V s = pow2(reduce(u, &r, &corr));
+      V th, tl;
+      scaled_expm1(s - one, s, r, corr, &th, &tl);
+      V dh, dl;
+      fts(two, th, &dh, &dl);
+      dl = dl + tl;
+      y_near = div_dw(sel(low, -th, th), sel(low, -tl, tl), dh, dl);
+    }
     // tanh_mid <= |x| < tanh_one: 1 - 2/(E+1), E = exp(a+a)
     I high = ~mid & ~far & ~nan;
-    V eh, el;
-    exp_dw(sel(high, a + a, zero), &eh, &el);
-    V d2h, d2l;
-    fts(eh, one, &d2h, &d2l);
-    V y_high = one - div_dw(two, zero, d2h, d2l + el);
+    V y_high = zero;
+    if (any(high)) {
+      V eh, el;
+      exp_dw(sel(high, a + a, zero), &eh, &el);
+      V d2h, d2l;
+      fts(eh, one, &d2h, &d2l);
+      y_high = one - div_dw(two, zero, d2h, d2l + el);
+    }
     V y = sel(mid, y_near, sel(far, one, y_high));
     y = from_bits((bits(y) & ~U{} >> 1) | (bits(x) & (U{} + VI<T>::kSign)));
     return sel(nan, x, y);
@@ -346,6 +360,8 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     dWout_.reserve(O_ * Hp_);
     b1_pow_ = T(1);
     b2_pow_ = T(1);
+    const char* pe = std::getenv("LOCKSTEP_CPU_PROFILE");
+    prof_on_ = pe && *pe && *pe != '0';
     params_changed();
   }
   ~EngineImpl() override { delete[] layers_; }
@@ -454,7 +470,10 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     if (g != grad_.p) std::memcpy(grad_.p, g, sizeof(T) * (std::size_t)P_);
     bool scaled = false;
     T scale = T(0);
-    const int nt = threads_[0] > 0 ? threads_[0] : 1;
+    // element-wise over P_ values: one thread per 2^16 of them at most (adaptive), as nthreads
+    const int n = threads_[0] > 0 ? threads_[0] : 1;
+    const i64 k = P_ >> 16;
+    const int nt = threads_[1] <= 0 ? n : (k < 1 ? 1 : k < n ? (int)k : n);
 #pragma omp parallel num_threads(nt)
     {
       const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
@@ -468,7 +487,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   T forward_only(const T* x, int Tn, i64 N, const void* y, T* out) override {
     ensure(Tn, N, false);
     T loss = T(0);
-    const int nt = nthreads(Tn, N);
+    const int nt = nthreads(Tn, N, false);
 #pragma omp parallel num_threads(nt)
     {
       forward(x, Tn, N, Drop{nullptr, N}, omp_get_thread_num(), omp_get_num_threads());
@@ -521,11 +540,23 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     split(nrt * ncol, tid, nth, lo, hi);
     return false;
   }
-  int nthreads(int Tn, i64 B) const {
+  // The thread count of one call (docs/cpu.md, "Parallelism and threads"). threads_[1] = 0:
+  // always threads_[0]. Otherwise (the default) as many threads as the work pays for, at most
+  // threads_[0]: one per threads_[1] MFLOP of matrix products in the call (training: forward,
+  // dh and weight gradients, 3x the forward), and, when the samples are too few for every
+  // thread to own two row tiles (then the threads meet at a barrier every time step), at most
+  // one per MFLOP of a time step. A forward over one window (predict) thus runs on one thread.
+  int nthreads(int Tn, i64 B, bool train = true) const {
     const int n = threads_[0] > 0 ? threads_[0] : 1;
-    const double mflop = 6e-6 * (double)Tn * (double)B * 4.0 * (double)H_ *
-                         (double)((H_ + I_) + (L_ - 1) * 2 * H_);
-    return threads_[1] > 0 && mflop < threads_[1] ? 1 : n;
+    if (threads_[1] <= 0 || n == 1) return n;
+    const double fwd = 2e-6 * (double)Tn * (double)B * 4.0 * (double)H_ *
+                       (double)((H_ + I_) + (L_ - 1) * 2 * H_);
+    const double mflop = train ? 3 * fwd : fwd;
+    double k = mflop / threads_[1];
+    if (k > n) k = n;
+    const i64 nrt = (B + kMR - 1) / kMR;
+    if ((double)nrt < 2 * k && mflop / Tn < k) k = mflop / Tn;
+    return k < 1 ? 1 : (int)k;
   }
 
   static constexpr i64 kWKC = 256;  // K block (samples) of the weight-gradient products
@@ -624,6 +655,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
           out_.p[n * O_ + o] = acc;
         }
     }
+    mark(tid, lockstep_cpu::kPhHead);
   }
 
   // One layer over the sequence: input rows in (stride ld, ly.K columns); ends with a barrier.
@@ -653,6 +685,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       for (i64 i = lo; i < hi; ++i) ly.hb.p[i] = T(0), ly.cb.p[i] = T(0);
     }
 #pragma omp barrier
+    mark(tid, lockstep_cpu::kPhInproj);
     // 2. Recurrence. Work item = (row tile of kMR samples, block of 8 hidden units). With
     // enough samples each thread owns whole rows: samples are independent, so no barrier is
     // needed between steps. Otherwise the items of a row are split too, with a barrier a step.
@@ -676,18 +709,22 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
           Seg s2{nullptr, 0, 0, nullptr, 0, 0};
           tile_rows<T>(m, 2, gt + r0 * G_ + ub * 32 + half, G_, nullptr, 0, s1, s2);
         }
+        mark(tid, lockstep_cpu::kPhRecGemm);
         const i64 nu = (H_ - u0) < 8 ? (H_ - u0) : 8;
         for (i64 r = r0; r < r0 + m; ++r) {
           T* a = gt + r * G_ + ub * 32;
           cell_forward(a, cprev + r * Hp_ + u0, cnext + r * Hp_ + u0, tct + r * Hp_ + u0,
                        hnext + r * Hp_ + u0, nu);
         }
+        mark(tid, lockstep_cpu::kPhRecCell);
       }
       if (!by_rows) {
 #pragma omp barrier
       }
+      mark(tid, lockstep_cpu::kPhRecSync);
     }
 #pragma omp barrier
+    mark(tid, lockstep_cpu::kPhRecSync);
   }
 
   // Gates of 8 units (i, f, g, o at a[0..7], a[8..15], a[16..23], a[24..31]); activates them in
@@ -787,6 +824,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       }
     }
 #pragma omp barrier
+    mark(tid, lockstep_cpu::kPhDhAbove);
   }
 
   void layer_backward(i64 l, int Tn, i64 B, const Drop& d, int tid, int nth) {
@@ -805,19 +843,25 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       // h_{t-1} and the input transposed for the weight-gradient products, packed by row tiles
       // of kMR rows k: element (k, n) at [k / kMR][n][k % kMR] (the micro-kernel's broadcasts
       // of a tile then read one contiguous stream).
+      // Blocks of 32 rows n, this thread's k inside: a row's cache lines are read once per
+      // block, not once per k (exact copies; the order of copying cannot matter).
       split(H_ + K, tid, nth, &lo, &hi);
-      for (i64 k = lo; k < hi; ++k) {
-        if (k < H_) {
-          T* dst = hT_.p + (k / kMR) * TB * kMR + k % kMR;
-          for (i64 n = 0; n < TB; ++n) dst[n * kMR] = ly.hb.p[n * Hp_ + k];
-        } else {
-          const i64 kx = k - H_;
-          T* dst = xT_.p + (kx / kMR) * TB * kMR + kx % kMR;
-          for (i64 n = 0; n < TB; ++n) dst[n * kMR] = xl[n * ldx + kx];
+      for (i64 n0 = 0; n0 < TB; n0 += 32) {
+        const i64 n1 = n0 + 32 < TB ? n0 + 32 : TB;
+        for (i64 k = lo; k < hi; ++k) {
+          if (k < H_) {
+            T* dst = hT_.p + (k / kMR) * TB * kMR + k % kMR;
+            for (i64 n = n0; n < n1; ++n) dst[n * kMR] = ly.hb.p[n * Hp_ + k];
+          } else {
+            const i64 kx = k - H_;
+            T* dst = xT_.p + (kx / kMR) * TB * kMR + kx % kMR;
+            for (i64 n = n0; n < n1; ++n) dst[n * kMR] = xl[n * ldx + kx];
+          }
         }
       }
     }
 #pragma omp barrier
+    mark(tid, lockstep_cpu::kPhBwdPack);
     const i64 nct = Hp_ / CW;
     i64 lo, hi, rb, re;
     const bool by_rows = plan_rows(B, nct, tid, nth, &lo, &hi, &rb, &re);  // as in forward()
@@ -846,6 +890,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
           const Seg none{nullptr, 0, 0, nullptr, 0, 0};
           tile_rows<T>(m, 1, dh_.p + r0 * Hp_ + c0, Hp_, dhat + r0 * Hp_ + c0, Hp_, rs, none);
         }
+        mark(tid, lockstep_cpu::kPhBwdGemm);
         const i64 nu = (H_ - c0) < CW ? (H_ - c0) : CW;
         for (i64 r = r0; r < r0 + m; ++r) {
           const T* dh = dh_.p + r * Hp_;
@@ -883,12 +928,15 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
             dcn[u] = dc * fg;
           }
         }
+        mark(tid, lockstep_cpu::kPhBwdCell);
       }
       if (!by_rows) {
 #pragma omp barrier
       }
+      mark(tid, lockstep_cpu::kPhBwdSync);
     }
 #pragma omp barrier
+    mark(tid, lockstep_cpu::kPhBwdSync);
     // Weight gradients: one sum per output over n = t*B + b ascending, in K blocks of KC rows
     // (a partial sum is stored and reloaded exactly). Threads own column tiles of da.
     constexpr i64 KC = kWKC;
@@ -921,6 +969,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     }
     if (top) head_grads(Tn, B, tid, nth);
 #pragma omp barrier
+    mark(tid, lockstep_cpu::kPhWgrad);
     // Natural layout of the gradients.
     T* g = grad_.p;
     split(4 * H_, tid, nth, &lo, &hi);
@@ -934,6 +983,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       for (i64 o = lo; o < hi; ++o)
         for (i64 k = 0; k < H_; ++k) g[off_.p[3 * L_] + o * H_ + k] = dWout_.p[o * Hp_ + k];
     }
+    mark(tid, lockstep_cpu::kPhNatural);
   }
 
   // dW_out[o, k] = sum_n dy[n, o] * h_t[n, k]; db_out[o] = sum_n dy[n, o] (skipping the rows
@@ -1057,6 +1107,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
 #pragma omp barrier
 #pragma omp single
     *lsum = loss_sum(Tn, B, nt);  // implicit barrier
+    mark(tid, lockstep_cpu::kPhLoss);
     backward(Tn, B, d, tid, nth);
   }
 
@@ -1069,13 +1120,16 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     const i64 nt = nterms(Tn, B);
 #pragma omp parallel num_threads(nthreads(Tn, B))
     {
+      const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+      mark_start(tid);
       grad_pass(Tn, B, nt, d, &lsum);
 #pragma omp barrier
-      const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
       clip_and_update(tid, nth, &scaled, &scale);
 #pragma omp barrier
+      mark(tid, lockstep_cpu::kPhOptim);
       repack(tid, nth);
     }
+    mark(0, lockstep_cpu::kPhRepack);
     finish_step();
     return lsum / T(nt);
   }
@@ -1102,6 +1156,22 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   Buf<T> wpack_;  // per thread: a K block of one column tile of da, packed
   Buf<T> gacc_, gpart_;  // sharded batches: the combined and the current group's gradients
   Buf<i64> yi_;
+  // LOCKSTEP_CPU_PROFILE=1: seconds per phase, measured on thread 0 (a phase that ends in a
+  // barrier includes the wait for the other threads). Off: one predictable branch per mark.
+  bool prof_on_ = false;
+  double prof_[lockstep_cpu::kNumPhases] = {};
+  double plast_ = 0;
+  LS_AI void mark(int tid, int ph) {
+    if (!prof_on_ || tid != 0) return;
+    const double n = omp_get_wtime();
+    prof_[ph] += n - plast_;
+    plast_ = n;
+  }
+  LS_AI void mark_start(int tid) {
+    if (prof_on_ && tid == 0) plast_ = omp_get_wtime();
+  }
+ public:
+  double* profile() override { return prof_; }
 };
 
 // which: 0 = sigmoid, 1 = tanh; the vector functions above on n values (n % 8 == 0 not needed).

@@ -166,9 +166,12 @@ py::dict build_info() {
 using lockstep_cpu::Config;
 using lockstep_cpu::Engine;
 
-// [0]: threads of the engine's parallel regions; [1]: adaptive threshold in MFLOP per step below
-// which the engine runs on one thread (0 = off). See set_num_threads.
-int g_threads[2] = {1, 0};
+// [0]: threads of the engine's parallel regions (the most a call uses); [1]: MFLOP of matrix
+// products per thread of the adaptive rule (0 = always [0]). See set_num_threads.
+// Default: adaptive (one thread per kAutoMflopPerThread MFLOP of a call's products, see
+// EngineImpl::nthreads); set_num_threads(n) forces n.
+constexpr int kAutoMflopPerThread = 8;
+int g_threads[2] = {1, kAutoMflopPerThread};
 
 bool cpu_has_avx2() {
 #if LOCKSTEP_CPU_AVX2 && (defined(__GNUC__) || defined(__clang__))
@@ -402,6 +405,19 @@ class PyEngine {
   T get_b2() { return e_->b2_pow(); }
   void set_b2(T v) { e_->b2_pow() = v; }
   std::int64_t bytes() { return e_->bytes(); }
+  // LOCKSTEP_CPU_PROFILE=1: seconds per phase of train steps so far (thread 0); reset zeroes.
+  py::dict profile(bool reset) {
+    static const char* const names[lockstep_cpu::kNumPhases] = {
+        "inproj", "rec_gemm", "rec_cell", "rec_sync", "head", "loss", "bwd_pack", "bwd_gemm",
+        "bwd_cell", "bwd_sync", "wgrad", "natural", "dh_above", "optim", "repack", "other"};
+    double* p = e_->profile();
+    py::dict d;
+    for (int i = 0; i < lockstep_cpu::kNumPhases; ++i) {
+      d[names[i]] = p[i];
+      if (reset) p[i] = 0;
+    }
+    return d;
+  }
   const std::string& isa() const { return isa_; }
 
  private:
@@ -513,6 +529,7 @@ void bind_engine(py::module_& m, const char* name) {
       .def_property("b1_pow", &PyEngine<T>::get_b1, &PyEngine<T>::set_b1)
       .def_property("b2_pow", &PyEngine<T>::get_b2, &PyEngine<T>::set_b2)
       .def_property_readonly("bytes", &PyEngine<T>::bytes, "bytes held in the engine's buffers")
+      .def("profile", &PyEngine<T>::profile, "seconds per phase of the train steps so far (LOCKSTEP_CPU_PROFILE=1, thread 0)", py::arg("reset") = false)
       .def_property_readonly("isa", &PyEngine<T>::isa);
 }
 
@@ -574,7 +591,7 @@ py::array py_kernel_act(const py::array& x, const std::string& fn, const std::st
 void set_num_threads(int n, bool adaptive) {
   if (n < 1) throw py::value_error("set_num_threads: need n >= 1, got " + std::to_string(n));
   g_threads[0] = n;
-  g_threads[1] = adaptive ? 32 : 0;
+  g_threads[1] = adaptive ? kAutoMflopPerThread : 0;
 }
 
 }  // namespace
@@ -593,8 +610,10 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("build_info", &build_info, "compiler and OpenMP facts of this build");
   g_threads[0] = omp_get_max_threads() > 0 ? omp_get_max_threads() : 1;
   m.def("set_num_threads", &set_num_threads,
-        "threads of the training engine; adaptive: steps with under 32 MFLOP of matrix products "
-        "run on one thread (for loaded machines; the results are the same bits either way)",
+        "threads of the training engine: at most n; adaptive (the default before any call): one "
+        "thread per 8 MFLOP of a call's matrix products (and per MFLOP of a time step when the "
+        "samples are too few to split by rows); adaptive=False: exactly n. The results are the "
+        "same bits either way",
         py::arg("n"), py::arg("adaptive") = false);
   m.def("get_num_threads", []() { return g_threads[0]; }, "threads of the training engine");
   m.def("get_adaptive_threads", []() { return g_threads[1] != 0; },
