@@ -213,9 +213,10 @@ def validate():
     for L in (1, 2):
         mc = ModelConfig(I, H, O, num_layers=L)
         tc = TrainConfig(loss="mse", optimizer="sgd", lr=LR, batch_size=B)
-        p = reference.init_params(mc, np.float32, seed=1)
+        p = reference.init_params(mc, DTYPE, seed=1)
         o = reference.init_opt_state(p, tc)
-        e = _cpu.EngineF32(I, H, O, num_layers=L, loss="mse", optimizer="sgd", lr=LR)
+        Eng = _cpu.EngineF64 if DTYPE == np.float64 else _cpu.EngineF32
+        e = Eng(I, H, O, num_layers=L, loss="mse", optimizer="sgd", lr=LR)
         for n in reference.param_names(L):
             e.set("params", n, p[n])
         for _ in range(3):

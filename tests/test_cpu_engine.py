@@ -34,6 +34,29 @@ def test_vector_activations_equal_the_canonical_functions(fn, isa, dtype):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("fn", ["sigmoid", "tanh"])
+def test_vector_activations_with_uniform_lanes(fn, isa, dtype):
+    """Sorted inputs: most vectors have every lane in one branch (the engine then skips the
+    others) and a few straddle a threshold."""
+    x = np.sort(_samples(dtype)[:-3])
+    x = np.concatenate([x, x[::-1]])
+    assert_same_bits(_cpu.kernel_act(x, fn, isa), getattr(arith, fn)(x), f"sorted {fn} ({isa})")
+
+
+def test_profile_phases_and_the_thread_rule():
+    e = _cpu.EngineF32(1, 9, 1)
+    prof = e.profile()
+    assert {"rec_gemm", "rec_cell", "wgrad", "optim"} <= set(prof) and all(
+        v >= 0 for v in prof.values())
+    before = _cpu.get_num_threads(), _cpu.get_adaptive_threads()
+    try:
+        _cpu.set_num_threads(2, adaptive=True)
+        assert _cpu.get_adaptive_threads() and _cpu.get_num_threads() == 2
+    finally:
+        _cpu.set_num_threads(*before)
+
+
+@pytest.mark.parametrize("isa", ISAS)
 def test_contraction_canary_through_the_engine_units(isa, dtype):
     dt = np.dtype(dtype)
     one, eps = dt.type(1), np.finfo(dt).eps

@@ -431,6 +431,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       any_mask = any_mask || (masks && masks[b]);
     }
     ensure(Tn, bmax, any_mask);  // every buffer of the epoch, before the first step
+    update_cap();
     for (int bi = 0; bi < nbatch; ++bi) {
       const i64 B = off[bi + 1] - off[bi];
       const T* mk = masks ? masks[bi] : nullptr;
@@ -486,6 +487,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
 
   T forward_only(const T* x, int Tn, i64 N, const void* y, T* out) override {
     ensure(Tn, N, false);
+    if (nthreads(Tn, N, false) > 1) update_cap();
     T loss = T(0);
     const int nt = nthreads(Tn, N, false);
 #pragma omp parallel num_threads(nt)
@@ -556,8 +558,26 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     if (k > n) k = n;
     const i64 nrt = (B + kMR - 1) / kMR;
     if ((double)nrt < 2 * k && mflop / Tn < k) k = mflop / Tn;
+    if (k > cap_) k = cap_;
     return k < 1 ? 1 : (int)k;
   }
+  // Adaptive rule, at the start of an epoch or a forward: the processors other processes
+  // leave free, from the kernel's count of running tasks (/proc/stat procs_running, which
+  // counts this thread): a barrier with a thread that has no processor costs a time slice.
+  void update_cap() {
+    cap_ = 1 << 30;
+    if (threads_[1] <= 0 || threads_[0] <= 1) return;
+    std::FILE* f = std::fopen("/proc/stat", "r");
+    if (!f) return;
+    char line[256];
+    long running = -1;
+    while (std::fgets(line, sizeof line, f))
+      if (std::strncmp(line, "procs_running ", 14) == 0) running = std::atol(line + 14);
+    std::fclose(f);
+    const long procs = omp_get_num_procs();
+    if (running >= 1) cap_ = (int)(procs - (running - 1) < 1 ? 1 : procs - (running - 1));
+  }
+  int cap_ = 1 << 30;
 
   static constexpr i64 kWKC = 256;  // K block (samples) of the weight-gradient products
   void ensure(int Tn, i64 B, bool masks) {
@@ -1091,6 +1111,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       return T(0);
     }
     ensure(Tn, B, d.p != nullptr);
+    update_cap();
     gather(x, Tn, N, y, ix, B);
     T lsum = T(0);
 #pragma omp parallel num_threads(nthreads(Tn, B))
