@@ -34,6 +34,7 @@ def synthetic_long(n_series=6, base_len=60, freq="MS", noise=1.0, seed=0, exog=F
 def settings(**kw):
     base = dict(hidden_size=6, window=8, epochs=4, patience=None, batch_size=16)
     base.update(kw.pop("base", {}))
+    kw.setdefault("ensemble", 1)
     return panel.PanelSettings(base=ForecastSettings(**base), **kw)
 
 
@@ -242,7 +243,8 @@ def run(capsys, *argv):
     return code, out, errout
 
 
-FAST = ["--epochs", 2, "--hidden", 5, "--window", 6, "--quiet", "--backend", "cpu"]
+FAST = ["--epochs", 2, "--hidden", 5, "--window", 6, "--quiet", "--backend", "cpu",
+        "--ensemble", 1]
 
 
 def test_cli_train_forecast_and_backtest_many_series(tmp_path, capsys):
@@ -391,3 +393,28 @@ def test_readme_many_series_commands_run_as_written(tmp_path, monkeypatch, capsy
     assert f.ds.iloc[0] == "2024-01-01" and (tmp_path / "backtest.png").is_file()
     code = _readme_block("fc.backtest(df", "python")
     exec(compile(code, "README.md", "exec"), {})
+
+
+def test_ensemble_averages_its_members_and_fallback_is_seasonal_naive(tmp_path):
+    p = panel.read_panel(synthetic_long(3, 40))
+    kw = dict(fallback=False)  # the default, said here because the test relies on it
+    g = panel.GlobalForecaster(settings(ensemble=2, **kw), backend="cpu").fit(p, holdout=6)
+    a = panel.GlobalForecaster(settings(**kw), backend="cpu").fit(p, holdout=6)
+    b = panel.GlobalForecaster(settings(base={"seed": 1}, **kw), backend="cpu").fit(p, holdout=6)
+    for n in a.params:  # member k is the model of seed + k
+        assert_same_bits(g.members[0][n], a.params[n], n)
+        assert_same_bits(g.members[1][n], b.params[n], n)
+    ends = [len(p.y[i]) - 6 for i in p.ids]
+    want = (a._forecast_z(p, ends, 6) + b._forecast_z(p, ends, 6)) / 2
+    got = np.stack([g.pipelines[i].forward(np.concatenate([p.y[i][:n], f])[:, None])[-6:, 0]
+                    for i, n, f in zip(p.ids, ends, g._forecast_values(p, ends, 6))])
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)  # through exp/log and back
+    g.fallback["s1"] = True
+    f = g.predict(6)
+    naive = panel.seasonal_naive(p.y["s1"][:-6], 6, 12)
+    assert_same_bits(f[f.unique_id == "s1"].yhat.to_numpy(), naive, "fallback")
+    h = panel.load(panel.save(g, tmp_path / "m.npz"), backend="cpu")
+    assert {i for i, v in h.fallback.items() if v} == {"s1"} and len(h.members) == 2
+    assert_same_bits(h.predict(6).yhat.to_numpy(), f.yhat.to_numpy(), "reloaded")
+    auto = panel.GlobalForecaster(settings(fallback=True), backend="cpu").fit(p, holdout=6)
+    assert set(auto.fallback) == set(p.ids) and all(isinstance(v, bool) for v in auto.fallback.values())

@@ -550,7 +550,7 @@ def _panel_model(args, held):
 
     p = _panel_data(args)
     st = panel.PanelSettings(base=_settings_from_args(args, None), calendar=args.calendar,
-                             levels=_levels(args.level))
+                             levels=_levels(args.level), ensemble=args.ensemble)
     g = panel.GlobalForecaster(st, args.backend, args.strategy, args.device, quiet=args.quiet)
     if args.skip_short:
         p, short = g.skip_short(p, held)
@@ -850,6 +850,8 @@ def build_parser():
                        "warning) instead of refusing them")
         t.add_argument("--freq", help="the time column's frequency as a pandas alias (MS, W, D, "
                        "h); default: inferred")
+        t.add_argument("--ensemble", type=int, default=3, metavar="N",
+                       help="models from seeds --seed, --seed+1, ...; their forecasts averaged")
 
     t = add("train", "train, forecast the holdout, compare with the seasonal-naive baseline")
     data_args(t)

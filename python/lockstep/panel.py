@@ -357,8 +357,17 @@ class PanelSettings:
     calendar: bool = False  # sin/cos of the position in the season as input features
     levels: tuple = (80, 95)  # default conformal interval levels (percent)
     calibration: int | None = None  # forecast origins per series for the intervals (None: auto)
+    # models trained from seeds seed, seed+1, ...; forecasts averaged. Three: the seed alone
+    # moved a series' backtest MASE by up to 3x (docs/results.md, accuracy)
+    ensemble: int = 3
+    # a series whose validation forecast loses to seasonal naive's uses seasonal naive; off:
+    # on the benchmark the decision from the validation span hurt more than it helped
+    fallback: bool = False
 
     def __post_init__(self):
+        if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) \
+                or not 1 <= self.ensemble <= 100:
+            raise ConfigError(f"ensemble must be an integer in [1, 100], got {self.ensemble!r}")
         for lv in self.levels:
             if isinstance(lv, bool) or not isinstance(lv, (int, float)) or not 0 < lv <= LEVELS_MAX:
                 raise ConfigError(f"level must be a percentage in (0, {LEVELS_MAX}], got {lv!r}")
@@ -484,27 +493,56 @@ class GlobalForecaster:
 
     # -- training --
     def fit(self, panel: Panel, holdout: int = 0):
-        """Train on every series minus its last ``holdout`` rows."""
+        """Train on every series minus its last ``holdout`` rows: ``ensemble`` models from
+        consecutive seeds (their forecasts averaged), then the fallback decisions and the
+        interval calibration on the validation span."""
         self.panel, self.holdout = panel, holdout
         train, valid = self._prepare(panel, holdout)
         st = self._base
         f = train[0].shape[2]
         self.model_cfg = ModelConfig(f, st.hidden_size, 1, init=st.init, num_layers=st.num_layers)
-        self.trainer = Trainer(self.model_cfg, st.train_config(), backend=self.backend,
-                               dtype=st.dtype, strategy=self.strategy, device=self.device,
-                               patience=st.patience, quiet=self.quiet, log=self.logger)
-        if valid is not None:  # the Forecaster's model selection: recursive forecasts
-            self.trainer.backend = _ForecastValidation(self.trainer.backend, self, panel,
-                                                       holdout)
-        params = reference.init_params(self.model_cfg, np.dtype(st.dtype), seed=st.seed)
-        self.state = self.trainer.fit(self.trainer.new_state(params), train, valid)
-        self.trainer.backend = getattr(self.trainer.backend, "_be", self.trainer.backend)
-        self.trainer.backend.load(self.params, None)
+        self.members, self.states, self.fallback = None, [], {}
+        for m in range(self.settings.ensemble):
+            tc = replace(st.train_config(), seed=st.seed + m)
+            self.trainer = Trainer(self.model_cfg, tc, backend=self.backend, dtype=st.dtype,
+                                   strategy=self.strategy, device=self.device,
+                                   patience=st.patience, quiet=self.quiet, log=self.logger)
+            if valid is not None:  # the Forecaster's model selection: recursive forecasts
+                self.trainer.backend = _ForecastValidation(self.trainer.backend, self, panel,
+                                                           holdout)
+            params = reference.init_params(self.model_cfg, np.dtype(st.dtype), seed=st.seed + m)
+            state = self.trainer.fit(self.trainer.new_state(params), train, valid)
+            self.trainer.backend = getattr(self.trainer.backend, "_be", self.trainer.backend)
+            self.states.append(state)
+        self.state = self.states[0]
+        self.members = [s.best_params if s.best_params is not None else s.params
+                        for s in self.states]
+        if self.settings.fallback and valid is not None:
+            self.fallback = self._fallbacks(panel, holdout)
         self.scores = self._calibrate(panel, holdout)
         return self
 
+    def _fallbacks(self, panel, holdout):
+        """{series: True} where seasonal naive forecasts the validation span (from its start)
+        with a smaller mean absolute error than the model does."""
+        season = self._season(panel)
+        sids = [i for i in panel.ids if self.n_valid[i]]
+        sub = replace(panel, ids=sids)
+        ends = [len(panel.y[i]) - holdout - self.n_valid[i] for i in sids]
+        fc = self._forecast_values(sub, ends, max(self.n_valid[i] for i in sids), pad=True)
+        out = {}
+        for f, sid, e in zip(fc, sids, ends):
+            actual = panel.y[sid][e:e + self.n_valid[sid]]
+            naive = seasonal_naive(panel.y[sid][:e], len(actual), season)
+            out[sid] = bool(np.mean(np.abs(naive - actual)) < np.mean(np.abs(f[:len(actual)]
+                                                                               - actual)))
+        return out
+
     @property
     def params(self):
+        """The first ensemble member's parameters (all: ``members``)."""
+        if self.members:
+            return self.members[0]
         s = self.state
         return s.best_params if s.best_params is not None else s.params
 
@@ -551,8 +589,20 @@ class GlobalForecaster:
         return out
 
     def _forecast_values(self, panel, ends, horizon, future=None, pad=False):
-        z = self._forecast_z(panel, ends, horizon, future, pad)
-        return [self.pipelines[sid].inverse(z[b][:, None], panel.y[sid][:n, None])[:, 0]
+        """Forecasts in the series' units: the ensemble's mean in model space (members in
+        order, float64; while training, the current parameters), then each series' inverse
+        transform; seasonal naive for the series that fell back to it."""
+        if self.members:
+            be, z = self.trainer.backend, 0
+            for params in self.members:
+                be.load(params, None)
+                z = z + self._forecast_z(panel, ends, horizon, future, pad)
+            z = z / len(self.members)
+        else:
+            z = self._forecast_z(panel, ends, horizon, future, pad)
+        season = self._season(panel)
+        return [seasonal_naive(panel.y[sid][:n], horizon, season) if self.fallback.get(sid)
+                else self.pipelines[sid].inverse(z[b][:, None], panel.y[sid][:n, None])[:, 0]
                 for b, (sid, n) in enumerate(zip(panel.ids, ends))]
 
     def _calibrate(self, panel, holdout):
@@ -778,9 +828,10 @@ def save(model: GlobalForecaster, path):
         "lockstep_version": __version__,
         "config": {"settings": st.base.to_dict(), "calendar": st.calendar,
                    "levels": list(st.levels), "calibration": st.calibration,
+                   "ensemble": st.ensemble, "fallback": st.fallback,
                    "model": model.model_cfg.to_dict()},
-        "params": ref("params", {n: model.params[n] for n in reference.names_of(model.params)},
-                      arrays),
+        "members": [ref(f"m{k}", {n: p_[n] for n in reference.names_of(p_)}, arrays)
+                    for k, p_ in enumerate(model.members)],
         "data": {"ids": list(p.ids), "freq": p.freq, "exog_names": list(p.exog_names),
                  "source": p.source, "fingerprint": p.fingerprint(), "series": series},
         "fit": {"holdout": model.holdout, "epoch": model.state.epoch,
@@ -790,6 +841,7 @@ def save(model: GlobalForecaster, path):
                                for i in p.ids],
                 "scales": [model.scales[i] for i in p.ids],
                 "n_valid": [model.n_valid[i] for i in p.ids],
+                "fallback": [bool(model.fallback.get(i)) for i in p.ids],
                 "scores": ref("scores", {str(h): s for h, s in enumerate(model.scores)}, arrays)},
     }
     return checkpoint.write(path, meta, arrays)
@@ -810,18 +862,20 @@ def from_loaded(ck, backend="auto", strategy=None, device=None) -> GlobalForecas
     """A global model from a checkpoint already read by ``checkpoint.load``."""
     cfg = ck["config"]
     st = PanelSettings(base=cfg["settings"], calendar=cfg["calendar"],
-                       levels=tuple(cfg["levels"]), calibration=cfg["calibration"])
+                       levels=tuple(cfg["levels"]), calibration=cfg["calibration"],
+                       ensemble=cfg["ensemble"], fallback=cfg["fallback"])
     g = GlobalForecaster(st, backend, strategy, device)
     g.panel, g.holdout, g.model_cfg = ck["panel"], ck["holdout"], cfg["model"]
-    g.pipelines, g.exog_scale, g.scales, g.n_valid = (ck[k] for k in (
-        "pipelines", "exog_scale", "scales", "n_valid"))
+    g.pipelines, g.exog_scale, g.scales, g.n_valid, g.fallback = (ck[k] for k in (
+        "pipelines", "exog_scale", "scales", "n_valid", "fallback"))
     g.scores = ck["scores"]
     base = st.base
     g.trainer = Trainer(g.model_cfg, base.train_config(), backend=backend, dtype=base.dtype,
                         strategy=strategy, device=device, quiet=True)
-    g.state = g.trainer.new_state(ck["params"])
+    g.members = ck["members"]
+    g.state = g.trainer.new_state(g.members[0])
     g.state.epoch, g.state.stopped = ck["epoch"], ck["stopped"]
-    g.trainer.backend.load(g.params, None)
+    g.states = [g.state]
     return g
 
 
@@ -843,10 +897,13 @@ class PanelSchema:
             raise CheckpointError(f"{s.path} has panel checkpoint format "
                                   f"{str(meta.get('format_version'))[:20]}; this lockstep reads "
                                   f"format {PANEL_VERSION}")
-        s.dict(meta, "", ("format", "format_version", "lockstep_version", "config", "params",
+        s.dict(meta, "", ("format", "format_version", "lockstep_version", "config", "members",
                           "data", "fit"))
         c = s.dict(meta["config"], "config", ("settings", "calendar", "levels", "calibration",
-                                               "model"))
+                                               "ensemble", "fallback", "model"))
+        s.int(c["ensemble"], "config.ensemble", 1, 100)
+        if not isinstance(c["fallback"], bool):
+            s.fail("config.fallback", "must be true or false")
         st = s.dataclass(ForecastSettings, c["settings"], "config.settings",
                          optional=("grad_shards", "num_layers", "dropout"))
         mc = s.dataclass(ModelConfig, c["model"], "config.model", optional=("num_layers",))
@@ -866,7 +923,9 @@ class PanelSchema:
             n_ih, n_hh, n_b = reference.layer_names(l)
             shapes |= {n_ih: (4 * H, I if l == 0 else H), n_hh: (4 * H, H), n_b: (4 * H,)}
         shapes |= {"W_out": (1, H), "b_out": (1,)}
-        params = s.params(meta["params"], "params", shapes, dt)
+        if not isinstance(meta["members"], list) or len(meta["members"]) != c["ensemble"]:
+            s.fail("members", f"must hold config.ensemble = {c['ensemble']} parameter sets")
+        members = [s.params(v, f"members.{k}", shapes, dt) for k, v in enumerate(meta["members"])]
 
         d = s.dict(meta["data"], "data", ("ids", "freq", "exog_names", "source", "fingerprint",
                                           "series"))
@@ -901,9 +960,10 @@ class PanelSchema:
             s.fail("data.fingerprint", "does not match the data stored")
 
         fit = s.dict(meta["fit"], "fit", ("holdout", "epoch", "stopped", "backend", "pipelines",
-                                          "exog_scale", "scales", "n_valid", "scores"))
+                                          "exog_scale", "scales", "n_valid", "fallback",
+                                          "scores"))
         holdout = s.int(fit["holdout"], "fit.holdout", 0, min(len(v) for v in y.values()) - 1)
-        for k in ("pipelines", "exog_scale", "scales", "n_valid"):
+        for k in ("pipelines", "exog_scale", "scales", "n_valid", "fallback"):
             if not isinstance(fit[k], list) or len(fit[k]) != len(ids):
                 s.fail(f"fit.{k}", f"must hold {len(ids)} entries (one per series)")
         pipes = {sid: prep.Pipeline.from_state(s.pipeline(v, st, 1)) for sid, v in
@@ -922,6 +982,9 @@ class PanelSchema:
                 s.fail("fit.scales", "must be non-negative numbers")
             scales[sid] = float(v)
         n_valid = {sid: s.int(v, "fit.n_valid", 0, 1 << 31) for sid, v in zip(ids, fit["n_valid"])}
+        if not all(isinstance(v, bool) for v in fit["fallback"]):
+            s.fail("fit.fallback", "must be true or false per series")
+        fallback = dict(zip(ids, fit["fallback"]))
         sc = fit["scores"]
         if not isinstance(sc, dict) or sorted(sc, key=lambda k: int(k) if k.isdigit() else -1) \
                 != [str(h) for h in range(len(sc))]:
@@ -933,8 +996,10 @@ class PanelSchema:
             s.fail("fit.stopped", "must be null, completed, early-stop or diverged")
         return {"kind": "panel", "config": {"settings": st, "calendar": c["calendar"],
                                             "levels": c["levels"],
-                                            "calibration": c["calibration"], "model": mc},
-                "params": params, "panel": panel, "holdout": holdout,
+                                            "calibration": c["calibration"],
+                                            "ensemble": c["ensemble"], "fallback": c["fallback"],
+                                            "model": mc},
+                "members": members, "panel": panel, "holdout": holdout, "fallback": fallback,
                 "epoch": s.int(fit["epoch"], "fit.epoch", 0, 1 << 40), "stopped": fit["stopped"],
                 "pipelines": pipes, "exog_scale": xs, "scales": scales, "n_valid": n_valid,
                 "scores": scores, "lockstep_version": s.str(meta["lockstep_version"],
