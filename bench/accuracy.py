@@ -1,8 +1,9 @@
 """Forecast accuracy of lockstep's defaults beside statsforecast (AutoARIMA, AutoETS, seasonal
-naive) and neuralforecast's LSTM, by rolling-origin backtests on the bundled real series.
+naive) and neuralforecast's LSTM (input 2h, 300 steps, its defaults otherwise), by
+rolling-origin backtests on the bundled real series.
 
     python bench/accuracy.py [--datasets airpassengers,elec_equip,co2,nile,macro]
-                             [--windows 3] [--backend cpu] [--json FILE]
+                             [--windows 3] [--backend cpu] [--neuralforecast] [--json FILE]
 
 Every model forecasts the same windows: K origins one horizon apart, the last window ending at
 each series' end (statsforecast's cross_validation with n_windows=K, step_size=h). lockstep
@@ -97,8 +98,14 @@ def run_neuralforecast(p, horizon, windows, step):
         from neuralforecast.models import LSTM
     except ImportError as e:
         return None, f"neuralforecast is not installed ({e})"
+    import logging
+
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)  # no per-fit banners in the table
+    # neuralforecast's own defaults but for the fixed seed and the quiet trainer
     nf = NeuralForecast(models=[LSTM(h=horizon, input_size=2 * horizon, max_steps=300,
-                                     random_seed=0, enable_progress_bar=False)], freq=p.freq)
+                                     random_seed=0, enable_progress_bar=False,
+                                     enable_model_summary=False, logger=False)], freq=p.freq)
     t0 = time.perf_counter()
     cv = nf.cross_validation(df=_frame(p), n_windows=windows, step_size=step)
     wall = time.perf_counter() - t0
@@ -120,6 +127,8 @@ def main(argv=None):
     ap.add_argument("--datasets", default="airpassengers,elec_equip,co2,nile,macro")
     ap.add_argument("--windows", type=int, default=3)
     ap.add_argument("--backend", default="cpu")
+    ap.add_argument("--neuralforecast", action="store_true",
+                    help="also neuralforecast's LSTM (slow: minutes; needs neuralforecast)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     results = {"machine": {"cpu": platform.processor() or platform.machine(),
@@ -137,7 +146,8 @@ def main(argv=None):
         sf, why_sf = run_statsforecast(p, horizon, args.windows, step, season)
         for model, (fc, w) in (sf or {}).items():
             rows[model] = (_score(p, fc, horizon, args.windows, step, season), w, {})
-        nf, why_nf = run_neuralforecast(p, horizon, args.windows, step)
+        nf, why_nf = run_neuralforecast(p, horizon, args.windows, step) if args.neuralforecast \
+        else (None, "not asked for (--neuralforecast)")
         if nf:
             rows["neuralforecast LSTM"] = (_score(p, nf[0], horizon, args.windows, step, season),
                                            nf[1], {})
