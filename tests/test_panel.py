@@ -418,3 +418,43 @@ def test_ensemble_averages_its_members_and_fallback_is_seasonal_naive(tmp_path):
     assert_same_bits(h.predict(6).yhat.to_numpy(), f.yhat.to_numpy(), "reloaded")
     auto = panel.GlobalForecaster(settings(fallback=True), backend="cpu").fit(p, holdout=6)
     assert set(auto.fallback) == set(p.ids) and all(isinstance(v, bool) for v in auto.fallback.values())
+
+
+def test_parquet_input_or_a_clear_line_without_an_engine(tmp_path):
+    df = synthetic_long(2, 20)
+    path = tmp_path / "long.parquet"
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        path.write_bytes(b"PAR1")
+        with pytest.raises(DataError, match=r"needs .*pip install pyarrow"):
+            panel.read_panel(path)
+        return
+    df.to_parquet(path)
+    p = panel.read_panel(path)
+    assert p.ids == ["s0", "s1"] and p.freq == "MS"
+
+
+def test_future_table_fuzz():
+    """Random future tables for a fitted panel: covariates for every step, or one DataError."""
+    from hypothesis import given, settings as hsettings, strategies as hs
+
+    p = panel.read_panel(synthetic_long(2, 20, exog=True), exog=["promo"])
+    steps = {i: [panel.stamp(t) for t in panel.future_dates(p, i, 3)] for i in p.ids}
+    cell = hs.one_of(hs.floats(allow_nan=True), hs.sampled_from(["", "x"]), hs.integers(-3, 3))
+
+    @hsettings(max_examples=100, deadline=None)
+    @given(hs.lists(hs.tuples(hs.sampled_from(["s0", "s1", "zz"]),
+                              hs.sampled_from(steps["s0"] + steps["s1"] + ["2030-01", "bad"]),
+                              cell), max_size=12))
+    def check(rows):
+        df = pd.DataFrame(rows, columns=["unique_id", "ds", "promo"])
+        try:
+            out = panel.future_frame(df, p, 3)
+        except DataError as e:
+            assert "\n" not in str(e)
+            return
+        assert set(out) == set(p.ids)
+        assert all(v.shape == (3, 1) and np.isfinite(v).all() for v in out.values())
+
+    check()

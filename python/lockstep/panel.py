@@ -291,12 +291,21 @@ def future_frame(source, panel: Panel, horizon: int, id_column="unique_id", time
     if miss:
         raise DataError(f"{where} lacks the column(s) {', '.join(miss)}: the future covariates "
                         f"need {', '.join(need)}")
-    df[time_column] = pd.to_datetime(df[time_column], errors="coerce")
+    with warnings.catch_warnings():  # "could not infer format": element-wise is fine
+        warnings.simplefilter("ignore", UserWarning)
+        df[time_column] = pd.to_datetime(df[time_column], errors="coerce")
     df[id_column] = df[id_column].astype(str)
+    for c in panel.exog_names:
+        df[c] = pd.to_numeric(df[c], errors="coerce")
     out = {}
     for sid in panel.ids:
         steps = future_dates(panel, sid, horizon)
-        g = df[df[id_column] == sid].set_index(time_column)
+        g = df[(df[id_column] == sid) & df[time_column].isin(steps)]
+        dup = g[time_column].duplicated()
+        if dup.any():
+            raise DataError(f"{where}: series {sid!r} has the future step "
+                            f"{stamp(g[time_column][dup].iloc[0])} more than once; keep one row")
+        g = g.set_index(time_column)
         have = steps.isin(g.index)
         if not have.all():
             k = int(np.flatnonzero(~have)[0])
@@ -305,8 +314,8 @@ def future_frame(source, panel: Panel, horizon: int, id_column="unique_id", time
                             f"{stamp(steps[-1])}")
         vals = g.loc[steps, panel.exog_names].to_numpy(np.float64)
         if not np.isfinite(vals).all():
-            raise DataError(f"{where}: series {sid!r} has a missing covariate in the next "
-                            f"{horizon} steps; fill it")
+            raise DataError(f"{where}: series {sid!r} has a missing or non-numeric covariate in "
+                            f"the next {horizon} steps; fill it")
         out[sid] = vals
     return out
 
