@@ -74,7 +74,6 @@ def test_flat_layout_matches_the_parameter_shapes(L):
 @pytest.mark.skipif(SIM, reason="this process runs the simulator")
 def test_stacked_models_are_accepted():
     """num_layers > 1 with dropout reaches the device check (no "one layer only" refusal)."""
-    assert NumbaCudaBackend.stacked
     mc, tc = ModelConfig(1, 2, 1, num_layers=3), TrainConfig(dropout=0.2)
     with pytest.raises(ConfigError, match="numba-cuda:per-sample@sim is unavailable"):
         NumbaCudaBackend(mc, tc, np.float32, device="sim")

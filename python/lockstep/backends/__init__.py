@@ -16,8 +16,9 @@ backend, strategy and device gives the bits of the NumPy reference. Interface (A
 
 ``batches`` is an ``EpochBatches``: the full (x, y) of the epoch, the sample indices of each
 minibatch in order and, with dropout, each minibatch's masks (``batches.mask(k)``: an
-(L - 1, T, B_k, H) array of the working dtype, or None). A device backend may upload x and y once and gather batches on the device
-(``EpochBatches.data_key`` tells it whether the data changed since the last epoch).
+(L - 1, T, B_k, H) array of the working dtype, or None). A device backend may upload x and y
+once and gather batches on the device (``EpochBatches.data_key`` tells it whether the data
+changed since the last epoch). Every backend trains any ``num_layers``.
 A run is named ``backend:strategy@device``.
 """
 
@@ -75,7 +76,6 @@ class Backend:
     # device -> environment a fresh process needs for it (e.g. a simulator flag that must be
     # set before an import); the harness runs such devices in a child process.
     device_env: dict = {}
-    stacked = True  # trains num_layers > 1 (and dropout between layers)
 
     @classmethod
     def available(cls, device=None):
@@ -94,9 +94,6 @@ class Backend:
         if self.device not in self.devices:
             raise ConfigError(f"backend {self.name} runs on {', '.join(self.devices)}; "
                               f"got {self.device!r}")
-        if model_cfg.num_layers > 1 and not self.stacked:
-            raise ConfigError(f"backend {self.name} trains one layer only so far; use backend "
-                              "numpy for num_layers > 1")
 
     @property
     def run_name(self):
