@@ -13,6 +13,7 @@ and the rows, and say how to fix them (``DataError``).
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,6 +51,29 @@ _FREQS = (
     ("Y", 0, "yearly", None),
     ("A", 0, "yearly", None),
 )
+
+
+_QUARTER = re.compile(r"^\d{4}-?Q[1-4]$")
+
+
+def to_datetime(values, errors="raise"):
+    """pandas.to_datetime, with ISO quarters ("2015-Q1", which pandas 3 no longer parses as
+    dates) read as the first day of the quarter, and no "could not infer format" warning
+    (element-wise parsing is what we want)."""
+    pd = _pd()
+    v = pd.Series(values)
+    text = v.astype(str)
+    quarters = text.str.match(_QUARTER) & v.notna()
+    out = pd.Series(pd.NaT, index=v.index, dtype="datetime64[ns]")
+    if quarters.any():
+        out[quarters] = pd.PeriodIndex(text[quarters].str.replace("-", ""), freq="Q") \
+            .to_timestamp().to_numpy()
+    rest = ~quarters
+    if rest.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            out[rest] = pd.to_datetime(v[rest], errors=errors).to_numpy()
+    return out
 
 
 def stamp(t) -> str:
@@ -205,13 +229,9 @@ def read_panel(source, id_column="unique_id", time_column="ds", value_column="y"
         raise DataError(f"{where} has no covariate column {', '.join(map(repr, missing))}; "
                         f"columns are {', '.join(cols[:20])}")
     try:
-        with warnings.catch_warnings():  # "could not infer format": element-wise is fine
-            warnings.simplefilter("ignore", UserWarning)
-            stamps = pd.to_datetime(df[time_column], errors="raise")
+        stamps = to_datetime(df[time_column])
     except (ValueError, TypeError) as e:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            bad = pd.to_datetime(df[time_column], errors="coerce").isna()
+        bad = to_datetime(df[time_column], errors="coerce").isna()
         row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
         raise DataError(f"{where}: time value {str(df[time_column].iloc[row])[:40]!r} at row "
                         f"{row + 2} is not a date ({str(e).splitlines()[0][:80]}); use ISO dates "
@@ -291,9 +311,7 @@ def future_frame(source, panel: Panel, horizon: int, id_column="unique_id", time
     if miss:
         raise DataError(f"{where} lacks the column(s) {', '.join(miss)}: the future covariates "
                         f"need {', '.join(need)}")
-    with warnings.catch_warnings():  # "could not infer format": element-wise is fine
-        warnings.simplefilter("ignore", UserWarning)
-        df[time_column] = pd.to_datetime(df[time_column], errors="coerce")
+    df[time_column] = to_datetime(df[time_column], errors="coerce")
     df[id_column] = df[id_column].astype(str)
     for c in panel.exog_names:
         df[c] = pd.to_numeric(df[c], errors="coerce")
