@@ -269,7 +269,7 @@ def test_cli_train_forecast_and_backtest_many_series(tmp_path, capsys):
                             "--out", tmp_path / "f.csv", "--json")
     assert code == 0, err
     rows = json.loads(stdout)["rows"]
-    f = pd.read_csv(tmp_path / "f.csv", float_precision="round_trip")
+    f = panel.read_csv(tmp_path / "f.csv")
     assert list(f.columns) == ["unique_id", "ds", "yhat", "yhat-lo-80", "yhat-hi-80",
                                "yhat-lo-95", "yhat-hi-95"]
     assert len(f) == len(rows) == 12 and f.ds.iloc[0] == panel.stamp(panel.future_dates(p, "s0", 1)[0])

@@ -44,8 +44,8 @@ _FREQS = (
     ("Q", 4, "quarterly", lambda d: d.quarter - 1),
     ("M", 12, "monthly", lambda d: d.month - 1),
     ("W", 52, "weekly", lambda d: np.minimum(d.isocalendar().week.to_numpy() - 1, 51)),
-    ("B", 5, "business-daily", lambda d: d.dayofweek),
-    ("D", 7, "daily", lambda d: d.dayofweek),
+    ("B", 5, "business-daily", lambda d: d.day_of_week),
+    ("D", 7, "daily", lambda d: d.day_of_week),
     ("h", 24, "hourly", lambda d: d.hour),
     ("H", 24, "hourly", lambda d: d.hour),
     ("Y", 0, "yearly", None),
@@ -63,17 +63,17 @@ def to_datetime(values, errors="raise"):
     pd = _pd()
     v = pd.Series(values)
     text = v.astype(str)
-    quarters = text.str.match(_QUARTER) & v.notna()
-    out = pd.Series(pd.NaT, index=v.index, dtype="datetime64[ns]")
+    quarters = (text.str.match(_QUARTER) & v.notna()).to_numpy()
+    out = np.full(len(v), np.datetime64("NaT"), "datetime64[ns]")
     if quarters.any():
         out[quarters] = pd.PeriodIndex(text[quarters].str.replace("-", ""), freq="Q") \
             .to_timestamp().to_numpy()
-    rest = ~quarters
-    if rest.any():
+    if (~quarters).any():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            out[rest] = pd.to_datetime(v[rest], errors=errors).to_numpy()
-    return out
+            out[~quarters] = pd.to_datetime(v[~quarters], errors=errors).to_numpy(
+                "datetime64[ns]")
+    return pd.Series(out, index=v.index)
 
 
 def stamp(t) -> str:
@@ -173,6 +173,24 @@ def from_series(series) -> Panel:
     return replace(p, source=series.source or p.source)
 
 
+def read_csv(path):
+    """pandas.read_csv with decimal -> binary exact (round trip): pandas 3's default, an
+    option before it."""
+    pd = _pd()
+    exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+    return pd.read_csv(path, **exact)
+
+
+def infer_freq(t):
+    """pandas.infer_freq as a frequency string (pandas 3 moves towards offsets), or None."""
+    pd = _pd()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        f = pd.infer_freq(t)
+    return None if f is None else pd.tseries.frequencies.to_offset(f).freqstr
+
+
 def read_table(source):
     """A DataFrame from a DataFrame, a .csv or a .parquet path."""
     pd = _pd()
@@ -184,7 +202,7 @@ def read_table(source):
     try:
         if p.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(p), str(p)
-        return pd.read_csv(p, float_precision="round_trip"), str(p)  # exact decimal -> binary
+        return read_csv(p), str(p)
     except ImportError as e:
         raise DataError(f"reading {p} needs {e.name or 'a Parquet engine'}: pip install pyarrow, "
                         "or give a CSV file") from None
@@ -263,7 +281,7 @@ def read_panel(source, id_column="unique_id", time_column="ds", value_column="y"
         ids.append(sid)
         ds[sid], y[sid] = t, g[value_column].to_numpy(np.float64)
         ex[sid] = g[exog].to_numpy(np.float64).reshape(len(g), len(exog))
-        freqs[sid] = (pd.infer_freq(t) if len(t) >= 3 else None, g)
+        freqs[sid] = (infer_freq(t) if len(t) >= 3 else None, g)
     freq = freq or _common_freq(freqs, ds, where, time_column)
     for sid in ids:
         _check_regular(sid, ds[sid], freq, freqs[sid][1], where)
