@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -65,33 +64,11 @@ def save(path, *, params, opt_state, rng_state, epoch, history, config, extra=No
 
 
 def write(path, meta: dict, arrays: dict):
-    """Atomically write ``arrays`` and the JSON ``meta`` as one .npz file (a temporary file in
-    the same directory, fsync, rename, fsync of the directory)."""
-    path = Path(path)
+    """Atomically write ``arrays`` and the JSON ``meta`` as one .npz file."""
+    from .outdir import write_atomically
+
     arrays = dict(arrays, meta=np.array(json.dumps(meta, sort_keys=True)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(e, OSError) and e.filename is None:
-            e.filename = str(path)  # disk full, quota, I/O error: say which file
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-    return path
+    return write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 def _umask() -> int:

@@ -831,6 +831,11 @@ def build_parser():
         t.add_argument("--seed", type=int, default=dflt.seed,
                        help="seed of the initial weights and the shuffling")
 
+    def level_arg(parser):
+        parser.add_argument("--level", default="80,95", metavar="L,L",
+                            help="prediction interval levels in percent (many-series models: "
+                            "conformal, per horizon step)")
+
     def panel_args(t):
         """Many series (lockstep.panel): long tables, covariates, intervals."""
         t.add_argument("--id-column", metavar="NAME",
@@ -843,8 +848,7 @@ def build_parser():
         t.add_argument("--calendar", action="store_true",
                        help="add the position in the season (month, quarter, weekday, hour: "
                        "sin and cos) as inputs")
-        t.add_argument("--level", default="80,95", metavar="L,L",
-                       help="prediction interval levels in percent (conformal, per step)")
+        level_arg(t)
         t.add_argument("--skip-short", action="store_true",
                        help="skip series too short for --window and the held-out rows (with a "
                        "warning) instead of refusing them")
@@ -889,8 +893,7 @@ def build_parser():
     f.add_argument("--future", metavar="FILE",
                    help="covariates of the next --horizon steps (unique_id, ds and the --exog "
                    "columns), for a model trained with --exog")
-    f.add_argument("--level", default="80,95", metavar="L,L",
-                   help="prediction interval levels in percent (many-series models)")
+    level_arg(f)
     json_arg(f)
     f.set_defaults(func=cmd_forecast)
 

@@ -138,23 +138,37 @@ class RunFolder:
         return False
 
 
-def write_text(path, text: str):
-    """Write a text file atomically (temporary file beside it, fsync, rename): a failed run
-    never leaves half of it, nor clobbers the old one."""
+def write_atomically(path, write, mode="wb"):
+    """Write a file atomically: ``write(f)`` fills a temporary file beside ``path`` (named
+    ``.<name>.XXXXXXXX.tmp``, so the next run sweeps it), then fsync, rename over ``path``
+    and fsync of the folder. A failed write leaves neither half a file nor a clobbered one."""
     from .checkpoint import _umask
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8",
+                                                             "newline": ""})) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)  # disk full, quota, I/O error: say which file
         raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
     return path
+
+
+def write_text(path, text: str):
+    """A text file, written atomically (``write_atomically``)."""
+    return write_atomically(path, lambda f: f.write(text), "w")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import reference
+from . import forecast, reference
 from .config import MAX_HORIZON, ConfigError, ModelConfig
 from .data import DataError, prep
 from .forecast import ForecastSettings, default_valid_size
@@ -364,18 +364,16 @@ def future_dates(panel: Panel, sid, horizon: int):
 # ---- metrics ---------------------------------------------------------------------------------
 
 def metrics(actual, predicted, scale=None) -> dict:
-    """RMSE, MAE, MAPE and sMAPE (percent) and, with the in-sample naive scale, MASE."""
+    """forecast.metrics (RMSE, MAE, MAPE), sMAPE (percent) and, with the in-sample naive
+    scale, MASE."""
+    out = forecast.metrics(actual, predicted)
     a = np.asarray(actual, np.float64).reshape(-1)
     p = np.asarray(predicted, np.float64).reshape(-1)
-    e = p - a
     with np.errstate(divide="ignore", invalid="ignore"):
-        mape = float(np.mean(np.abs(e) / np.abs(a)) * 100) if np.all(a != 0) else float("nan")
         den = np.abs(a) + np.abs(p)
-        smape = float(np.mean(np.where(den > 0, 2 * np.abs(e) / den, 0.0)) * 100)
-    out = {"rmse": float(np.sqrt(np.mean(e * e))), "mae": float(np.mean(np.abs(e))),
-           "mape": mape, "smape": smape}
+        out["smape"] = float(np.mean(np.where(den > 0, 2 * np.abs(p - a) / den, 0.0)) * 100)
     if scale is not None:
-        out["mase"] = float(np.mean(np.abs(e)) / scale) if scale > 0 else float("nan")
+        out["mase"] = out["mae"] / scale if scale > 0 else float("nan")
     return out
 
 
@@ -388,8 +386,9 @@ def naive_scale(y, season: int) -> float:
 
 
 def seasonal_naive(y, horizon, season):
+    """forecast.seasonal_naive of one series (plain naive when it is shorter than a season)."""
     m = season if season and len(y) >= season else 1
-    return np.array([y[len(y) - m + (h % m)] for h in range(horizon)], np.float64)
+    return forecast.seasonal_naive(y, horizon, m)[:, 0]
 
 
 # ---- the global model ------------------------------------------------------------------------
@@ -934,7 +933,7 @@ class PanelSchema:
         self.s = _Schema(path, arrays)
 
     def checkpoint(self, meta) -> dict:
-        from .checkpoint import CheckpointError, PANEL_FORMAT, _Schema  # noqa: F401
+        from .checkpoint import CheckpointError
         from .config import ModelConfig
 
         s, pd = self.s, _pd()

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import functools
-import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import _umask
 from .errors import LockstepError, UsageError
 
 LIMIT = 1e100  # values beyond +-LIMIT are drawn at the limit (matplotlib overflows near 1e300)
@@ -90,22 +87,17 @@ def _plt():
 
 
 def _save(fig, path):
-    """Write atomically: a failed run never leaves half a PNG behind (the temporary file is
-    named like the checkpoint's, ``.<name>.XXXXXXXX.tmp``, so the next run sweeps it)."""
+    """Write atomically (``outdir.write_atomically``): a failed run never leaves half an
+    image behind."""
+    from .outdir import write_atomically
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix[1:].lower() or "png")
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        return write_atomically(path, lambda f: fig.savefig(
+            f, dpi=110, bbox_inches="tight", format=path.suffix[1:].lower() or "png"))
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         fig.clf()
         _plt().close(fig)
-    return path
 
 
 
