@@ -14,8 +14,9 @@ from lockstep.train import run_epochs
 
 _cpu = pytest.importorskip("lockstep._cpu")
 
-ISAS = ["base"] + (["avx2"] if _cpu.build_info()["avx2_kernels"] and _cpu.build_info()["cpu_has_avx2"]
-                   else [])
+# The kernel units this build has and this CPU runs (base always; x86-64: avx2, avx512).
+ISAS = ["base"] + [isa for isa in ("avx2", "avx512")
+                   if _cpu.build_info()[f"{isa}_kernels"] and _cpu.build_info()[f"cpu_has_{isa}"]]
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 its kernel units do not contract into FMA, the backend interface round-trips the optimizer
 state in the reference's format, and bad inputs are clear Python errors."""
 
+import platform
+import re
+
 import numpy as np
 import pytest
 from agreement import make_case
@@ -134,10 +137,14 @@ def test_registry_and_auto_prefer_cpu_over_numpy():
 
 def test_engine_reports_its_buffers_and_isa():
     e = _cpu.EngineF32(3, 50, 4)
-    assert e.isa in ("base", "avx2") and e.bytes > 4 * (4 * 50 * (3 + 50 + 1) + 4 * 50 + 4)
-    if "avx2" not in ISAS:
-        with pytest.raises(ValueError, match="no AVX2"):
-            _cpu.EngineF32(1, 1, 1, isa="avx2")
+    assert e.isa == ISAS[-1] == _cpu.isa()  # the widest unit by default
+    assert e.bytes > 4 * (4 * 50 * (3 + 50 + 1) + 4 * 50 + 4)
+    for isa, name in (("avx2", "AVX2"), ("avx512", "AVX-512")):
+        if isa in ISAS:
+            assert _cpu.EngineF32(1, 1, 1, isa=isa).isa == isa
+        else:
+            with pytest.raises(ValueError, match=f"no {name}"):
+                _cpu.EngineF32(1, 1, 1, isa=isa)
     with pytest.raises(ValueError, match="isa must be"):
         _cpu.EngineF32(1, 1, 1, isa="sse9")
 
@@ -234,3 +241,20 @@ def test_backend_rejects_parameters_of_another_model():
     be = _backend(mc, tc, np.float32)
     with pytest.raises(ConfigError, match="float64"):
         be.load(params, None)
+
+
+def test_no_fused_multiply_add_instruction_in_the_module():
+    """No unit of the extension contains an FMA instruction (x86-64: vfmadd/vfmsub/vfnmadd/
+    vfnmsub of any width), whatever -m flags it was compiled with."""
+    import shutil
+    import subprocess
+    objdump = shutil.which("objdump")
+    if objdump is None or platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("needs objdump (binutils) on x86-64")
+    text = subprocess.run([objdump, "-d", "--no-show-raw-insn", _cpu.__file__], check=True,
+                          capture_output=True, text=True).stdout
+    assert "vmulps" in text and "vaddpd" in text  # the disassembly is of vector code
+    if "avx512" in ISAS:
+        assert "zmm" in text  # the AVX-512 unit is in there
+    fused = [ln for ln in text.splitlines() if re.search(r"\bv?f(n)?m(add|sub)\w*\s", ln)]
+    assert not fused, fused[:5]

@@ -69,23 +69,24 @@ class Engine {
   virtual double* profile() = 0;
 };
 
-// Factories, one per instruction set the kernels were compiled for. threads points to two ints
-// owned by the module: the thread count and the adaptive threshold (MFLOP per step, 0 = off).
-Engine<float>* make_engine_f32_base(const Config& cfg, int* threads);
-Engine<double>* make_engine_f64_base(const Config& cfg, int* threads);
-Engine<float>* make_engine_f32_avx2(const Config& cfg, int* threads);
-Engine<double>* make_engine_f64_avx2(const Config& cfg, int* threads);
-// (a*b)+c element-wise compiled in the kernel unit: the contraction canary of that unit.
-void kernel_muladd_f32_base(const float* a, const float* b, const float* c, float* o, std::int64_t n);
-void kernel_muladd_f64_base(const double* a, const double* b, const double* c, double* o, std::int64_t n);
-void kernel_muladd_f32_avx2(const float* a, const float* b, const float* c, float* o, std::int64_t n);
-void kernel_muladd_f64_avx2(const double* a, const double* b, const double* c, double* o, std::int64_t n);
+// What one kernel unit (kernels_<isa>.cpp, one instruction set) provides. threads points to two
+// ints owned by the module: the thread count and the adaptive threshold (MFLOP per step, 0 = off).
+struct Kernels {
+  Engine<float>* (*make_f32)(const Config& cfg, int* threads);
+  Engine<double>* (*make_f64)(const Config& cfg, int* threads);
+  // (a*b)+c element-wise compiled in the unit: the contraction canary of that unit.
+  void (*muladd_f32)(const float* a, const float* b, const float* c, float* o, std::int64_t n);
+  void (*muladd_f64)(const double* a, const double* b, const double* c, double* o, std::int64_t n);
+  // The engine's vector sigmoid (which = 0) / tanh (which = 1), for bitwise tests against the
+  // scalar canonical functions.
+  void (*act_f32)(const float* x, float* y, std::int64_t n, int which);
+  void (*act_f64)(const double* x, double* y, std::int64_t n, int which);
+};
 
-// The engine's vector sigmoid (which = 0) / tanh (which = 1), for bitwise tests against the
-// scalar canonical functions.
-void kernel_act_f32_base(const float* x, float* y, std::int64_t n, int which);
-void kernel_act_f64_base(const double* x, double* y, std::int64_t n, int which);
-void kernel_act_f32_avx2(const float* x, float* y, std::int64_t n, int which);
-void kernel_act_f64_avx2(const double* x, double* y, std::int64_t n, int which);
+// One per unit: the baseline ISA always; on x86-64 AVX2 (-mavx2) and AVX-512 (-mavx512f/dq/vl/bw),
+// none of which enables FMA, and every unit is compiled with -ffp-contract=off.
+extern const Kernels kernels_base;
+extern const Kernels kernels_avx2;
+extern const Kernels kernels_avx512;
 
 }  // namespace lockstep_cpu

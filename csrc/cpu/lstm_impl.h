@@ -58,12 +58,30 @@ template <> struct Vec<double> {
   static constexpr int L = 4;
 };
 
+// The products' vectors (micro-kernel): LS_GEMM_BYTES wide, 32 unless the unit sets it (the
+// AVX-512 unit: 64). Only the column tile's width follows it; every output is still one lane
+// with one sequential sum, so the bits cannot depend on it. The cell update and the canonical
+// sigmoid/tanh stay on 32-byte vectors (a block holds 8 units of each gate).
+#ifndef LS_GEMM_BYTES
+#define LS_GEMM_BYTES 32
+#endif
+template <class T> struct GVec {
+  typedef T V __attribute__((vector_size(LS_GEMM_BYTES)));
+  static constexpr int L = LS_GEMM_BYTES / (int)sizeof(T);
+};
+
 template <class T> LS_AI typename Vec<T>::V vload(const T* p) {
   typename Vec<T>::V v;
   __builtin_memcpy(&v, p, sizeof v);
   return v;
 }
 template <class T> LS_AI void vstore(T* p, typename Vec<T>::V v) { __builtin_memcpy(p, &v, sizeof v); }
+template <class V, class T> LS_AI V gload(const T* p) {
+  V v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class V, class T> LS_AI void gstore(T* p, V v) { __builtin_memcpy(p, &v, sizeof v); }
 
 // Register tile: NV vectors of columns, MR rows. C[r, c] = init + sum_k A1[r,k]*B1[k,c]
 // (k ascending) + sum_k A2[r,k]*B2[k,c] (k ascending), one accumulator per output.
@@ -80,14 +98,14 @@ struct Seg {
 #pragma GCC diagnostic ignored "-Warray-bounds"  // a segment with K = 0 has a null A
 template <class T, int MR, int NV>
 LS_AI void micro(int mode, T* C, idx_t ldc, const T* S, idx_t lds, const Seg& s1, const Seg& s2) {
-  typedef typename Vec<T>::V V;
-  constexpr int L = Vec<T>::L;
+  typedef typename GVec<T>::V V;
+  constexpr int L = GVec<T>::L;
   V acc[MR][NV];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) {
       if (mode == 0) acc[r][v] = V{};
-      else if (mode == 1) acc[r][v] = vload(S + r * lds + v * L);
-      else acc[r][v] = vload(C + r * ldc + v * L);
+      else if (mode == 1) acc[r][v] = gload<V>(S + r * lds + v * L);
+      else acc[r][v] = gload<V>(C + r * ldc + v * L);
     }
   const Seg* segs[2] = {&s1, &s2};
   for (int si = 0; si < 2; ++si) {
@@ -97,7 +115,7 @@ LS_AI void micro(int mode, T* C, idx_t ldc, const T* S, idx_t lds, const Seg& s1
 #pragma GCC unroll 4
     for (idx_t k = 0; k < s.K; ++k) {
       V bv[NV];
-      for (int v = 0; v < NV; ++v) bv[v] = vload(B + k * s.ldb + v * L);
+      for (int v = 0; v < NV; ++v) bv[v] = gload<V>(B + k * s.ldb + v * L);
       for (int r = 0; r < MR; ++r) {
         const T a = A[r * s.ars + k * s.acs];
         for (int v = 0; v < NV; ++v) acc[r][v] = acc[r][v] + (a * bv[v]);
@@ -105,17 +123,19 @@ LS_AI void micro(int mode, T* C, idx_t ldc, const T* S, idx_t lds, const Seg& s1
     }
   }
   for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) vstore(C + r * ldc + v * L, acc[r][v]);
+    for (int v = 0; v < NV; ++v) gstore(C + r * ldc + v * L, acc[r][v]);
 }
 
 #pragma GCC diagnostic pop
 
-// Register tile: 6 rows x 2 vectors (16 floats / 8 doubles) = 12 accumulators, plus 2 B vectors
-// and 1 broadcast: 15 of the 16 AVX registers, so the B row is loaded once per k (8 loads for
-// 12 multiplies and 12 adds: the two multiply and two add pipes, not the loads, set the pace).
+// Register tile: 6 rows x 2 vectors (AVX2: 16 floats / 8 doubles; AVX-512: 32 / 16) = 12
+// accumulators, plus 2 B vectors and 1 broadcast: 15 of the 16 AVX registers, so the B row is
+// loaded once per k (8 loads for 12 multiplies and 12 adds: the multiply and add pipes, not the
+// loads, set the pace). With AVX-512's 32 registers the same tile leaves room; 12 independent
+// add chains of 4 cycles cover 2 pipes issuing 24 operations a k.
 constexpr int kNV = 2;
 constexpr int kMR = 6;
-template <class T> constexpr int col_tile() { return kNV * Vec<T>::L; }
+template <class T> constexpr int col_tile() { return kNV * GVec<T>::L; }
 
 // rows [0, m) of one column tile; tail rows use smaller tiles.
 template <class T>
@@ -918,11 +938,12 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
           const T* g4 = gt + r * G_;
           T* da = dat + r * Gn_;
           i64 u = c0;
-          // whole blocks of 8 units: vectors (the same expressions lane by lane)
+          // L units at a time (u is a multiple of L, so they sit in one block of 8): vectors,
+          // the same expressions lane by lane
           typedef typename Vec<T>::V V;
           constexpr int L = Vec<T>::L;
           const V vone = VM<T>::splat(one);
-          for (; u + 8 <= c0 + nu; u += L) {
+          for (; u + L <= c0 + nu; u += L) {
             const i64 col = (u / 8) * 32 + u % 8;
             const V ig = vload(g4 + col), fg = vload(g4 + col + 8), gg = vload(g4 + col + 16),
                     og = vload(g4 + col + 24);

@@ -136,7 +136,7 @@ py::dict fp_env() {
   return d;
 }
 
-bool cpu_has_avx2();
+bool cpu_has(const std::string& isa);
 
 py::dict build_info() {
   py::dict d;
@@ -156,7 +156,9 @@ py::dict build_info() {
   d["openmp"] = int(_OPENMP);
   d["max_threads"] = omp_get_max_threads();
   d["avx2_kernels"] = bool(LOCKSTEP_CPU_AVX2);
-  d["cpu_has_avx2"] = cpu_has_avx2();
+  d["cpu_has_avx2"] = cpu_has("avx2");
+  d["avx512_kernels"] = bool(LOCKSTEP_CPU_AVX512);
+  d["cpu_has_avx512"] = cpu_has("avx512");
   return d;
 }
 
@@ -173,45 +175,53 @@ using lockstep_cpu::Engine;
 constexpr int kAutoMflopPerThread = 8;
 int g_threads[2] = {1, kAutoMflopPerThread};
 
-bool cpu_has_avx2() {
-#if LOCKSTEP_CPU_AVX2 && (defined(__GNUC__) || defined(__clang__))
+// Whether this build has the kernel unit of isa and this CPU runs it ("base" always).
+bool cpu_has(const std::string& isa) {
+  if (isa == "base") return true;
+#if defined(__GNUC__) || defined(__clang__)
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2");
-#else
-  return false;
+#if LOCKSTEP_CPU_AVX2
+  if (isa == "avx2") return __builtin_cpu_supports("avx2");
 #endif
+#if LOCKSTEP_CPU_AVX512
+  if (isa == "avx512")
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+#endif
+#endif
+  return false;
 }
 
-// "avx2" or "base": LOCKSTEP_CPU_ISA if set (and possible), else the best this CPU runs.
+// The kernel unit of an ISA name: LOCKSTEP_CPU_ISA if set (and possible) for "auto", else the
+// widest this build and CPU run.
 std::string pick_isa(const std::string& want_in) {
   std::string want = want_in;
   if (want == "auto") {
     const char* env = std::getenv("LOCKSTEP_CPU_ISA");
     want = env && *env ? env : "auto";
   }
-  if (want == "auto") return cpu_has_avx2() ? "avx2" : "base";
-  if (want == "base") return want;
-  if (want == "avx2") {
-    if (!cpu_has_avx2()) throw py::value_error("isa 'avx2' requested, but this build or CPU has no AVX2 kernels");
-    return want;
-  }
-  throw py::value_error("isa must be 'auto', 'base' or 'avx2', got '" + want + "'");
+  if (want == "auto") return cpu_has("avx512") ? "avx512" : cpu_has("avx2") ? "avx2" : "base";
+  if (want != "base" && want != "avx2" && want != "avx512")
+    throw py::value_error("isa must be 'auto', 'base', 'avx2' or 'avx512', got '" + want + "'");
+  if (!cpu_has(want))
+    throw py::value_error("isa '" + want + "' requested, but this build or CPU has no " +
+                          (want == "avx2" ? "AVX2" : "AVX-512") + " kernels; use isa='auto'");
+  return want;
 }
 
-template <class T> Engine<T>* make_engine(const Config& c, const std::string& isa);
-template <> Engine<float>* make_engine<float>(const Config& c, const std::string& isa) {
-#if LOCKSTEP_CPU_AVX2
-  if (isa == "avx2") return lockstep_cpu::make_engine_f32_avx2(c, g_threads);
+const lockstep_cpu::Kernels& kernels(const std::string& isa) {
+#if LOCKSTEP_CPU_AVX512
+  if (isa == "avx512") return lockstep_cpu::kernels_avx512;
 #endif
-  (void)isa;
-  return lockstep_cpu::make_engine_f32_base(c, g_threads);
+#if LOCKSTEP_CPU_AVX2
+  if (isa == "avx2") return lockstep_cpu::kernels_avx2;
+#endif
+  return lockstep_cpu::kernels_base;
 }
-template <> Engine<double>* make_engine<double>(const Config& c, const std::string& isa) {
-#if LOCKSTEP_CPU_AVX2
-  if (isa == "avx2") return lockstep_cpu::make_engine_f64_avx2(c, g_threads);
-#endif
-  (void)isa;
-  return lockstep_cpu::make_engine_f64_base(c, g_threads);
+
+template <class T> Engine<T>* make_engine(const Config& c, const std::string& isa) {
+  if constexpr (sizeof(T) == 4) return kernels(isa).make_f32(c, g_threads);
+  else return kernels(isa).make_f64(c, g_threads);
 }
 
 const char* const kSlotNames[4] = {"params", "m", "v", "velocity"};
@@ -542,14 +552,8 @@ py::array kernel_muladd_t(const py::array& a_in, const py::array& b_in, const py
   carray<T> out(a.size());
   const std::string isa = pick_isa(isa_in);
   void (*fn)(const T*, const T*, const T*, T*, std::int64_t) = nullptr;
-  if constexpr (sizeof(T) == 4) fn = lockstep_cpu::kernel_muladd_f32_base;
-  else fn = lockstep_cpu::kernel_muladd_f64_base;
-#if LOCKSTEP_CPU_AVX2
-  if (isa == "avx2") {
-    if constexpr (sizeof(T) == 4) fn = lockstep_cpu::kernel_muladd_f32_avx2;
-    else fn = lockstep_cpu::kernel_muladd_f64_avx2;
-  }
-#endif
+  if constexpr (sizeof(T) == 4) fn = kernels(isa).muladd_f32;
+  else fn = kernels(isa).muladd_f64;
   fn(a.data(), b.data(), c.data(), out.mutable_data(), a.size());
   return std::move(out);
 }
@@ -567,14 +571,8 @@ py::array kernel_act_t(const py::array& x_in, int which, const std::string& isa_
   carray<T> out(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
   const std::string isa = pick_isa(isa_in);
   void (*fn)(const T*, T*, std::int64_t, int) = nullptr;
-  if constexpr (sizeof(T) == 4) fn = lockstep_cpu::kernel_act_f32_base;
-  else fn = lockstep_cpu::kernel_act_f64_base;
-#if LOCKSTEP_CPU_AVX2
-  if (isa == "avx2") {
-    if constexpr (sizeof(T) == 4) fn = lockstep_cpu::kernel_act_f32_avx2;
-    else fn = lockstep_cpu::kernel_act_f64_avx2;
-  }
-#endif
+  if constexpr (sizeof(T) == 4) fn = kernels(isa).act_f32;
+  else fn = kernels(isa).act_f64;
   fn(x.data(), out.mutable_data(), x.size(), which);
   return std::move(out);
 }
