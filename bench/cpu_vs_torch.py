@@ -17,8 +17,10 @@ GFLOP/s counts the matrix products only: forward gates 2*T*B*4H*(I+H), backward 
 2*T*B*4H*H, weight gradients 2*T*B*4H*(I+H+1), plus the head 6*T*B*H*O; a stacked layer adds
 its own three terms with I = H and the dh it sends below, 2*T*B*4H*H; element-wise work
 (the canonical sigmoid/tanh) is not counted. The no-FMA peak comes from a micro-kernel in
-this file (separate vector multiply and add chains, -mavx2 without -mfma, -ffp-contract=off),
-compiled at run time with the system C compiler: 2 flops per lane per multiply+add pair.
+this file (separate vector multiply and add chains, -mavx2 or -mavx512f without -mfma,
+-ffp-contract=off), compiled at run time with the system C compiler for 256- and (where the CPU
+has AVX-512) 512-bit vectors: 2 flops per lane per multiply+add pair; the better width is the
+machine's no-FMA peak. --isas avx2 also times the engine's AVX2 unit beside the default one.
 
 Peak memory is measured in a fresh child process per implementation and size: the growth of
 its peak RSS (ru_maxrss) over a warm-up plus 3 steps, relative to its RSS after the imports and
@@ -69,20 +71,26 @@ PEAK_SRC = r"""
 #ifndef REAL
 #define REAL float
 #endif
-#define LANES (32 / (int)sizeof(REAL))
-typedef REAL v8 __attribute__((vector_size(32)));
+#ifndef VBYTES
+#define VBYTES 32
+#endif
+#define LANES (VBYTES / (int)sizeof(REAL))
+typedef REAL v8 __attribute__((vector_size(VBYTES)));
 /* Per thread 6 independent multiply chains (x = x*m, then x = x*minv: values stay bounded) and
    6 independent add chains (a = a + c, then a = a - c), all in place: 12 vector registers plus
    4 constants, no temporaries, so no spills; 6 chains cover the 3-cycle latency of 2 mul and
    2 add pipes. 24 vector operations per iteration, separate mul and add: compiled with -mavx2
-   (no -mfma) and -ffp-contract=off. Returns a sum to keep everything live. */
+   or -mavx512f (VBYTES 32 or 64; neither enables FMA) and -ffp-contract=off. Returns a sum to
+   keep everything live. Every constant and start value comes from the arguments: with
+   compile-time ones the compiler folds (a + c) - c (exact for them) and drops the add chains
+   (the kernel before 2026-12-03 did, and its "peak" counted adds that never ran). */
 #define CH(X) X(0) X(1) X(2) X(3) X(4) X(5)
-double peak(long iters, REAL m, REAL minv, int threads) {
+double peak(long iters, REAL m, REAL minv, int threads, REAL half) {
   double total = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : total)
   {
-    const v8 vm = (v8){} + m, vi = (v8){} + minv, c = (v8){} + 0.5f;
-#define INIT(i) v8 x##i = (v8){} + (REAL)(1.0f + 0.01f * i), a##i = (v8){} + (REAL)i;
+    const v8 vm = (v8){} + m, vi = (v8){} + minv, c = (v8){} + half;
+#define INIT(i) v8 x##i = (v8){} + (REAL)(1.0f + 0.01f * i), a##i = (v8){} + (REAL)i * m;
     CH(INIT)
     for (long it = 0; it < iters; ++it) {
 #define STEP1(i) x##i = x##i * vm; a##i = a##i + c;
@@ -98,18 +106,33 @@ double peak(long iters, REAL m, REAL minv, int threads) {
 """
 
 
-def measure_peak(threads):
-    """No-FMA peak of the working dtype (DTYPE) in GFLOP/s (None if no compiler): best of 5."""
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
+    except OSError:
+        return []
+
+
+# vector width in bytes -> compiler flag of the peak micro-kernel (the widths the engine uses)
+PEAK_WIDTHS = {32: "-mavx2", 64: "-mavx512f"}
+
+
+def measure_peak(threads, vbytes=32):
+    """No-FMA peak of the working dtype (DTYPE) in GFLOP/s on vbytes-wide vectors (None if no
+    compiler or the CPU lacks the width): best of 5."""
     if platform.machine() not in ("x86_64", "AMD64"):
         return None, "micro-kernel is x86-64 only"
+    if vbytes == 64 and "avx512f" not in _cpu_flags():
+        return None, "no AVX-512 on this CPU"
     d = tempfile.mkdtemp(prefix="ls_peak_")
     src, lib = os.path.join(d, "peak.c"), os.path.join(d, "peak.so")
     real = "double" if DTYPE == np.float64 else "float"
     with open(src, "w") as f:
         f.write(PEAK_SRC)
     cc = os.environ.get("CC", "cc")
-    cmd = [cc, "-O3", "-mavx2", "-ffp-contract=off", "-fno-fast-math", "-fopenmp", "-shared",
-           "-fPIC", f"-DREAL={real}", src, "-o", lib]
+    cmd = [cc, "-O3", PEAK_WIDTHS[vbytes], "-ffp-contract=off", "-fno-fast-math", "-fopenmp",
+           "-shared", "-fPIC", f"-DREAL={real}", f"-DVBYTES={vbytes}", src, "-o", lib]
     try:
         subprocess.run(cmd, check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError) as e:
@@ -117,16 +140,23 @@ def measure_peak(threads):
     fn = ctypes.CDLL(lib).peak
     fn.restype = ctypes.c_double
     c_real = ctypes.c_double if real == "double" else ctypes.c_float
-    fn.argtypes = [ctypes.c_long, c_real, c_real, ctypes.c_int]
-    lanes = 4 if real == "double" else 8
+    fn.argtypes = [ctypes.c_long, c_real, c_real, ctypes.c_int, c_real]
+    lanes = vbytes // np.dtype(DTYPE).itemsize
     iters = 2_000_000
     best = 0.0
     for _ in range(5):
         t0 = time.perf_counter()
-        fn(iters, 1.0001, 1 / 1.0001, threads)
+        fn(iters, 1.0001, 1 / 1.0001, threads, 0.5)
         dt = time.perf_counter() - t0
         best = max(best, threads * iters * 24 * lanes / dt / 1e9)  # 24 vector ops
     return best, " ".join(cmd[:5])
+
+
+def machine_peak(threads):
+    """{width: GFLOP/s} of every vector width, and the best (the machine's no-FMA peak)."""
+    got = {w: measure_peak(threads, w)[0] for w in PEAK_WIDTHS}
+    got = {w: v for w, v in got.items() if v}
+    return got, (max(got.values()) if got else None)
 
 
 def flops(I, H, T, B, L=1):
@@ -144,12 +174,12 @@ def make_data(I, H, T, B, seed=0):
 
 # ---- implementations: each returns a zero-argument step function -------------------------
 
-def make_cpu(I, H, T, B, x, y, L=1):
+def make_cpu(I, H, T, B, x, y, L=1, isa="auto"):
     from lockstep import _cpu, reference
     from lockstep.config import ModelConfig
     p = reference.init_params(ModelConfig(I, H, O, num_layers=L), DTYPE, seed=0)
     Eng = _cpu.EngineF64 if DTYPE == np.float64 else _cpu.EngineF32
-    e = Eng(I, H, O, num_layers=L, loss="mse", optimizer="sgd", lr=LR)
+    e = Eng(I, H, O, num_layers=L, loss="mse", optimizer="sgd", lr=LR, isa=isa)
     for n in reference.param_names(L):
         e.set("params", n, p[n])
     idx = [np.arange(B)]
@@ -198,6 +228,8 @@ def n_reps(t):
 def make(impl, I, H, T, B, x, y, threads, L=1):
     if impl == "cpu":
         return make_cpu(I, H, T, B, x, y, L)
+    if impl.startswith("cpu-"):  # the engine on another kernel unit (--isas)
+        return make_cpu(I, H, T, B, x, y, L, isa=impl[4:])
     if impl == "numpy":
         return make_numpy(I, H, T, B, x, y, L)
     return make_torch(I, H, T, B, x, y, 1 if impl == "torch-1t" else threads, L)
@@ -333,6 +365,9 @@ def main(argv=None):
                          "machine; default: always --threads)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    ap.add_argument("--isas", default="",
+                    help="also time the cpu engine on these kernel units (comma-separated: base, "
+                         "avx2, avx512), side by side with the default one ('cpu')")
     ap.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
     ap.add_argument("--profile", action="store_true",
                     help="cpu engine only: seconds per phase (LOCKSTEP_CPU_PROFILE=1), no timing")
@@ -350,28 +385,32 @@ def main(argv=None):
     _cpu.set_num_threads(args.threads, adaptive=args.adaptive)
     torch.set_num_threads(args.threads)
     validate()
-    peak1, how = measure_peak(1)
-    peakn, _ = measure_peak(args.threads)
+    widths1, peak1 = machine_peak(1)
+    widthsn, peakn = machine_peak(args.threads)
+    how = measure_peak(1)[1]
     info = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "threads": args.threads, "torch": torch.__version__, "dtype": args.dtype,
             "mkldnn": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
             "isa": _cpu.isa(), "adaptive_threads": _cpu.get_adaptive_threads(),
             "load_avg": os.getloadavg(), "peak_gflops_1t": peak1,
-            "peak_gflops": peakn, "peak_kernel": how}
+            "peak_gflops": peakn, "peak_kernel": how,
+            "peak_gflops_by_width_1t": widths1, "peak_gflops_by_width": widthsn}
     print(f"# lockstep cpu vs torch {info['torch']} (oneDNN {'on' if info['mkldnn'] else 'off'}) "
           f"vs numpy, {args.dtype}, {args.threads} threads"
           f"{' (cpu: 1 below 32 MFLOP/step)' if info['adaptive_threads'] else ''}, "
           f"engine ISA {info['isa']}, "
           f"load average {info['load_avg'][0]:.2f}")
     if peakn:
-        print(f"# no-FMA peak (micro-kernel): {peak1:.1f} GFLOP/s on 1 thread, {peakn:.1f} on "
-              f"{args.threads}")
+        each = ", ".join(f"{w * 8}-bit {widths1[w]:.1f} / {widthsn.get(w, 0):.1f}" for w in widths1)
+        print(f"# no-FMA peak (micro-kernel, best width): {peak1:.1f} GFLOP/s on 1 thread, "
+              f"{peakn:.1f} on {args.threads} ({each})")
     print("size   (I,H,T,B[,layers])    impl     median ms   GFLOP/s  %peak  vs cpu   peak RSS MiB")
     results = []
     for name in args.sizes.split(","):
         I, H, T, B, L = size(name)
         x, y = make_data(I, H, T, B)
-        impls = ("cpu", "torch") + (("torch-1t",) if args.torch_1t else ()) + \
+        impls = ("cpu",) + tuple(f"cpu-{i}" for i in args.isas.split(",") if i) + ("torch",) + \
+            (("torch-1t",) if args.torch_1t else ()) + \
             (() if args.no_numpy else ("numpy",))
         steps = {impl: make(impl, I, H, T, B, x, y, args.threads, L)[0] for impl in impls}
         times = {k: [] for k in steps}
@@ -397,7 +436,7 @@ def main(argv=None):
         fl = flops(I, H, T, B, L)
         med = {k: statistics.median(v) for k, v in times.items()}
         for k in impls:
-            skip = args.no_memory or k == "torch-1t"
+            skip = args.no_memory or k == "torch-1t" or k.startswith("cpu-")
             mem = ({"rss_mib": float("nan"), "engine_mib": None} if skip
                    else peak_memory(k, name, args.threads))
             row = {"size": name, "I": I, "H": H, "T": T, "B": B, "layers": L, "impl": k,
@@ -417,8 +456,8 @@ def main(argv=None):
         sys.stdout.flush()
     # the peak again at the end: on a shared machine one of the two measurements may have met
     # another process; the larger one is the machine's
-    p1b, _ = measure_peak(1)
-    pnb, _ = measure_peak(args.threads)
+    _, p1b = machine_peak(1)
+    _, pnb = machine_peak(args.threads)
     info["peak_gflops_1t_end"], info["peak_gflops_end"] = p1b, pnb
     if peakn and pnb:
         best = max(peakn, pnb)

@@ -98,3 +98,29 @@ def test_accuracy_benchmark_scores_every_model_on_the_same_windows(tmp_path):
     else:
         assert {"AutoARIMA", "AutoETS", "SeasonalNaive"} <= set(d["models"])
         assert isinstance(d["target_arima_ets"], bool)
+
+
+@pytest.mark.parametrize("vbytes", [32, 64])
+def test_cpu_peak_kernel_runs_every_operation_it_counts(vbytes, tmp_path):
+    """bench/cpu_vs_torch.py's no-FMA peak counts 24 vector operations per iteration: the
+    compiled loop must contain all 24 (12 multiplies, 12 adds/subtracts), none folded away
+    and none fused (a kernel whose start values were constants once lost its add chains)."""
+    import platform
+    import shutil
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None or platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("needs a C compiler on x86-64")
+    sys.path.insert(0, str(BENCH))
+    import cpu_vs_torch as cvt
+    src = tmp_path / "peak.c"
+    src.write_text(cvt.PEAK_SRC)
+    asm = subprocess.run([cc, "-O3", cvt.PEAK_WIDTHS[vbytes], "-ffp-contract=off", "-fopenmp",
+                          "-fno-fast-math", f"-DVBYTES={vbytes}", "-S", "-o", "-", str(src)],
+                         check=True, capture_output=True, text=True).stdout
+    reg = "zmm" if vbytes == 64 else "ymm"
+    loops = re.split(r"\n\.L\d+:\n", asm)  # basic blocks; the hot loop is one of them
+    counts = [(sum("vmulps" in ln and reg in ln for ln in b.splitlines()),
+               sum(("vaddps" in ln or "vsubps" in ln) and reg in ln for ln in b.splitlines()))
+              for b in loops]
+    assert (12, 12) in counts, counts
+    assert "vfmadd" not in asm and "vfmsub" not in asm
