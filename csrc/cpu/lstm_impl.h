@@ -1,14 +1,15 @@
 // The C++ CPU training engine: forward, losses, backpropagation through time, clipping and
 // the optimizers, bit for bit the arithmetic of docs/arithmetic.md (see docs/cpu.md).
 //
-// This file is included by kernels_base.cpp and kernels_avx2.cpp INSIDE an anonymous
+// This file is included by each kernel unit (kernels_base/avx2/avx512.cpp) INSIDE an anonymous
 // namespace, after the system headers, so that each instruction set gets its own private copy
 // of every function (no inline function compiled with -mavx2 can be picked by the linker for
 // the baseline unit). It must not use std:: templates on its own types for the same reason.
 //
-// Layouts (H rounded up to Hp, a multiple of 32, so every column tile is full):
-//   gate columns, "permuted": unit u of gate q sits at column (u/8)*32 + q*8 + u%8, so one
-//     32-column block holds the i, f, g, o pre-activations of 8 hidden units: a thread that
+// Layouts (H rounded up to Hp, a multiple of kGB = 4 kUB, so every column tile is full; kUB = 8
+// units with 32-byte vectors, 16 with 64-byte ones):
+//   gate columns, "permuted": unit u of gate q sits at column (u/kUB)*kGB + q*kUB + u%kUB, so
+//     one kGB-column block holds the i, f, g, o pre-activations of kUB hidden units: a thread that
 //     owns a block can run the cell update right after its part of the recurrent product.
 //   da, dW_ih^T, dW_hh^T: natural gate order (j = q*H + u), rows padded to Gn columns.
 // Parallelism: only independent outputs are split between threads (row tiles x column tiles);
@@ -46,29 +47,27 @@ struct Buf {
   T* data() { return p; }
 };
 
-// ---- vectors (GCC/Clang vector extensions; 32 bytes, split into halves without AVX) -----------
+// ---- vectors (GCC/Clang vector extensions; split into halves where the ISA is narrower) -------
+// LS_VEC_BYTES wide: 32 unless the unit sets it (the AVX-512 unit: 64). Every lane is one output
+// or one element with its own expression, so the bits cannot depend on the width (tested).
+#ifndef LS_VEC_BYTES
+#define LS_VEC_BYTES 32
+#endif
 
 template <class T> struct Vec;
 template <> struct Vec<float> {
-  typedef float V __attribute__((vector_size(32)));
-  static constexpr int L = 8;
+  typedef float V __attribute__((vector_size(LS_VEC_BYTES)));
+  static constexpr int L = LS_VEC_BYTES / 4;
 };
 template <> struct Vec<double> {
-  typedef double V __attribute__((vector_size(32)));
-  static constexpr int L = 4;
+  typedef double V __attribute__((vector_size(LS_VEC_BYTES)));
+  static constexpr int L = LS_VEC_BYTES / 8;
 };
 
-// The products' vectors (micro-kernel): LS_GEMM_BYTES wide, 32 unless the unit sets it (the
-// AVX-512 unit: 64). Only the column tile's width follows it; every output is still one lane
-// with one sequential sum, so the bits cannot depend on it. The cell update and the canonical
-// sigmoid/tanh stay on 32-byte vectors (a block holds 8 units of each gate).
-#ifndef LS_GEMM_BYTES
-#define LS_GEMM_BYTES 32
-#endif
-template <class T> struct GVec {
-  typedef T V __attribute__((vector_size(LS_GEMM_BYTES)));
-  static constexpr int L = LS_GEMM_BYTES / (int)sizeof(T);
-};
+// Gate blocks: kUB hidden units per block (one float vector), so a block is kGB = 4 kUB
+// permuted gate columns (i, f, g, o of its units).
+constexpr int kUB = LS_VEC_BYTES / 4;
+constexpr int kGB = 4 * kUB;
 
 template <class T> LS_AI typename Vec<T>::V vload(const T* p) {
   typename Vec<T>::V v;
@@ -76,13 +75,6 @@ template <class T> LS_AI typename Vec<T>::V vload(const T* p) {
   return v;
 }
 template <class T> LS_AI void vstore(T* p, typename Vec<T>::V v) { __builtin_memcpy(p, &v, sizeof v); }
-template <class V, class T> LS_AI V gload(const T* p) {
-  V v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-template <class V, class T> LS_AI void gstore(T* p, V v) { __builtin_memcpy(p, &v, sizeof v); }
-
 // Register tile: NV vectors of columns, MR rows. C[r, c] = init + sum_k A1[r,k]*B1[k,c]
 // (k ascending) + sum_k A2[r,k]*B2[k,c] (k ascending), one accumulator per output.
 // init: mode 0 = +0, 1 = S[r, c], 2 = C[r, c] (continue an earlier partial sum).
@@ -98,14 +90,14 @@ struct Seg {
 #pragma GCC diagnostic ignored "-Warray-bounds"  // a segment with K = 0 has a null A
 template <class T, int MR, int NV>
 LS_AI void micro(int mode, T* C, idx_t ldc, const T* S, idx_t lds, const Seg& s1, const Seg& s2) {
-  typedef typename GVec<T>::V V;
-  constexpr int L = GVec<T>::L;
+  typedef typename Vec<T>::V V;
+  constexpr int L = Vec<T>::L;
   V acc[MR][NV];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) {
       if (mode == 0) acc[r][v] = V{};
-      else if (mode == 1) acc[r][v] = gload<V>(S + r * lds + v * L);
-      else acc[r][v] = gload<V>(C + r * ldc + v * L);
+      else if (mode == 1) acc[r][v] = vload<T>(S + r * lds + v * L);
+      else acc[r][v] = vload<T>(C + r * ldc + v * L);
     }
   const Seg* segs[2] = {&s1, &s2};
   for (int si = 0; si < 2; ++si) {
@@ -115,7 +107,7 @@ LS_AI void micro(int mode, T* C, idx_t ldc, const T* S, idx_t lds, const Seg& s1
 #pragma GCC unroll 4
     for (idx_t k = 0; k < s.K; ++k) {
       V bv[NV];
-      for (int v = 0; v < NV; ++v) bv[v] = gload<V>(B + k * s.ldb + v * L);
+      for (int v = 0; v < NV; ++v) bv[v] = vload<T>(B + k * s.ldb + v * L);
       for (int r = 0; r < MR; ++r) {
         const T a = A[r * s.ars + k * s.acs];
         for (int v = 0; v < NV; ++v) acc[r][v] = acc[r][v] + (a * bv[v]);
@@ -123,19 +115,22 @@ LS_AI void micro(int mode, T* C, idx_t ldc, const T* S, idx_t lds, const Seg& s1
     }
   }
   for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) gstore(C + r * ldc + v * L, acc[r][v]);
+    for (int v = 0; v < NV; ++v) vstore(C + r * ldc + v * L, acc[r][v]);
 }
 
 #pragma GCC diagnostic pop
 
-// Register tile: 6 rows x 2 vectors (AVX2: 16 floats / 8 doubles; AVX-512: 32 / 16) = 12
-// accumulators, plus 2 B vectors and 1 broadcast: 15 of the 16 AVX registers, so the B row is
-// loaded once per k (8 loads for 12 multiplies and 12 adds: the multiply and add pipes, not the
-// loads, set the pace). With AVX-512's 32 registers the same tile leaves room; 12 independent
-// add chains of 4 cycles cover 2 pipes issuing 24 operations a k.
-constexpr int kNV = 2;
+// Register tile: 6 rows x kNV vectors. AVX2 (kNV = 2: 16 floats / 8 doubles): 12 accumulators,
+// plus 2 B vectors and 1 broadcast, 15 of the 16 registers, so the B row is loaded once per k
+// (8 loads for 12 multiplies and 12 adds: the multiply and add pipes, not the loads, set the
+// pace). AVX-512 (LS_NV = 4: 64 floats / 32 doubles, one gate block of floats): 24
+// accumulators + 4 + 1 of the 32 registers, half the broadcasts per multiply.
+#ifndef LS_NV
+#define LS_NV 2
+#endif
+constexpr int kNV = LS_NV;
 constexpr int kMR = 6;
-template <class T> constexpr int col_tile() { return kNV * GVec<T>::L; }
+template <class T> constexpr int col_tile() { return kNV * Vec<T>::L; }
 
 // rows [0, m) of one column tile; tail rows use smaller tiles.
 template <class T>
@@ -186,14 +181,14 @@ void tile_rows_packed(idx_t m, int mode, T* C, idx_t ldc, const T* Ap, idx_t art
 // the bits. tests/test_cpu_engine.py compares them with the scalar functions bit for bit.
 template <class T> struct VI;
 template <> struct VI<float> {
-  typedef std::int32_t I __attribute__((vector_size(32)));
-  typedef std::uint32_t U __attribute__((vector_size(32)));
+  typedef std::int32_t I __attribute__((vector_size(LS_VEC_BYTES)));
+  typedef std::uint32_t U __attribute__((vector_size(LS_VEC_BYTES)));
   static constexpr std::uint32_t kSign = 0x80000000u;
   static constexpr int kMant = 23, kBias = 127;
 };
 template <> struct VI<double> {
-  typedef std::int64_t I __attribute__((vector_size(32)));
-  typedef std::uint64_t U __attribute__((vector_size(32)));
+  typedef std::int64_t I __attribute__((vector_size(LS_VEC_BYTES)));
+  typedef std::uint64_t U __attribute__((vector_size(LS_VEC_BYTES)));
   static constexpr std::uint64_t kSign = 0x8000000000000000ull;
   static constexpr int kMant = 52, kBias = 1023;
 };
@@ -214,9 +209,10 @@ template <class T> struct VM {
   static LS_AI V from_bits(U u) { return (V)u; }
   static LS_AI V sel(I m, V a, V b) { return m ? a : b; }  // m lanes are 0 or -1
   static LS_AI bool any(I m) {  // some lane of m is set (no arithmetic: an OR of the bits)
-    std::uint64_t w[4];
+    std::uint64_t w[LS_VEC_BYTES / 8], o = 0;
     __builtin_memcpy(w, &m, sizeof w);
-    return (w[0] | w[1] | w[2] | w[3]) != 0;
+    for (int i = 0; i < LS_VEC_BYTES / 8; ++i) o |= w[i];
+    return o != 0;
   }
   static LS_AI V vabs(V x) { return from_bits(bits(x) & ~U{} >> 1); }
   static LS_AI V vfloor(V v) {  // exact for |v| < 2^22
@@ -339,11 +335,11 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
  public:
   EngineImpl(const lockstep_cpu::Config& cfg, int* threads) : cfg_(cfg), threads_(threads) {
     I_ = cfg.I, H_ = cfg.H, O_ = cfg.O, L_ = cfg.num_layers;
-    Hp_ = round_up(H_, 32);
+    Hp_ = round_up(H_, kGB);
     G_ = 4 * Hp_;
     // da rows: 4H rounded up to whole column tiles, plus 64 bytes so that the row stride is
     // never a multiple of 4 KiB (walking down a column tile would hit one cache set).
-    Gn_ = round_up(4 * H_, 32) + 64 / (i64)sizeof(T);
+    Gn_ = round_up(4 * H_, kGB) + 64 / (i64)sizeof(T);
     Kmax_ = L_ > 1 && H_ > I_ ? H_ : I_;
     // Tensors in param_names(L) order: W_ih, W_hh, b of each layer bottom up, W_out, b_out.
     NT_ = 3 * L_ + 2;
@@ -424,10 +420,10 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       const i64 K = ly.K;
       const T *Wih = p + ly.off[0], *Whh = p + ly.off[1], *b = p + ly.off[2];
       for (i64 j = lo; j < hi; ++j) {
-        const i64 col = perm(j), ub = col / 32, cc = col % 32;
+        const i64 col = perm(j), ub = col / kGB, cc = col % kGB;
         const i64 hc = cc / CW, c = cc % CW;  // column tile within the block, column in it
-        for (i64 k = 0; k < K; ++k) ly.WihT.p[ub * K * 32 + hc * K * CW + k * CW + c] = Wih[j * K + k];
-        for (i64 k = 0; k < H_; ++k) ly.WhhT.p[ub * H_ * 32 + hc * H_ * CW + k * CW + c] = Whh[j * H_ + k];
+        for (i64 k = 0; k < K; ++k) ly.WihT.p[ub * K * kGB + hc * K * CW + k * CW + c] = Wih[j * K + k];
+        for (i64 k = 0; k < H_; ++k) ly.WhhT.p[ub * H_ * kGB + hc * H_ * CW + k * CW + c] = Whh[j * H_ + k];
         for (i64 k = 0; k < H_; ++k) ly.Whh.p[(k / CW) * 4 * H_ * CW + j * CW + k % CW] = Whh[j * H_ + k];
         if (l > 0)
           for (i64 k = 0; k < H_; ++k) ly.Wih.p[(k / CW) * 4 * H_ * CW + j * CW + k % CW] = Wih[j * H_ + k];
@@ -542,7 +538,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   // natural gate row j -> permuted gate column
   i64 perm(i64 j) const {
     const i64 q = j / H_, u = j % H_;
-    return (u / 8) * 32 + q * 8 + u % 8;
+    return (u / kUB) * kGB + q * kUB + u % kUB;
   }
   // threads_[0]: the thread count; threads_[1]: below this many MFLOP of matrix products per
   // call, one thread (the barriers would cost more than they save; 0 = always threads_[0]).
@@ -705,16 +701,16 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     T* gates = ly.gates.p;
     // 1. Input projection for all steps: gates[n, :] = b + sum_k x[n, k] * W_ih^T[k, :].
     {
-      const i64 nub = Hp_ / 8, nrt = (TB + 63) / 64;
+      const i64 nub = Hp_ / kUB, nrt = (TB + 63) / 64;
       i64 lo, hi;
       split(nub * nrt, tid, nth, &lo, &hi);
       for (i64 it = lo; it < hi; ++it) {
         const i64 ub = it % nub, rt = it / nub;
         const i64 r0 = rt * 64, m = (TB - r0) < 64 ? (TB - r0) : 64;
-        for (int half = 0; half < 32; half += CW) {
-          Seg s1{in + r0 * ld, ld, 1, ly.WihT.p + ub * K * 32 + half * K, CW, K};
+        for (int half = 0; half < kGB; half += CW) {
+          Seg s1{in + r0 * ld, ld, 1, ly.WihT.p + ub * K * kGB + half * K, CW, K};
           Seg s2{nullptr, 0, 0, nullptr, 0, 0};
-          tile_rows<T>(m, 1, gates + r0 * G_ + ub * 32 + half, G_, ly.bp.p + ub * 32 + half, 0, s1, s2);
+          tile_rows<T>(m, 1, gates + r0 * G_ + ub * kGB + half, G_, ly.bp.p + ub * kGB + half, 0, s1, s2);
         }
       }
     }
@@ -726,10 +722,10 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     }
 #pragma omp barrier
     mark(tid, lockstep_cpu::kPhInproj);
-    // 2. Recurrence. Work item = (row tile of kMR samples, block of 8 hidden units). With
+    // 2. Recurrence. Work item = (row tile of kMR samples, block of kUB hidden units). With
     // enough samples each thread owns whole rows: samples are independent, so no barrier is
     // needed between steps. Otherwise the items of a row are split too, with a barrier a step.
-    const i64 nub = Hp_ / 8;
+    const i64 nub = Hp_ / kUB;
     i64 lo, hi, rb, re;
     const bool by_rows = plan_rows(B, nub, tid, nth, &lo, &hi, &rb, &re);
     for (int t = 0; t < Tn; ++t) {
@@ -742,17 +738,17 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       for (i64 it = lo; it < hi; ++it) {
         const i64 ub = it % nub, rt = it / nub;
         const i64 r0 = rb + rt * kMR, m = (re - r0) < kMR ? (re - r0) : kMR;
-        const i64 u0 = ub * 8;
+        const i64 u0 = ub * kUB;
         if (u0 >= H_) continue;  // an all-padding block
-        for (int half = 0; half < 32; half += CW) {
-          Seg s1{hprev + r0 * Hp_, Hp_, 1, ly.WhhT.p + ub * H_ * 32 + half * H_, CW, H_};
+        for (int half = 0; half < kGB; half += CW) {
+          Seg s1{hprev + r0 * Hp_, Hp_, 1, ly.WhhT.p + ub * H_ * kGB + half * H_, CW, H_};
           Seg s2{nullptr, 0, 0, nullptr, 0, 0};
-          tile_rows<T>(m, 2, gt + r0 * G_ + ub * 32 + half, G_, nullptr, 0, s1, s2);
+          tile_rows<T>(m, 2, gt + r0 * G_ + ub * kGB + half, G_, nullptr, 0, s1, s2);
         }
         mark(tid, lockstep_cpu::kPhRecGemm);
-        const i64 nu = (H_ - u0) < 8 ? (H_ - u0) : 8;
+        const i64 nu = (H_ - u0) < kUB ? (H_ - u0) : kUB;
         for (i64 r = r0; r < r0 + m; ++r) {
-          T* a = gt + r * G_ + ub * 32;
+          T* a = gt + r * G_ + ub * kGB;
           cell_forward(a, cprev + r * Hp_ + u0, cnext + r * Hp_ + u0, tct + r * Hp_ + u0,
                        hnext + r * Hp_ + u0, nu);
         }
@@ -767,19 +763,19 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     mark(tid, lockstep_cpu::kPhRecSync);
   }
 
-  // Gates of 8 units (i, f, g, o at a[0..7], a[8..15], a[16..23], a[24..31]); activates them in
-  // place and writes c_t, tanh(c_t), h_t of all 8 units (padding units stay exactly 0: their
+  // Gates of kUB units (i, f, g, o at a[0..kUB-1], a[kUB..], a[2 kUB..], a[3 kUB..]); activates
+  // them in place and writes c_t, tanh(c_t), h_t of all kUB units (padding units stay exactly 0: their
   // pre-activations are 0, so c = 0.5*0 + 0.5*0 and h = 0.5*tanh(0)).
   static LS_AI void cell_forward(T* a, const T* cp, T* cn, T* tcn, T* hn, i64) {
     typedef VM<T> M;
     typedef typename Vec<T>::V V;
     constexpr int L = Vec<T>::L;
-    for (int v = 0; v < 8; v += L) {
+    for (int v = 0; v < kUB; v += L) {
       const V i = M::sigmoid(vload(a + v));
-      const V f = M::sigmoid(vload(a + 8 + v));
-      const V g = M::tanh(vload(a + 16 + v));
-      const V o = M::sigmoid(vload(a + 24 + v));
-      vstore(a + v, i), vstore(a + 8 + v, f), vstore(a + 16 + v, g), vstore(a + 24 + v, o);
+      const V f = M::sigmoid(vload(a + kUB + v));
+      const V g = M::tanh(vload(a + 2 * kUB + v));
+      const V o = M::sigmoid(vload(a + 3 * kUB + v));
+      vstore(a + v, i), vstore(a + kUB + v, f), vstore(a + 2 * kUB + v, g), vstore(a + 3 * kUB + v, o);
       const V c = (f * vload(cp + v)) + (i * g);
       const V tc = M::tanh(c);
       vstore(cn + v, c);
@@ -938,15 +934,15 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
           const T* g4 = gt + r * G_;
           T* da = dat + r * Gn_;
           i64 u = c0;
-          // L units at a time (u is a multiple of L, so they sit in one block of 8): vectors,
+          // L units at a time (u is a multiple of L, so they sit in one block): vectors,
           // the same expressions lane by lane
           typedef typename Vec<T>::V V;
           constexpr int L = Vec<T>::L;
           const V vone = VM<T>::splat(one);
           for (; u + L <= c0 + nu; u += L) {
-            const i64 col = (u / 8) * 32 + u % 8;
-            const V ig = vload(g4 + col), fg = vload(g4 + col + 8), gg = vload(g4 + col + 16),
-                    og = vload(g4 + col + 24);
+            const i64 col = (u / kUB) * kGB + u % kUB;
+            const V ig = vload(g4 + col), fg = vload(g4 + col + kUB),
+                    gg = vload(g4 + col + 2 * kUB), og = vload(g4 + col + 3 * kUB);
             const V tc = vload(tct + r * Hp_ + u);
             const V dhv = vload(dh + u);
             const V dc = ((dhv * og) * (vone - (tc * tc))) + vload(dcn + u);
@@ -957,8 +953,8 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
             vstore(dcn + u, dc * fg);
           }
           for (; u < c0 + nu; ++u) {
-            const i64 col = (u / 8) * 32 + u % 8;
-            const T ig = g4[col], fg = g4[col + 8], gg = g4[col + 16], og = g4[col + 24];
+            const i64 col = (u / kUB) * kGB + u % kUB;
+            const T ig = g4[col], fg = g4[col + kUB], gg = g4[col + 2 * kUB], og = g4[col + 3 * kUB];
             const T tc = tct[r * Hp_ + u];
             const T dhv = dh[u];
             const T dc = ((dhv * og) * (one - (tc * tc))) + dcn[u];
@@ -1216,7 +1212,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   double* profile() override { return prof_; }
 };
 
-// which: 0 = sigmoid, 1 = tanh; the vector functions above on n values (n % 8 == 0 not needed).
+// which: 0 = sigmoid, 1 = tanh; the vector functions above on n values (any n).
 template <class T>
 void vector_act(const T* x, T* y, i64 n, int which) {
   constexpr int L = Vec<T>::L;
