@@ -398,7 +398,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
            ly.tc.n + ly.xin.n;
     }
     n += grad_.n + rows_.n + Wout_.n + dWihT_.n + dWhhT_.n + db_.n + dWout_.n + da_.n + hT_.n +
-         xT_.n + out_.n + dy_.n + xb_.n + bout_.n + yf_.n + dh_.n + dha_.n + dcn_.n + wpack_.n +
+         xT_.n + out_.n + dy_.n + lterm_.n + xb_.n + bout_.n + yf_.n + dh_.n + dha_.n + dcn_.n + wpack_.n +
          gacc_.n + gpart_.n;
     return n * (i64)sizeof(T) + (yi_.n + off_.n + size_.n) * (i64)sizeof(i64);
   }
@@ -413,8 +413,8 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   void repack(int tid, int nth) {
     constexpr int CW = col_tile<T>();
     const T* p = slots_[lockstep_cpu::kParams].data();
-    i64 lo, hi;
-    split(4 * H_, tid, nth, &lo, &hi);
+    i64 lo, hi, tlo, thi;
+    my_gate_tiles(tid, nth, &tlo, &thi, &lo, &hi);
     for (i64 l = 0; l < L_; ++l) {
       Layer& ly = layers_[l];
       const i64 K = ly.K;
@@ -431,10 +431,16 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       }
     }
     const T* Wout = p + off_.p[3 * L_];
-    split(O_, tid, nth, &lo, &hi);
-    for (i64 o = lo; o < hi; ++o) {
-      for (i64 k = 0; k < H_; ++k) Wout_.p[(k / CW) * O_ * CW + o * CW + k % CW] = Wout[o * H_ + k];
-      bout_.p[o] = p[off_.p[3 * L_ + 1] + o];
+    const i64 nch = Hp_ / CW;
+    my_head_items(tid, nth, &lo, &hi);
+    for (i64 ct = lo; ct < hi; ++ct) {
+      if (ct == nch) {
+        for (i64 o = 0; o < O_; ++o) bout_.p[o] = p[off_.p[3 * L_ + 1] + o];
+        continue;
+      }
+      const i64 k1 = (ct + 1) * CW < H_ ? (ct + 1) * CW : H_;
+      for (i64 o = 0; o < O_; ++o)
+        for (i64 k = ct * CW; k < k1; ++k) Wout_.p[ct * O_ * CW + o * CW + k % CW] = Wout[o * H_ + k];
     }
   }
 
@@ -495,8 +501,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     {
       const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
       clip_and_update(tid, nth, &scaled, &scale);
-#pragma omp barrier
-      repack(tid, nth);
+      repack(tid, nth);  // the rows this thread updated
     }
     finish_step();
   }
@@ -504,23 +509,19 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   T forward_only(const T* x, int Tn, i64 N, const void* y, T* out) override {
     ensure(Tn, N, false);
     if (nthreads(Tn, N, false) > 1) update_cap();
-    T loss = T(0);
-    const int nt = nthreads(Tn, N, false);
-#pragma omp parallel num_threads(nt)
-    {
-      forward(x, Tn, N, Drop{nullptr, N}, omp_get_thread_num(), omp_get_num_threads());
-#pragma omp barrier
-#pragma omp single
-      {
-        if (out) std::memcpy(out, out_.p, sizeof(T) * (std::size_t)(Tn * N * O_));
-        if (y) {
-          if (cfg_.loss == 0) set_targets_f(static_cast<const T*>(y), Tn, N);
-          else set_targets_i(static_cast<const i64*>(y), Tn, N);
-          loss = loss_grad(Tn, N);
-        }
-      }
+    if (y) {
+      if (cfg_.loss == 0) set_targets_f(static_cast<const T*>(y), Tn, N);
+      else set_targets_i(static_cast<const i64*>(y), Tn, N);
     }
-    return loss;
+    const i64 nt = nterms(Tn, N);
+#pragma omp parallel num_threads(nthreads(Tn, N, false))
+    {
+      const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+      forward(x, Tn, N, Drop{nullptr, N}, tid, nth);
+      if (y) for_my_rows(Tn, N, tid, nth, [&](i64 n0, i64 n1) { loss_rows(Tn, N, nt, n0, n1); });
+    }
+    if (out) std::memcpy(out, out_.p, sizeof(T) * (std::size_t)(Tn * N * O_));
+    return y ? loss_total(Tn, N) / T(nt) : T(0);
   }
 
  private:
@@ -548,7 +549,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   // steps); otherwise all items of all rows are split (rb = 0, re = B).
   static bool plan_rows(i64 B, i64 ncol, int tid, int nth, i64* lo, i64* hi, i64* rb, i64* re) {
     const i64 nrt = (B + kMR - 1) / kMR;
-    if (nrt >= 2 * nth) {
+    if (by_owner(B, nth)) {
       split(B, tid, nth, rb, re);
       *lo = 0;
       *hi = (*re - *rb + kMR - 1) / kMR * ncol;
@@ -557,6 +558,40 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     *rb = 0, *re = B;
     split(nrt * ncol, tid, nth, lo, hi);
     return false;
+  }
+  // Whether each thread owns whole samples for the whole step (plan_rows' rule: at least two row
+  // tiles per thread). Then every phase that works row by row (input projection, recurrence,
+  // dropout copies, head, loss, packing, BPTT) runs on the rows n = t*B + b of the thread's
+  // samples [rb, re) = split(B), and none of them waits for another thread.
+  static bool by_owner(i64 B, int nth) { return (B + kMR - 1) / kMR >= 2 * nth; }
+  // Calls f(n0, n1) for this thread's ranges of rows n = t*B + b in the row-wise phases: its
+  // samples at every step under by_owner, else an equal share of the T*B rows (and the phase
+  // that reads other threads' rows waits at a barrier first).
+  template <class F>
+  static void for_my_rows(int Tn, i64 B, int tid, int nth, F f) {
+    i64 lo, hi;
+    if (by_owner(B, nth)) {
+      split(B, tid, nth, &lo, &hi);
+      if (lo < hi)
+        for (int t = 0; t < Tn; ++t) f((i64)t * B + lo, (i64)t * B + hi);
+      return;
+    }
+    split((i64)Tn * B, tid, nth, &lo, &hi);
+    if (lo < hi) f(lo, hi);
+  }
+  // This thread's column tiles of da, [*lo, *hi): it computes their weight gradients, and then
+  // for the gate rows j they hold ([*jlo, *jhi) of the 4H, natural order) the natural layout,
+  // the optimizer and the repacking, with no barrier in between (the same partition throughout).
+  void my_gate_tiles(int tid, int nth, i64* lo, i64* hi, i64* jlo, i64* jhi) const {
+    const i64 cw = col_tile<T>(), G4 = 4 * H_;
+    split(Gn_ / cw, tid, nth, lo, hi);
+    *jlo = *lo * cw < G4 ? *lo * cw : G4;
+    *jhi = *hi * cw < G4 ? *hi * cw : G4;
+  }
+  // This thread's items of the head, [*lo, *hi) of Hp_ / CW + 1: column tiles of W_out (hidden
+  // units ct*CW ..), and the last item b_out; as above from the gradients to the repacking.
+  void my_head_items(int tid, int nth, i64* lo, i64* hi) const {
+    split(Hp_ / col_tile<T>() + 1, tid, nth, lo, hi);
   }
   // The thread count of one call (docs/cpu.md, "Parallelism and threads"). threads_[1] = 0:
   // always threads_[0]. Otherwise (the default) as many threads as the work pays for, at most
@@ -612,6 +647,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     xT_.reserve(TB * round_up(Kmax_, kMR));
     out_.reserve(TB * O_);
     dy_.reserve(TB * O_);
+    lterm_.reserve(TB * O_);
     xb_.reserve(TB * I_);
     if (cfg_.loss == 0) yf_.reserve(TB * O_);
     else yi_.reserve(TB);
@@ -655,20 +691,23 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
 
   // ---- forward (called by every thread of a parallel region) ---------------------------------
   // Layers bottom up, each over the whole sequence, then the head on the top layer's h.
+  // No barrier at the end: the rows a thread computes last (head) are the rows it reads next
+  // (loss); under by_owner the layers need none between them either.
   void forward(const T* x, int Tn, i64 B, const Drop& d, int tid, int nth) {
-    const i64 TB = (i64)Tn * B;
     for (i64 l = 0; l < L_; ++l) {
       if (l > 0 && d.p) {
         // x^l = h^{l-1} * m_{l-1}, element-wise
         const T* hs = layers_[l - 1].hb.p + B * Hp_;
         T* xin = layers_[l].xin.p;
-        i64 lo, hi;
-        split(TB, tid, nth, &lo, &hi);
-        for (i64 n = lo; n < hi; ++n) {
-          const T* m = mask_row(d, l - 1, Tn, B, n);
-          for (i64 k = 0; k < H_; ++k) xin[n * Hp_ + k] = hs[n * Hp_ + k] * m[k];
-        }
+        for_my_rows(Tn, B, tid, nth, [&](i64 n0, i64 n1) {
+          for (i64 n = n0; n < n1; ++n) {
+            const T* m = mask_row(d, l - 1, Tn, B, n);
+            for (i64 k = 0; k < H_; ++k) xin[n * Hp_ + k] = hs[n * Hp_ + k] * m[k];
+          }
+        });
+        if (!by_owner(B, nth)) {
 #pragma omp barrier
+        }
       }
       i64 ld;
       const T* in = layer_input(l, x, B, d, &ld);
@@ -680,52 +719,54 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       const T* Wout = p + off_.p[3 * L_];
       const T* bout = bout_.p;
       const T* hs = layers_[L_ - 1].hb.p + B * Hp_;
-      i64 nlo, nhi;
-      split(TB, tid, nth, &nlo, &nhi);
-      for (i64 n = nlo; n < nhi; ++n)
-        for (i64 o = 0; o < O_; ++o) {
-          T acc = bout[o];
-          const T* w = Wout + o * H_;
-          const T* hn = hs + n * Hp_;
-          for (i64 k = 0; k < H_; ++k) acc = acc + (hn[k] * w[k]);
-          out_.p[n * O_ + o] = acc;
-        }
+      for_my_rows(Tn, B, tid, nth, [&](i64 n0, i64 n1) {
+        for (i64 n = n0; n < n1; ++n)
+          for (i64 o = 0; o < O_; ++o) {
+            T acc = bout[o];
+            const T* w = Wout + o * H_;
+            const T* hn = hs + n * Hp_;
+            for (i64 k = 0; k < H_; ++k) acc = acc + (hn[k] * w[k]);
+            out_.p[n * O_ + o] = acc;
+          }
+      });
     }
     mark(tid, lockstep_cpu::kPhHead);
   }
 
-  // One layer over the sequence: input rows in (stride ld, ly.K columns); ends with a barrier.
+  // One layer over the sequence: input rows in (stride ld, ly.K columns).
   void layer_forward(Layer& ly, const T* in, i64 ld, int Tn, i64 B, int tid, int nth) {
     constexpr int CW = col_tile<T>();
-    const i64 TB = (i64)Tn * B, K = ly.K;
+    const i64 K = ly.K;
     T* gates = ly.gates.p;
-    // 1. Input projection for all steps: gates[n, :] = b + sum_k x[n, k] * W_ih^T[k, :].
-    {
-      const i64 nub = Hp_ / kUB, nrt = (TB + 63) / 64;
-      i64 lo, hi;
-      split(nub * nrt, tid, nth, &lo, &hi);
-      for (i64 it = lo; it < hi; ++it) {
-        const i64 ub = it % nub, rt = it / nub;
-        const i64 r0 = rt * 64, m = (TB - r0) < 64 ? (TB - r0) : 64;
-        for (int half = 0; half < kGB; half += CW) {
-          Seg s1{in + r0 * ld, ld, 1, ly.WihT.p + ub * K * kGB + half * K, CW, K};
-          Seg s2{nullptr, 0, 0, nullptr, 0, 0};
-          tile_rows<T>(m, 1, gates + r0 * G_ + ub * kGB + half, G_, ly.bp.p + ub * kGB + half, 0, s1, s2);
-        }
+    // 1. Input projection for all steps: gates[n, :] = b + sum_k x[n, k] * W_ih^T[k, :], on
+    // this thread's rows (under by_owner the rows its recurrence reads: no barrier).
+    const i64 nub = Hp_ / kUB;
+    for_my_rows(Tn, B, tid, nth, [&](i64 n0, i64 n1) {
+      for (i64 r0 = n0; r0 < n1; r0 += 64) {
+        const i64 m = (n1 - r0) < 64 ? (n1 - r0) : 64;
+        for (i64 ub = 0; ub < nub; ++ub)
+          for (int half = 0; half < kGB; half += CW) {
+            Seg s1{in + r0 * ld, ld, 1, ly.WihT.p + ub * K * kGB + half * K, CW, K};
+            Seg s2{nullptr, 0, 0, nullptr, 0, 0};
+            tile_rows<T>(m, 1, gates + r0 * G_ + ub * kGB + half, G_, ly.bp.p + ub * kGB + half, 0,
+                         s1, s2);
+          }
       }
-    }
-    // h_{-1} = c_{-1} = 0
+    });
+    // h_{-1} = c_{-1} = 0 for this thread's samples
     {
       i64 lo, hi;
-      split(B * Hp_, tid, nth, &lo, &hi);
-      for (i64 i = lo; i < hi; ++i) ly.hb.p[i] = T(0), ly.cb.p[i] = T(0);
+      split(B, tid, nth, &lo, &hi);
+      for (i64 i = lo * Hp_; i < hi * Hp_; ++i) ly.hb.p[i] = T(0), ly.cb.p[i] = T(0);
     }
+    if (!by_owner(B, nth)) {
 #pragma omp barrier
+    }
     mark(tid, lockstep_cpu::kPhInproj);
     // 2. Recurrence. Work item = (row tile of kMR samples, block of kUB hidden units). With
     // enough samples each thread owns whole rows: samples are independent, so no barrier is
-    // needed between steps. Otherwise the items of a row are split too, with a barrier a step.
-    const i64 nub = Hp_ / kUB;
+    // needed between steps. Otherwise the items of a row are split too, with a barrier a step
+    // (also after the last: the head reads every row).
     i64 lo, hi, rb, re;
     const bool by_rows = plan_rows(B, nub, tid, nth, &lo, &hi, &rb, &re);
     for (int t = 0; t < Tn; ++t) {
@@ -759,8 +800,6 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       }
       mark(tid, lockstep_cpu::kPhRecSync);
     }
-#pragma omp barrier
-    mark(tid, lockstep_cpu::kPhRecSync);
   }
 
   // Gates of kUB units (i, f, g, o at a[0..kUB-1], a[kUB..], a[2 kUB..], a[3 kUB..]); activates
@@ -789,26 +828,28 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   i64 nterms(int Tn, i64 B) const {
     return (cfg_.loss_all ? (i64)Tn : 1) * B * (cfg_.loss == 0 ? O_ : 1);
   }
-  T loss_grad(int Tn, i64 B) { return loss_sum(Tn, B, nterms(Tn, B)) / T(nterms(Tn, B)); }
-  // The sum of the loss terms (not divided) and dy divided by nt (this batch's N, or the whole
-  // batch's N for a group of a sharded batch).
-  T loss_sum(int Tn, i64 B, i64 nt) {
+  // The loss of rows [n0, n1) (any thread, its own rows): dy divided by nt (this batch's N, or
+  // the whole batch's N for a group of a sharded batch), and each loss term into lterm_ (MSE:
+  // one per output, CE: one per row); rows the loss does not see (loss_on = "last") get dy = 0.
+  void loss_rows(int Tn, i64 B, i64 nt, i64 n0, i64 n1) {
     using namespace lockstep;
-    const i64 TB = (i64)Tn * B;
-    std::memset(dy_.p, 0, sizeof(T) * (std::size_t)(TB * O_));
-    const i64 n0 = cfg_.loss_all ? 0 : (i64)(Tn - 1) * B;  // first sample row the loss sees
+    const i64 nl = cfg_.loss_all ? 0 : (i64)(Tn - 1) * B;  // first sample row the loss sees
+    if (n0 < nl) {
+      const i64 e = n1 < nl ? n1 : nl;
+      std::memset(dy_.p + n0 * O_, 0, sizeof(T) * (std::size_t)((e - n0) * O_));
+      n0 = e;
+    }
     const T nT = T(nt);
-    T acc = T(0);
     if (cfg_.loss == 0) {
-      for (i64 n = n0; n < TB; ++n)
+      for (i64 n = n0; n < n1; ++n)
         for (i64 o = 0; o < O_; ++o) {
-          const T d = out_.p[n * O_ + o] - yf_.p[(n - n0) * O_ + o];
-          acc = acc + (d * d);
+          const T d = out_.p[n * O_ + o] - yf_.p[(n - nl) * O_ + o];
+          lterm_.p[n * O_ + o] = d * d;
           dy_.p[n * O_ + o] = (d + d) / nT;
         }
-      return acc;
+      return;
     }
-    for (i64 n = n0; n < TB; ++n) {
+    for (i64 n = n0; n < n1; ++n) {
       const T* z = out_.p + n * O_;
       T* dz = dy_.p + n * O_;
       T m = z[0];
@@ -818,10 +859,18 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
         dz[o] = ls_exp<T>(z[o] - m);
         s = s + dz[o];
       }
-      const i64 yt = yi_.p[n - n0];
-      acc = acc + (ls_log<T>(s) - (z[yt] - m));
+      const i64 yt = yi_.p[n - nl];
+      lterm_.p[n] = ls_log<T>(s) - (z[yt] - m);
       for (i64 o = 0; o < O_; ++o) dz[o] = ((dz[o] / s) - (o == yt ? T(1) : T(0))) / nT;
     }
+  }
+  // The sum of the loss terms (not divided) from +0 in row order, then output order: one
+  // thread, once every row's terms are written.
+  T loss_total(int Tn, i64 B) const {
+    const i64 n0 = (cfg_.loss_all ? 0 : (i64)(Tn - 1) * B) * (cfg_.loss == 0 ? O_ : 1);
+    const i64 n1 = (i64)Tn * B * (cfg_.loss == 0 ? O_ : 1);
+    T acc = T(0);
+    for (i64 i = n0; i < n1; ++i) acc = acc + lterm_.p[i];
     return acc;
   }
 
@@ -874,29 +923,31 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     const T* xl = layer_input(l, xb_.p, B, d, &ldx);
     {
       i64 lo, hi;
-      split(B * Hp_, tid, nth, &lo, &hi);
-      for (i64 i = lo; i < hi; ++i) dcn_.p[i] = T(0);
+      split(B, tid, nth, &lo, &hi);
+      for (i64 i = lo * Hp_; i < hi * Hp_; ++i) dcn_.p[i] = T(0);  // this thread's samples
       // h_{t-1} and the input transposed for the weight-gradient products, packed by row tiles
       // of kMR rows k: element (k, n) at [k / kMR][n][k % kMR] (the micro-kernel's broadcasts
-      // of a tile then read one contiguous stream).
-      // Blocks of 32 rows n, this thread's k inside: a row's cache lines are read once per
-      // block, not once per k (exact copies; the order of copying cannot matter).
-      split(H_ + K, tid, nth, &lo, &hi);
-      for (i64 n0 = 0; n0 < TB; n0 += 32) {
-        const i64 n1 = n0 + 32 < TB ? n0 + 32 : TB;
-        for (i64 k = lo; k < hi; ++k) {
-          if (k < H_) {
+      // of a tile then read one contiguous stream). This thread's rows (the ones it wrote in
+      // the forward pass under by_owner), in blocks of 32 rows n with every k inside: a row's
+      // cache lines are read once per block (exact copies; the order cannot matter). Only the
+      // weight gradients read them, after BPTT's barrier.
+      for_my_rows(Tn, B, tid, nth, [&](i64 r0, i64 r1) {
+        for (i64 n0 = r0; n0 < r1; n0 += 32) {
+          const i64 n1 = n0 + 32 < r1 ? n0 + 32 : r1;
+          for (i64 k = 0; k < H_; ++k) {
             T* dst = hT_.p + (k / kMR) * TB * kMR + k % kMR;
             for (i64 n = n0; n < n1; ++n) dst[n * kMR] = ly.hb.p[n * Hp_ + k];
-          } else {
-            const i64 kx = k - H_;
-            T* dst = xT_.p + (kx / kMR) * TB * kMR + kx % kMR;
-            for (i64 n = n0; n < n1; ++n) dst[n * kMR] = xl[n * ldx + kx];
+          }
+          for (i64 k = 0; k < K; ++k) {
+            T* dst = xT_.p + (k / kMR) * TB * kMR + k % kMR;
+            for (i64 n = n0; n < n1; ++n) dst[n * kMR] = xl[n * ldx + k];
           }
         }
-      }
+      });
     }
+    if (!by_owner(B, nth)) {  // the BPTT items of a sample run on several threads: its dcn
 #pragma omp barrier
+    }
     mark(tid, lockstep_cpu::kPhBwdPack);
     const i64 nct = Hp_ / CW;
     i64 lo, hi, rb, re;
@@ -977,8 +1028,8 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     // Weight gradients: one sum per output over n = t*B + b ascending, in K blocks of KC rows
     // (a partial sum is stored and reloaded exactly). Threads own column tiles of da.
     constexpr i64 KC = kWKC;
-    const i64 nctn = Gn_ / CW;
-    split(nctn, tid, nth, &lo, &hi);
+    i64 jlo, jhi;
+    my_gate_tiles(tid, nth, &lo, &hi, &jlo, &jhi);
     // K blocks outside, column tiles inside: the packed block of h^T (H x KC) is reused from
     // L2/L3 while the thread's column tiles pass over it (each output sums its K blocks in order).
     for (i64 k0 = 0; k0 < TB; k0 += KC) {
@@ -1005,20 +1056,22 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       }
     }
     if (top) head_grads(Tn, B, tid, nth);
-#pragma omp barrier
     mark(tid, lockstep_cpu::kPhWgrad);
-    // Natural layout of the gradients.
+    // Natural layout of the gradients this thread computed (no barrier: its own outputs).
     T* g = grad_.p;
-    split(4 * H_, tid, nth, &lo, &hi);
-    for (i64 j = lo; j < hi; ++j) {
+    for (i64 j = jlo; j < jhi; ++j) {
       for (i64 k = 0; k < K; ++k) g[ly.off[0] + j * K + k] = dWihT_.p[k * Gn_ + j];
       for (i64 k = 0; k < H_; ++k) g[ly.off[1] + j * H_ + k] = dWhhT_.p[k * Gn_ + j];
       g[ly.off[2] + j] = db_.p[j];
     }
     if (top) {
-      split(O_, tid, nth, &lo, &hi);
-      for (i64 o = lo; o < hi; ++o)
-        for (i64 k = 0; k < H_; ++k) g[off_.p[3 * L_] + o * H_ + k] = dWout_.p[o * Hp_ + k];
+      const i64 nch = Hp_ / CW;
+      my_head_items(tid, nth, &lo, &hi);
+      for (i64 ct = lo; ct < hi && ct < nch; ++ct) {
+        const i64 k1 = (ct + 1) * CW < H_ ? (ct + 1) * CW : H_;
+        for (i64 o = 0; o < O_; ++o)
+          for (i64 k = ct * CW; k < k1; ++k) g[off_.p[3 * L_] + o * H_ + k] = dWout_.p[o * Hp_ + k];
+      }
     }
     mark(tid, lockstep_cpu::kPhNatural);
   }
@@ -1032,7 +1085,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     const i64 nch = Hp_ / CW;
     const T* htop = layers_[L_ - 1].hb.p;
     i64 lo, hi;
-    split(nch + 1, tid, nth, &lo, &hi);
+    my_head_items(tid, nth, &lo, &hi);
     for (i64 ct = lo; ct < hi; ++ct) {
       if (ct == nch) {
         T* g = grad_.p + off_.p[3 * L_ + 1];
@@ -1051,10 +1104,15 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   }
 
   // ---- clipping and the optimizer (every thread) -------------------------------------------
+  // Every thread, after its gradients are in grad_ (natural layout): the clipping norm (over
+  // all threads' gradients: barriers) and then, for this thread's parameters only (the rows of
+  // my_gate_tiles and the items of my_head_items, which its repack reads next), the scaling and
+  // the optimizer step. Without clipping no barrier at all.
   void clip_and_update(int tid, int nth, bool* scaled, T* scale) {
     using namespace lockstep;
     T* g = grad_.p;
     if (cfg_.clip > 0) {
+#pragma omp barrier
       // rows of the tensors in param_names order (4H rows of each layer's W_ih, W_hh, b; O
       // rows of W_out, b_out), numbered consecutively; this thread's share [lo, hi)
       const i64 nrows = 12 * H_ * L_ + 2 * O_;
@@ -1080,18 +1138,37 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
         *scaled = norm > clip;
         if (*scaled) *scale = clip / norm;
       }  // implicit barrier
-      if (*scaled) {
-        const T s = *scale;
-        i64 lo2, hi2;
-        split(P_, tid, nth, &lo2, &hi2);
-        for (i64 i = lo2; i < hi2; ++i) g[i] = g[i] * s;
-      }
     }
-#pragma omp barrier
+    const bool sc = cfg_.clip > 0 && *scaled;
+    const T s = sc ? *scale : T(0);
+    i64 tlo, thi, jlo, jhi, hlo, hhi;
+    my_gate_tiles(tid, nth, &tlo, &thi, &jlo, &jhi);
+    for (i64 l = 0; l < L_; ++l) {
+      const Layer& ly = layers_[l];
+      update(ly.off[0] + jlo * ly.K, ly.off[0] + jhi * ly.K, sc, s);
+      update(ly.off[1] + jlo * H_, ly.off[1] + jhi * H_, sc, s);
+      update(ly.off[2] + jlo, ly.off[2] + jhi, sc, s);
+    }
+    const i64 nch = Hp_ / col_tile<T>();
+    my_head_items(tid, nth, &hlo, &hhi);
+    for (i64 ct = hlo; ct < hhi; ++ct) {
+      if (ct == nch) {
+        update(off_.p[3 * L_ + 1], off_.p[3 * L_ + 1] + O_, sc, s);
+        continue;
+      }
+      const i64 k0 = ct * col_tile<T>(), k1 = k0 + col_tile<T>() < H_ ? k0 + col_tile<T>() : H_;
+      for (i64 o = 0; o < O_; ++o) update(off_.p[3 * L_] + o * H_ + k0, off_.p[3 * L_] + o * H_ + k1, sc, s);
+    }
+  }
+
+  // Elements [lo, hi) of the flat buffers: g scaled by s if sc, then one optimizer step.
+  void update(i64 lo, i64 hi, bool sc, T s) {
+    using namespace lockstep;
+    T* g = grad_.p;
+    if (sc)
+      for (i64 i = lo; i < hi; ++i) g[i] = g[i] * s;
     T* p = slots_[lockstep_cpu::kParams].data();
     const T lr = T(cfg_.lr), one = T(1);
-    i64 lo, hi;
-    split(P_, tid, nth, &lo, &hi);
     if (cfg_.optimizer == 0) {
       if (cfg_.momentum != 0) {
         const T mu = T(cfg_.momentum);
@@ -1103,19 +1180,19 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       } else {
         for (i64 i = lo; i < hi; ++i) p[i] = p[i] - (lr * g[i]);
       }
-    } else {
-      const T b1 = T(cfg_.beta1), b2 = T(cfg_.beta2), eps = T(cfg_.eps);
-      const T b1p = b1_pow_ * b1, b2p = b2_pow_ * b2;  // every thread, same value
-      const T stp = lr / (one - b1p);
-      const T bc = ls_sqrt<T>(one - b2p);
-      const T c1 = one - b1, c2 = one - b2;
-      T* m = slots_[lockstep_cpu::kAdamM].data();
-      T* v = slots_[lockstep_cpu::kAdamV].data();
-      for (i64 i = lo; i < hi; ++i) {
-        m[i] = (b1 * m[i]) + (c1 * g[i]);
-        v[i] = (b2 * v[i]) + (c2 * (g[i] * g[i]));
-        p[i] = p[i] - (stp * (m[i] / ((ls_sqrt<T>(v[i]) / bc) + eps)));
-      }
+      return;
+    }
+    const T b1 = T(cfg_.beta1), b2 = T(cfg_.beta2), eps = T(cfg_.eps);
+    const T b1p = b1_pow_ * b1, b2p = b2_pow_ * b2;  // every thread, same value
+    const T stp = lr / (one - b1p);
+    const T bc = ls_sqrt<T>(one - b2p);
+    const T c1 = one - b1, c2 = one - b2;
+    T* m = slots_[lockstep_cpu::kAdamM].data();
+    T* v = slots_[lockstep_cpu::kAdamV].data();
+    for (i64 i = lo; i < hi; ++i) {
+      m[i] = (b1 * m[i]) + (c1 * g[i]);
+      v[i] = (b2 * v[i]) + (c2 * (g[i] * g[i]));
+      p[i] = p[i] - (stp * (m[i] / ((ls_sqrt<T>(v[i]) / bc) + eps)));
     }
   }
 
@@ -1142,11 +1219,13 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   void grad_pass(int Tn, i64 B, i64 nt, const Drop& d, T* lsum) {
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
     forward(xb_.p, Tn, B, d, tid, nth);
+    for_my_rows(Tn, B, tid, nth, [&](i64 n0, i64 n1) { loss_rows(Tn, B, nt, n0, n1); });
+    if (!by_owner(B, nth)) {  // the BPTT items of a sample run on several threads: its dy
 #pragma omp barrier
-#pragma omp single
-    *lsum = loss_sum(Tn, B, nt);  // implicit barrier
+    }
     mark(tid, lockstep_cpu::kPhLoss);
     backward(Tn, B, d, tid, nth);
+    if (tid == 0) *lsum = loss_total(Tn, B);  // every thread's terms: written before BPTT's barrier
   }
 
   // One unsharded step in a single parallel region (no fork/join between the gradients and
@@ -1161,9 +1240,9 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
       mark_start(tid);
       grad_pass(Tn, B, nt, d, &lsum);
-#pragma omp barrier
+      // This thread's gradients are complete, and no thread reads a parameter or a kernel
+      // layout after BPTT's barrier: its rows go straight on to the optimizer and the repacking.
       clip_and_update(tid, nth, &scaled, &scale);
-#pragma omp barrier
       mark(tid, lockstep_cpu::kPhOptim);
       repack(tid, nth);
     }
@@ -1191,6 +1270,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   Buf<T> Wout_, bout_;                     // kernel layouts of the head
   Buf<T> dWihT_, dWhhT_, db_, dWout_;      // one layer's gradients in kernel layouts
   Buf<T> da_, hT_, xT_, out_, dy_, xb_, yf_, dh_, dha_, dcn_;  // per-step work of one layer
+  Buf<T> lterm_;  // the loss terms of the batch (loss_rows), summed by loss_total
   Buf<T> wpack_;  // per thread: a K block of one column tile of da, packed
   Buf<T> gacc_, gpart_;  // sharded batches: the combined and the current group's gradients
   Buf<i64> yi_;
