@@ -543,21 +543,34 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   }
   // threads_[0]: the thread count; threads_[1]: below this many MFLOP of matrix products per
   // call, one thread (the barriers would cost more than they save; 0 = always threads_[0]).
-  // Work items (row tile rt, column block) = it / ncol, it % ncol for it in [lo, hi); a tile's
-  // rows are rb + rt*kMR .. min(rb + (rt+1)*kMR, re). With at least two row tiles per thread,
-  // each thread gets an equal share of whole rows (true is returned: no barriers needed between
-  // steps); otherwise all items of all rows are split (rb = 0, re = B).
-  static bool plan_rows(i64 B, i64 ncol, int tid, int nth, i64* lo, i64* hi, i64* rb, i64* re) {
-    const i64 nrt = (B + kMR - 1) / kMR;
-    if (by_owner(B, nth)) {
-      split(B, tid, nth, rb, re);
-      *lo = 0;
-      *hi = (*re - *rb + kMR - 1) / kMR * ncol;
-      return true;
+  // The work items of one thread in the recurrence and BPTT: (row tile rt, column block col)
+  // for it in [lo, hi) (item()); a tile's rows are rb + rt*kMR .. min(rb + (rt+1)*kMR, re).
+  // With at least two row tiles per thread (by_rows, by_owner's rule) each thread gets an equal
+  // share of whole rows (no barriers needed between steps), and its row tiles run inside each
+  // column block: the block's weight panel then comes from memory once a step and from L1/L2
+  // for the other tiles (at f64 H = 1024, W_hh is 32 MiB: row tiles outside would stream it
+  // from L3 once per tile). Otherwise all items of all rows are split (rb = 0, re = B).
+  struct Plan {
+    i64 lo, hi, rb, re, nrt, ncol;
+    bool by_rows;
+    LS_AI void item(i64 it, i64* rt, i64* col) const {
+      if (by_rows) *col = it / nrt, *rt = it % nrt;
+      else *rt = it / ncol, *col = it % ncol;
     }
-    *rb = 0, *re = B;
-    split(nrt * ncol, tid, nth, lo, hi);
-    return false;
+  };
+  static Plan plan_rows(i64 B, i64 ncol, int tid, int nth) {
+    Plan p;
+    p.ncol = ncol;
+    p.by_rows = by_owner(B, nth);
+    if (p.by_rows) {
+      split(B, tid, nth, &p.rb, &p.re);
+      p.nrt = (p.re - p.rb + kMR - 1) / kMR;
+      p.lo = 0, p.hi = p.nrt * ncol;
+      return p;
+    }
+    p.rb = 0, p.re = B, p.nrt = (B + kMR - 1) / kMR;
+    split(p.nrt * ncol, tid, nth, &p.lo, &p.hi);
+    return p;
   }
   // Whether each thread owns whole samples for the whole step (plan_rows' rule: at least two row
   // tiles per thread). Then every phase that works row by row (input projection, recurrence,
@@ -767,8 +780,8 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     // enough samples each thread owns whole rows: samples are independent, so no barrier is
     // needed between steps. Otherwise the items of a row are split too, with a barrier a step
     // (also after the last: the head reads every row).
-    i64 lo, hi, rb, re;
-    const bool by_rows = plan_rows(B, nub, tid, nth, &lo, &hi, &rb, &re);
+    const Plan pl = plan_rows(B, nub, tid, nth);
+    const i64 rb = pl.rb, re = pl.re;
     for (int t = 0; t < Tn; ++t) {
       T* gt = gates + (i64)t * B * G_;
       const T* hprev = ly.hb.p + (i64)t * B * Hp_;
@@ -776,8 +789,9 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       T* hnext = ly.hb.p + (i64)(t + 1) * B * Hp_;
       T* cnext = ly.cb.p + (i64)(t + 1) * B * Hp_;
       T* tct = ly.tc.p + (i64)t * B * Hp_;
-      for (i64 it = lo; it < hi; ++it) {
-        const i64 ub = it % nub, rt = it / nub;
+      for (i64 it = pl.lo; it < pl.hi; ++it) {
+        i64 rt, ub;
+        pl.item(it, &rt, &ub);
         const i64 r0 = rb + rt * kMR, m = (re - r0) < kMR ? (re - r0) : kMR;
         const i64 u0 = ub * kUB;
         if (u0 >= H_) continue;  // an all-padding block
@@ -795,7 +809,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
         }
         mark(tid, lockstep_cpu::kPhRecCell);
       }
-      if (!by_rows) {
+      if (!pl.by_rows) {
 #pragma omp barrier
       }
       mark(tid, lockstep_cpu::kPhRecSync);
@@ -950,8 +964,8 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     }
     mark(tid, lockstep_cpu::kPhBwdPack);
     const i64 nct = Hp_ / CW;
-    i64 lo, hi, rb, re;
-    const bool by_rows = plan_rows(B, nct, tid, nth, &lo, &hi, &rb, &re);  // as in forward()
+    const Plan pl = plan_rows(B, nct, tid, nth);  // as in forward()
+    const i64 rb = pl.rb, re = pl.re;
     for (int t = Tn - 1; t >= 0; --t) {
       const bool head = top && (cfg_.loss_all || t == Tn - 1);  // dy_t is zero elsewhere: skipped
       const bool rec = t + 1 < Tn;
@@ -962,8 +976,9 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       const T* gt = ly.gates.p + (i64)t * B * G_;
       const T* cprev = ly.cb.p + (i64)t * B * Hp_;
       const T* tct = ly.tc.p + (i64)t * B * Hp_;
-      for (i64 it = lo; it < hi; ++it) {
-        const i64 ct = it % nct, rt = it / nct;
+      for (i64 it = pl.lo; it < pl.hi; ++it) {
+        i64 rt, ct;
+        pl.item(it, &rt, &ct);
         const i64 r0 = rb + rt * kMR, m = (re - r0) < kMR ? (re - r0) : kMR;
         const i64 c0 = ct * CW;
         if (c0 >= H_) continue;
@@ -1018,7 +1033,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
         }
         mark(tid, lockstep_cpu::kPhBwdCell);
       }
-      if (!by_rows) {
+      if (!pl.by_rows) {
 #pragma omp barrier
       }
       mark(tid, lockstep_cpu::kPhBwdSync);
@@ -1028,7 +1043,7 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     // Weight gradients: one sum per output over n = t*B + b ascending, in K blocks of KC rows
     // (a partial sum is stored and reloaded exactly). Threads own column tiles of da.
     constexpr i64 KC = kWKC;
-    i64 jlo, jhi;
+    i64 lo, hi, jlo, jhi;
     my_gate_tiles(tid, nth, &lo, &hi, &jlo, &jhi);
     // K blocks outside, column tiles inside: the packed block of h^T (H x KC) is reused from
     // L2/L3 while the thread's column tiles pass over it (each output sums its K blocks in order).
