@@ -120,7 +120,7 @@ PEAK_WIDTHS = {32: "-mavx2", 64: "-mavx512f"}
 
 def measure_peak(threads, vbytes=32):
     """No-FMA peak of the working dtype (DTYPE) in GFLOP/s on vbytes-wide vectors (None if no
-    compiler or the CPU lacks the width): best of 5."""
+    compiler or the CPU lacks the width): best of 8."""
     if platform.machine() not in ("x86_64", "AMD64"):
         return None, "micro-kernel is x86-64 only"
     if vbytes == 64 and "avx512f" not in _cpu_flags():
@@ -144,7 +144,7 @@ def measure_peak(threads, vbytes=32):
     lanes = vbytes // np.dtype(DTYPE).itemsize
     iters = 2_000_000
     best = 0.0
-    for _ in range(5):
+    for _ in range(8):
         t0 = time.perf_counter()
         fn(iters, 1.0001, 1 / 1.0001, threads, 0.5)
         dt = time.perf_counter() - t0
