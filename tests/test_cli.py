@@ -68,6 +68,11 @@ def test_data_and_info(tmp_path, capsys):
     runs = {r["run"]: r for r in info["runs"]}
     assert runs["numpy:reference@cpu"]["available"]
     assert all(r["reason"] for r in info["runs"] if not r["available"])
+    if runs["cpu:blocked@cpu"]["available"]:
+        from lockstep import _cpu
+        assert info["cpu_isa"] == _cpu.isa() in ("base", "avx2", "avx512")
+        code, stdout, _ = run(capsys, "info")
+        assert f"cpu kernels {info['cpu_isa']}" in stdout.splitlines()[0]
 
 
 def bad_inputs(tmp_path):

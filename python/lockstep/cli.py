@@ -61,13 +61,16 @@ def cmd_info(args):
         from . import _cpu
 
         info["cpu_build"] = _cpu.build_info()
+        info["cpu_isa"] = _cpu.isa()  # the kernel unit the cpu backend runs (LOCKSTEP_CPU_ISA)
     except ImportError as e:
         info["cpu_build"] = {"error": str(e)}
+        info["cpu_isa"] = None
     info["cpus"] = os.cpu_count()
     if args.json:
         _emit_json(info)
         return 0
-    say(args, f"lockstep {__version__}  ({info['cpus']} CPUs; auto backend = {info['auto']})")
+    isa = f"; cpu kernels {info['cpu_isa']}" if info["cpu_isa"] else ""
+    say(args, f"lockstep {__version__}  ({info['cpus']} CPUs; auto backend = {info['auto']}{isa})")
     width = max(len(r["run"]) for r in runs)
     for r in runs:
         say(args, f"  {r['run']:<{width}}  {'yes' if r['available'] else 'no '}  "
