@@ -419,15 +419,29 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       Layer& ly = layers_[l];
       const i64 K = ly.K;
       const T *Wih = p + ly.off[0], *Whh = p + ly.off[1], *b = p + ly.off[2];
-      for (i64 j = lo; j < hi; ++j) {
-        const i64 col = perm(j), ub = col / kGB, cc = col % kGB;
+      // The transposed panels by runs of rows j of one gate and one unit block, which sit at
+      // consecutive columns of one tile: k outside, the run inside, so each k writes one
+      // contiguous piece of a panel row (a column at a time would touch a cache line per write).
+      for (i64 j0 = lo; j0 < hi;) {
+        const i64 q = j0 / H_, u = j0 % H_;
+        i64 j1 = q * H_ + (u / kUB + 1) * kUB;
+        j1 = j1 < (q + 1) * H_ ? j1 : (q + 1) * H_;
+        j1 = j1 < hi ? j1 : hi;
+        const i64 col = perm(j0), ub = col / kGB, cc = col % kGB;
         const i64 hc = cc / CW, c = cc % CW;  // column tile within the block, column in it
-        for (i64 k = 0; k < K; ++k) ly.WihT.p[ub * K * kGB + hc * K * CW + k * CW + c] = Wih[j * K + k];
-        for (i64 k = 0; k < H_; ++k) ly.WhhT.p[ub * H_ * kGB + hc * H_ * CW + k * CW + c] = Whh[j * H_ + k];
+        T* dih = ly.WihT.p + ub * K * kGB + hc * K * CW + c;
+        T* dhh = ly.WhhT.p + ub * H_ * kGB + hc * H_ * CW + c;
+        for (i64 k = 0; k < K; ++k)
+          for (i64 j = j0; j < j1; ++j) dih[k * CW + (j - j0)] = Wih[j * K + k];
+        for (i64 k = 0; k < H_; ++k)
+          for (i64 j = j0; j < j1; ++j) dhh[k * CW + (j - j0)] = Whh[j * H_ + k];
+        j0 = j1;
+      }
+      for (i64 j = lo; j < hi; ++j) {
         for (i64 k = 0; k < H_; ++k) ly.Whh.p[(k / CW) * 4 * H_ * CW + j * CW + k % CW] = Whh[j * H_ + k];
         if (l > 0)
           for (i64 k = 0; k < H_; ++k) ly.Wih.p[(k / CW) * 4 * H_ * CW + j * CW + k % CW] = Wih[j * H_ + k];
-        ly.bp.p[col] = b[j];
+        ly.bp.p[perm(j)] = b[j];
       }
     }
     const T* Wout = p + off_.p[3 * L_];
