@@ -765,21 +765,6 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     constexpr int CW = col_tile<T>();
     const i64 K = ly.K;
     T* gates = ly.gates.p;
-    // 1. Input projection for all steps: gates[n, :] = b + sum_k x[n, k] * W_ih^T[k, :], on
-    // this thread's rows (under by_owner the rows its recurrence reads: no barrier).
-    const i64 nub = Hp_ / kUB;
-    for_my_rows(Tn, B, tid, nth, [&](i64 n0, i64 n1) {
-      for (i64 r0 = n0; r0 < n1; r0 += 64) {
-        const i64 m = (n1 - r0) < 64 ? (n1 - r0) : 64;
-        for (i64 ub = 0; ub < nub; ++ub)
-          for (int half = 0; half < kGB; half += CW) {
-            Seg s1{in + r0 * ld, ld, 1, ly.WihT.p + ub * K * kGB + half * K, CW, K};
-            Seg s2{nullptr, 0, 0, nullptr, 0, 0};
-            tile_rows<T>(m, 1, gates + r0 * G_ + ub * kGB + half, G_, ly.bp.p + ub * kGB + half, 0,
-                         s1, s2);
-          }
-      }
-    });
     // h_{-1} = c_{-1} = 0 for this thread's samples
     {
       i64 lo, hi;
@@ -790,10 +775,12 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
 #pragma omp barrier
     }
     mark(tid, lockstep_cpu::kPhInproj);
-    // 2. Recurrence. Work item = (row tile of kMR samples, block of kUB hidden units). With
-    // enough samples each thread owns whole rows: samples are independent, so no barrier is
-    // needed between steps. Otherwise the items of a row are split too, with a barrier a step
-    // (also after the last: the head reads every row).
+    // The recurrence, with the input projection in the same tiles (the input rows of step t
+    // are there from the start). Work item = (row tile of kMR samples, block of kUB hidden
+    // units). With enough samples each thread owns whole rows: samples are independent, so no
+    // barrier is needed between steps. Otherwise the items of a row are split too, with a
+    // barrier a step (also after the last: the head reads every row).
+    const i64 nub = Hp_ / kUB;
     const Plan pl = plan_rows(B, nub, tid, nth);
     const i64 rb = pl.rb, re = pl.re;
     for (int t = 0; t < Tn; ++t) {
@@ -809,10 +796,13 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
         const i64 r0 = rb + rt * kMR, m = (re - r0) < kMR ? (re - r0) : kMR;
         const i64 u0 = ub * kUB;
         if (u0 >= H_) continue;  // an all-padding block
+        // gates = b, then the input terms k ascending, then the recurrent terms k ascending,
+        // one accumulator per output (docs/arithmetic.md), in one pass over the tile
         for (int half = 0; half < kGB; half += CW) {
-          Seg s1{hprev + r0 * Hp_, Hp_, 1, ly.WhhT.p + ub * H_ * kGB + half * H_, CW, H_};
-          Seg s2{nullptr, 0, 0, nullptr, 0, 0};
-          tile_rows<T>(m, 2, gt + r0 * G_ + ub * kGB + half, G_, nullptr, 0, s1, s2);
+          Seg s1{in + ((i64)t * B + r0) * ld, ld, 1, ly.WihT.p + ub * K * kGB + half * K, CW, K};
+          Seg s2{hprev + r0 * Hp_, Hp_, 1, ly.WhhT.p + ub * H_ * kGB + half * H_, CW, H_};
+          tile_rows<T>(m, 1, gt + r0 * G_ + ub * kGB + half, G_, ly.bp.p + ub * kGB + half, 0,
+                       s1, s2);
         }
         mark(tid, lockstep_cpu::kPhRecGemm);
         const i64 nu = (H_ - u0) < kUB ? (H_ - u0) : kUB;
