@@ -398,8 +398,8 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
            ly.tc.n + ly.xin.n;
     }
     n += grad_.n + rows_.n + Wout_.n + dWihT_.n + dWhhT_.n + db_.n + dWout_.n + da_.n + hT_.n +
-         xT_.n + out_.n + dy_.n + lterm_.n + xb_.n + bout_.n + yf_.n + dh_.n + dha_.n + dcn_.n + wpack_.n +
-         gacc_.n + gpart_.n;
+         xT_.n + out_.n + dy_.n + lterm_.n + xb_.n + bout_.n + yf_.n + dh_.n + dha_.n + dcn_.n +
+         wpack_.n + gacc_.n + gpart_.n;
     return n * (i64)sizeof(T) + (yi_.n + off_.n + size_.n) * (i64)sizeof(i64);
   }
 
@@ -555,8 +555,6 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
     const i64 q = j / H_, u = j % H_;
     return (u / kUB) * kGB + q * kUB + u % kUB;
   }
-  // threads_[0]: the thread count; threads_[1]: below this many MFLOP of matrix products per
-  // call, one thread (the barriers would cost more than they save; 0 = always threads_[0]).
   // The work items of one thread in the recurrence and BPTT: (row tile rt, column block col)
   // for it in [lo, hi) (item()); a tile's rows are rb + rt*kMR .. min(rb + (rt+1)*kMR, re).
   // With at least two row tiles per thread (by_rows, by_owner's rule) each thread gets an equal
@@ -620,6 +618,8 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   void my_head_items(int tid, int nth, i64* lo, i64* hi) const {
     split(Hp_ / col_tile<T>() + 1, tid, nth, lo, hi);
   }
+  // threads_[0]: the thread count; threads_[1]: below this many MFLOP of matrix products per
+  // call, one thread (the barriers would cost more than they save; 0 = always threads_[0]).
   // The thread count of one call (docs/cpu.md, "Parallelism and threads"). threads_[1] = 0:
   // always threads_[0]. Otherwise (the default) as many threads as the work pays for, at most
   // threads_[0]: one per threads_[1] MFLOP of matrix products in the call (training: forward,
@@ -821,8 +821,8 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
   }
 
   // Gates of kUB units (i, f, g, o at a[0..kUB-1], a[kUB..], a[2 kUB..], a[3 kUB..]); activates
-  // them in place and writes c_t, tanh(c_t), h_t of all kUB units (padding units stay exactly 0: their
-  // pre-activations are 0, so c = 0.5*0 + 0.5*0 and h = 0.5*tanh(0)).
+  // them in place and writes c_t, tanh(c_t), h_t of all kUB units (padding units stay exactly
+  // 0: their pre-activations are 0, so c = 0.5*0 + 0.5*0 and h = 0.5*tanh(0)).
   static LS_AI void cell_forward(T* a, const T* cp, T* cn, T* tcn, T* hn, i64) {
     typedef VM<T> M;
     typedef typename Vec<T>::V V;
@@ -832,7 +832,8 @@ class EngineImpl final : public lockstep_cpu::Engine<T> {
       const V f = M::sigmoid(vload(a + kUB + v));
       const V g = M::tanh(vload(a + 2 * kUB + v));
       const V o = M::sigmoid(vload(a + 3 * kUB + v));
-      vstore(a + v, i), vstore(a + kUB + v, f), vstore(a + 2 * kUB + v, g), vstore(a + 3 * kUB + v, o);
+      vstore(a + v, i), vstore(a + kUB + v, f);
+      vstore(a + 2 * kUB + v, g), vstore(a + 3 * kUB + v, o);
       const V c = (f * vload(cp + v)) + (i * g);
       const V tc = M::tanh(c);
       vstore(cn + v, c);
