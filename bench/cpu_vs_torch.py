@@ -153,10 +153,11 @@ def measure_peak(threads, vbytes=32):
 
 
 def machine_peak(threads):
-    """{width: GFLOP/s} of every vector width, and the best (the machine's no-FMA peak)."""
-    got = {w: measure_peak(threads, w)[0] for w in PEAK_WIDTHS}
-    got = {w: v for w, v in got.items() if v}
-    return got, (max(got.values()) if got else None)
+    """{width: GFLOP/s} of every vector width, the best (the machine's no-FMA peak), and how the
+    256-bit kernel was compiled."""
+    runs = {w: measure_peak(threads, w) for w in PEAK_WIDTHS}
+    got = {w: v for w, (v, _) in runs.items() if v}
+    return got, (max(got.values()) if got else None), runs[32][1]
 
 
 def flops(I, H, T, B, L=1):
@@ -361,8 +362,9 @@ def main(argv=None):
                     help="also time torch on one thread (shows what a loaded machine does to "
                          "torch's per-operation OpenMP barriers)")
     ap.add_argument("--adaptive", action="store_true",
-                    help="cpu engine: steps under 32 MFLOP run on one thread (helps on a loaded "
-                         "machine; default: always --threads)")
+                    help="cpu engine: its adaptive thread rule (one thread per 8 MFLOP of a "
+                         "call's products, fewer on a loaded machine; docs/cpu.md); default: "
+                         "always --threads")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     ap.add_argument("--isas", default="",
@@ -385,9 +387,8 @@ def main(argv=None):
     _cpu.set_num_threads(args.threads, adaptive=args.adaptive)
     torch.set_num_threads(args.threads)
     validate()
-    widths1, peak1 = machine_peak(1)
-    widthsn, peakn = machine_peak(args.threads)
-    how = measure_peak(1)[1]
+    widths1, peak1, how = machine_peak(1)
+    widthsn, peakn, _ = machine_peak(args.threads)
     info = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "threads": args.threads, "torch": torch.__version__, "dtype": args.dtype,
             "mkldnn": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
@@ -397,7 +398,7 @@ def main(argv=None):
             "peak_gflops_by_width_1t": widths1, "peak_gflops_by_width": widthsn}
     print(f"# lockstep cpu vs torch {info['torch']} (oneDNN {'on' if info['mkldnn'] else 'off'}) "
           f"vs numpy, {args.dtype}, {args.threads} threads"
-          f"{' (cpu: 1 below 32 MFLOP/step)' if info['adaptive_threads'] else ''}, "
+          f"{' (cpu: adaptive thread count)' if info['adaptive_threads'] else ''}, "
           f"engine ISA {info['isa']}, "
           f"load average {info['load_avg'][0]:.2f}")
     if peakn:
@@ -456,8 +457,8 @@ def main(argv=None):
         sys.stdout.flush()
     # the peak again at the end: on a shared machine one of the two measurements may have met
     # another process; the larger one is the machine's
-    _, p1b = machine_peak(1)
-    _, pnb = machine_peak(args.threads)
+    _, p1b, _ = machine_peak(1)
+    _, pnb, _ = machine_peak(args.threads)
     info["peak_gflops_1t_end"], info["peak_gflops_end"] = p1b, pnb
     if peakn and pnb:
         best = max(peakn, pnb)
