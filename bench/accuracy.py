@@ -31,16 +31,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # many tiny forecasts: one thread
 
 import numpy as np  # noqa: E402
 
-from lockstep import data, panel  # noqa: E402
+from lockstep import Forecaster, data  # noqa: E402
+from lockstep.metrics import metrics, naive_scale  # noqa: E402
 
 HORIZON = {"M": 12, "Q": 8, "Y": 10, "A": 10}  # by the first letter of the frequency
 
 
 def _frame(p):
-    import pandas as pd
-
-    return pd.concat([pd.DataFrame({"unique_id": i, "ds": p.ds[i], "y": p.y[i]}) for i in p.ids],
-                     ignore_index=True)
+    return p.to_frame()
 
 
 def _score(p, fc, horizon, windows, step, season):
@@ -48,17 +46,18 @@ def _score(p, fc, horizon, windows, step, season):
     out = {}
     for k in range(windows):
         held = horizon + (windows - 1 - k) * step
-        for i in p.ids:
-            n = len(p.y[i]) - held
-            past, actual = p.y[i][:n], p.y[i][n:n + horizon]
-            out[(k, i)] = panel.metrics(actual, fc[(k, i)], panel.naive_scale(past, season))
+        for j, i in enumerate(p.ids):
+            y = p.values(j)
+            n = len(y) - held
+            past, actual = y[:n], y[n:n + horizon]
+            out[(k, i)] = metrics(actual, fc[(k, i)], naive_scale(past, season))
     return out
 
 
 def run_lockstep(p, horizon, windows, step, backend):
-    g = panel.GlobalForecaster(backend=backend)
+    g = Forecaster(backend=backend, quiet=True)
     t0 = time.perf_counter()
-    res = g.backtest(p, horizon, windows, step)
+    res = g.backtest_result(p, horizon, windows, step)
     wall = time.perf_counter() - t0
     scores = {(r["window"], r["unique_id"]): r["model"] for r in res["windows"]}
     cover = res["overall"]["coverage"]
@@ -137,7 +136,7 @@ def main(argv=None):
           "are means over windows and series; wall = the whole backtest")
     print(f"{'data set':<14}{'model':<15}{'MASE':>8}{'sMAPE %':>9}{'wall s':>9}   per series MASE")
     for name in args.datasets.split(","):
-        p = panel.from_series(data.load(name))
+        p = data.load(name)
         season, horizon = p.season, HORIZON[p.freq[0]]
         step = horizon
         rows = {}

@@ -71,16 +71,20 @@ def problem(name: str):
         from .forecast import Forecaster
 
         fc = Forecaster(hidden_size=p.hidden, window=p.window, task="classify-change",
-                        train_start=0.4, holdout=0, valid_size=0, dtype=p.dtype, backend="numpy")
-        (x, y), _ = fc.prepare(data.load("airpassengers"))
+                        train_start=0.4, holdout=0, valid_size=0, dtype=p.dtype, backend="numpy",
+                        ensemble=1)
+        w = fc.prepare(data.load("airpassengers"))
+        x, y = w.gather(np.arange(w.shape[1]))
         return fc.model_cfg, tc, dt, x, y
+    # one multivariate model of the synthetic series (log, standardized per column)
     s = data.synthetic(p.series, p.length, seed=0)
-    from .data import prep
+    from . import arith
 
-    z = prep.Pipeline(log=True).fit(s.values).forward(s.values)
-    x, y = prep.windows(z, p.window)
+    v = arith.log(s.y.reshape(p.series, p.length).T)
+    z = (v - v.mean(axis=0)) / v.std(axis=0)
+    idx = np.arange(p.window)[:, None] + np.arange(p.length - p.window)[None, :]  # (T, N)
     mc = ModelConfig(p.series, p.hidden, p.series, num_layers=p.layers)
-    return mc, tc, dt, x.astype(dt), y.astype(dt)
+    return mc, tc, dt, z[idx].astype(dt), z[idx + 1].astype(dt)
 
 
 def flops_per_epoch(mc: ModelConfig, T: int, N: int) -> float:

@@ -1,168 +1,444 @@
-"""Checkpoints: one .npz file with parameters, optimizer state, RNG state, epoch, history,
-configs, preprocessing state, a data fingerprint and the lockstep version.
+"""Checkpoint storage: named sections of JSON metadata and arrays in one file.
 
-Writes are atomic (temporary file in the same directory, fsync, rename, fsync of the
-directory): a crash or a failed run never leaves a half-written or clobbered checkpoint.
+This module knows nothing of forecasting. Each component writes its own sections
+(``{"meta": dict, "arrays": {name: ndarray}}``) with ``write`` and, after ``read``, checks
+its own section's content with ``Fields``, which names the field in every refusal.
+
+The file is a ZIP (every member stored, so ``np.load`` can open it too) holding
+``header.json`` and one ``<section>/<array>.npy`` per array. The header declares every
+array's dtype, shape and SHA-256 and carries a digest of itself. ``read`` trusts nothing it
+has not checked: every size is known to be sane before anything is read or inflated, the
+JSON is parsed with limits, no pickle is ever loaded, and a damaged, truncated, foreign or
+edited file raises one ``CheckpointError`` (a one-line message), never another exception.
+
+Writes are atomic (``outdir.write_atomically``): a crash or a failed run never leaves a
+half-written or clobbered checkpoint.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import io
 import json
 import math
 import os
+import re
+import stat
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__, limits
-from .config import MAX_EPOCHS
 from .errors import LockstepError
-from .reference import layer_names, names_of
 
 FORMAT = "lockstep-checkpoint"
-FORMAT_VERSION = 1
-PANEL_FORMAT = "lockstep-panel-checkpoint"  # a global model of many series (lockstep.panel)
+FORMAT_VERSION = 2
+
+HEADER = "header.json"
+MAX_HEADER_BYTES = 64 << 20
+MAX_DEPTH = 32  # nesting of the header JSON; sections' meta is a few levels deep
+MAX_INT_DIGITS = 40  # PCG64 states have 39 digits; int() of a long one takes quadratic time
+MAX_NPY_HEADER = 64 << 10  # the .npy header of an array of at most MAX_NDIM axes is < 1 KiB
+MAX_NDIM = 32
+# zipfile turns every directory entry into Python objects (about 1 KiB each); 16 MiB of
+# directory is some 150,000 arrays, far beyond any model's
+MAX_DIRECTORY_BYTES = 16 << 20
+READ_CHUNK = 16 << 20
+NAME = re.compile(r"[A-Za-z0-9_.-]+")
+DTYPE_KINDS = "biufcU"  # bool, integers, floats, complex, unicode: nothing that can pickle
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the same inputs give the same bytes
 
 
 class CheckpointError(LockstepError):
     """The checkpoint is missing, corrupt or does not match this run."""
 
 
-def _flatten(prefix, tree, arrays):
-    """Nested dicts of arrays -> flat {"prefix/key/...": array}; the structure goes to meta."""
-    if isinstance(tree, dict):
-        return {k: _flatten(f"{prefix}/{k}", v, arrays) for k, v in tree.items()}
-    if isinstance(tree, (np.ndarray, np.generic)):
-        arrays[prefix] = np.asarray(tree)
-        return {"__array__": prefix}
-    return tree  # JSON scalar
+# --- writing ------------------------------------------------------------------------------
 
 
-def _unflatten(tree, arrays):
-    if isinstance(tree, dict):
-        if set(tree) == {"__array__"}:
-            a = arrays[tree["__array__"]]
-            return a[()] if a.ndim == 0 else a
-        return {k: _unflatten(v, arrays) for k, v in tree.items()}
-    return tree
-
-
-def save(path, *, params, opt_state, rng_state, epoch, history, config, extra=None):
-    """Atomically write a checkpoint. ``config`` and ``extra`` are JSON-able (arrays allowed
-    inside ``extra``); ``history`` lists hold working-dtype scalars, kept bit-exact."""
-    path = Path(path)
-    arrays = {}
-    meta = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "lockstep_version": __version__,
-        "epoch": int(epoch), "config": config, "rng_state": rng_state,
-        "params": _flatten("params", {n: params[n] for n in names_of(params)}, arrays),
-        "opt_state": _flatten("opt", opt_state, arrays),
-        "history": _flatten("history", {k: np.asarray(v) for k, v in history.items()}, arrays),
-        "extra": _flatten("extra", extra or {}, arrays),
-    }
-    return write(path, meta, arrays)
-
-
-def write(path, meta: dict, arrays: dict):
-    """Atomically write ``arrays`` and the JSON ``meta`` as one .npz file."""
+def write(path, sections: dict, lockstep_version: str | None = None) -> Path:
+    """Atomically write ``sections`` ({name: {"meta": dict, "arrays": {name: ndarray}}})
+    as one checkpoint file. Refuses (ValueError) names outside [A-Za-z0-9_.-], arrays that
+    are not plain bool/number/unicode data, and meta that is not JSON within ``read``'s
+    limits: what is written can always be read back."""
     from .outdir import write_atomically
 
-    arrays = dict(arrays, meta=np.array(json.dumps(meta, sort_keys=True)))
-    return write_atomically(path, lambda f: np.savez(f, **arrays))
+    if not isinstance(sections, dict):
+        raise ValueError("sections must be a dict {name: {'meta': ..., 'arrays': ...}}")
+    decl, members = {}, []
+    for sname in sorted(sections, key=str):  # str: a bad name is refused, not a TypeError
+        sec = sections[sname]
+        _check_name(sname, "section")
+        if not (isinstance(sec, dict) and set(sec) == {"meta", "arrays"}
+                and isinstance(sec["meta"], dict) and isinstance(sec["arrays"], dict)):
+            raise ValueError(f"section {sname} must be a dict with a 'meta' dict and an "
+                             "'arrays' dict")
+        arrays = {}
+        for aname in sorted(sec["arrays"], key=str):
+            _check_name(aname, f"array of section {sname}")
+            a = _plain(sec["arrays"][aname], f"{sname}/{aname}")
+            arrays[aname] = {"dtype": a.dtype.str, "shape": list(a.shape),
+                             "sha256": hashlib.sha256(a).hexdigest()}
+            members.append((f"{sname}/{aname}.npy", a))
+        try:
+            meta = json.loads(json.dumps(sec["meta"], allow_nan=False))  # keys become strings
+        except (TypeError, ValueError, RecursionError) as e:
+            raise ValueError(f"section {sname}: meta is not JSON ({e})") from None
+        decl[sname] = {"meta": meta, "arrays": arrays}
+    version = lockstep_version or __version__
+    if not (isinstance(version, str) and len(version) <= 100):
+        raise ValueError("lockstep_version must be a string of at most 100 characters")
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION,
+              "lockstep_version": version, "sections": decl}
+    header["digest"] = _digest(header)
+    text = json.dumps(header, sort_keys=True, allow_nan=False).encode()
+    if len(text) > MAX_HEADER_BYTES:
+        raise ValueError(f"the checkpoint header would be {limits.fmt_bytes(len(text))}, over "
+                         f"the limit of {limits.fmt_bytes(MAX_HEADER_BYTES)}; store the bulk "
+                         "in arrays")
+    try:
+        _parse_json(text)  # the limits read applies (depth, integer digits)
+    except ValueError as e:
+        raise ValueError(f"the checkpoint header is beyond what read accepts ({e})") from None
+
+    def fill(f):
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr(_member(HEADER), text)
+            for name, a in members:
+                with zf.open(_member(name), "w", force_zip64=a.nbytes > 1 << 30) as fh:
+                    np.lib.format.write_array(fh, a, allow_pickle=False)
+
+    return write_atomically(path, fill)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _member(name):
+    info = zipfile.ZipInfo(name, _FIXED_TIME)
+    info.external_attr = 0o644 << 16  # what unzip gives the file, were it extracted
+    return info
 
 
-MAX_META_CHARS = 64 << 20  # the metadata JSON; a checkpoint's own is a few KiB (+ labels)
-MAX_META_DEPTH = 12  # format 1 nests 5 deep (extra.best.params.W_ih.__array__)
-MAX_ARRAYS = 1024
+def _check_name(name, what):
+    if not (isinstance(name, str) and NAME.fullmatch(name)):
+        raise ValueError(f"{what} name {str(name)[:60]!r} must be made of letters, digits, "
+                         "'_', '.' and '-'")
 
 
-def load(path) -> dict:
-    """Read and validate a checkpoint: {"epoch", "config", "rng_state", "params",
-    "opt_state", "history", "extra", "lockstep_version"}.
+def _plain(a, where) -> np.ndarray:
+    """``a`` as a C-ordered array of a dtype ``read`` accepts."""
+    a = np.asarray(a)
+    if not _plain_dtype(a.dtype) or a.ndim > MAX_NDIM:
+        raise ValueError(f"array {where} has dtype {a.dtype} and {a.ndim} axes; a checkpoint "
+                         f"holds bool, number or unicode arrays of at most {MAX_NDIM} axes")
+    return np.array(a, order="C", copy=None)
 
-    Every field of the metadata is checked against format 1's schema (``_Schema``) before
-    anything uses it: a damaged, foreign or hand-edited file raises one ``CheckpointError``
-    naming the field, never a KeyError or TypeError later."""
+
+def _plain_dtype(dt) -> bool:
+    return (dt.kind in DTYPE_KINDS and dt.fields is None and dt.subdtype is None
+            and dt.itemsize > 0)
+
+
+def _digest(header) -> str:
+    body = {k: v for k, v in header.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                     allow_nan=False).encode()).hexdigest()
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def read(path) -> dict:
+    """Read and verify a checkpoint: {"lockstep_version": str, "sections": {name: {"meta":
+    dict, "arrays": {name: ndarray}}}}. Every array's dtype, shape and SHA-256 match the
+    header, and the header matches its digest; anything else raises ``CheckpointError``."""
     path = Path(path)
-    if not path.is_file():
-        what = "is not a regular file" if path.exists() else "does not exist"
-        raise CheckpointError(f"no checkpoint at {path} ({what}); train first or pass the right "
-                              "--checkpoint")
+    with _open_regular(path) as fh:
+        try:
+            return _read(path, fh)
+        except CheckpointError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any parse failure means a damaged file
+            raise CheckpointError(f"{path} is not a readable lockstep checkpoint "
+                                  f"({type(e).__name__}); delete it or train again") from None
+
+
+def _open_regular(path: Path):
+    """Open ``path`` only if it is a regular file: O_NONBLOCK so that a FIFO (even one
+    swapped in after a check) returns at once, then fstat says what was opened."""
+    def missing(what):
+        return CheckpointError(f"no checkpoint at {path} ({what}); train first or pass the "
+                               "right --checkpoint")
+
     try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
-            infos = z.zip.infolist()
-            total = sum(i.file_size for i in infos)
-            if len(infos) > MAX_ARRAYS or total > limits.available_memory() // 2:
-                raise CheckpointError(
-                    f"{path} holds {len(infos)} arrays of {limits.fmt_bytes(total)} in all, more "
-                    "than a lockstep checkpoint can; it is not one of lockstep's")
-            arrays = {k: z[k] for k in z.files}
-    except CheckpointError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any parse failure means a corrupt file
-        raise CheckpointError(f"{path} is not a readable lockstep checkpoint ({type(e).__name__}); "
-                              "delete it or train again") from None
-    m = arrays.pop("meta", None)
-    if m is None or m.dtype.kind != "U" or m.ndim != 0:
-        raise CheckpointError(f"{path} has no lockstep metadata; it is not a lockstep checkpoint")
-    text = str(m[()])
-    if len(text) > MAX_META_CHARS:
-        raise CheckpointError(f"{path}: metadata of {len(text)} characters is over the limit of "
-                              f"{MAX_META_CHARS}; it is not a lockstep checkpoint")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise missing("does not exist") from None
+    except OSError as e:
+        raise missing(f"cannot be read: {e.strerror or type(e).__name__}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise missing("is a directory" if stat.S_ISDIR(mode) else
+                      "is not a regular file: a FIFO, socket or device")
+    return os.fdopen(fd, "rb")
+
+
+def _read(path, fh) -> dict:
+    def damaged(msg):
+        return CheckpointError(f"{path}{msg}; the file is damaged or was edited: delete it or "
+                               "train again")
+
+    _check_directory(path, fh)
     try:
-        meta = json.loads(text, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as e:
-        raise CheckpointError(f"{path}: metadata is not valid JSON ({type(e).__name__}); delete "
-                              "it or train again") from None
-    if _depth(meta) > MAX_META_DEPTH:
-        raise CheckpointError(f"{path}: metadata nests deeper than {MAX_META_DEPTH} levels; it is "
+        zf = zipfile.ZipFile(fh)
+    except zipfile.BadZipFile:
+        raise CheckpointError(f"{path} is not a lockstep checkpoint (not a ZIP file); pass the "
+                              "right --checkpoint or train again") from None
+    with zf:
+        names = zf.namelist()
+        if len(set(names)) != len(names):
+            raise damaged(" holds a member twice")
+        if HEADER not in names:
+            if "meta.npy" in names:  # np.savez with a "meta" array: format 1
+                raise CheckpointError(f"{path} has checkpoint format 1; this lockstep reads "
+                                      f"format {FORMAT_VERSION}; train again")
+            raise CheckpointError(f"{path} has no {HEADER}; it is not a lockstep checkpoint: "
+                                  "pass the right --checkpoint or train again")
+        header = _read_header(path, zf)
+        if header.get("digest") != _digest(header):
+            raise damaged(": the header's digest does not match")
+        f = Fields(path, "header", {})
+        f.dict(header, "", ("format", "format_version", "lockstep_version", "sections",
+                            "digest"))
+        version = f.str(header["lockstep_version"], "lockstep_version", 100)
+        decl = _declarations(f, header["sections"])
+
+        total = sum(nbytes for _, _, nbytes, _ in decl.values())
+        avail = limits.available_memory()
+        if total > avail // 2:
+            raise CheckpointError(f"{path} declares {limits.fmt_bytes(total)} of arrays, more "
+                                  f"than half the {limits.fmt_bytes(avail)} of memory available; "
+                                  "free memory or load it on a larger machine")
+        for member, (_, _, nbytes, _) in decl.items():
+            if member not in names:
+                raise damaged(f": array {member[:-4]} is declared but missing")
+            size = zf.getinfo(member).file_size
+            if not nbytes <= size <= nbytes + MAX_NPY_HEADER:
+                raise damaged(f": member {member} holds {size} bytes where its declaration "
+                              f"implies {nbytes} and a .npy header")
+        for name in names:
+            if name != HEADER and name not in decl:
+                raise CheckpointError(f"{path} holds member {name[:100]} that no section "
+                                      "declares; it is not a lockstep checkpoint")
+
+        sections = {s: {"meta": v["meta"], "arrays": {}} for s, v in header["sections"].items()}
+        for member, (dtype, shape, nbytes, sha) in decl.items():
+            sname, aname = member[:-4].split("/", 1)
+            a = _read_npy(path, zf, member, dtype, shape, nbytes, sha)
+            sections[sname]["arrays"][aname] = a
+    return {"lockstep_version": version, "sections": sections}
+
+
+def _check_directory(path, fh):
+    """Refuse a ZIP directory too large to parse, from the end records alone: the ones
+    zipfile uses (the end record found as it finds it, a ZIP64 record where the locator
+    says and where Python 3.11's zipfile assumes it is, just before the locator)."""
+    size = fh.seek(0, os.SEEK_END)
+    n = min(size, (1 << 16) + 22)
+    fh.seek(size - n)
+    tail = fh.read(n)
+    end = b"PK\x05\x06"
+    at = n - 22 if tail[-22:-18] == end and tail[-2:] == b"\0\0" else tail.rfind(end)
+    if at < 0 or n - at < 22:
+        return  # zipfile refuses it: not a ZIP file
+    cds = [struct.unpack("<4s4H2LH", tail[at:at + 22])[5]]
+    loc = size - n + at - 20
+    if loc >= 0:
+        fh.seek(loc)
+        sig, _, rel, _ = struct.unpack("<4sLQL", fh.read(20))
+        if sig == b"PK\x06\x07":
+            for rec_at in (rel, loc - 56):
+                if 0 <= rec_at <= size - 56:
+                    fh.seek(rec_at)
+                    rec = struct.unpack("<4sQ2H2L4Q", fh.read(56))
+                    if rec[0] == b"PK\x06\x06":
+                        cds.append(rec[8])
+    if max(cds) > MAX_DIRECTORY_BYTES:
+        raise CheckpointError(f"{path} has a ZIP directory of {limits.fmt_bytes(max(cds))}, "
+                              f"over the limit of {limits.fmt_bytes(MAX_DIRECTORY_BYTES)}; it is "
                               "not a lockstep checkpoint")
-    if isinstance(meta, dict) and meta.get("format") == PANEL_FORMAT:
-        from .panel import PanelSchema
-
-        return PanelSchema(path, arrays).checkpoint(meta)
-    return _Schema(path, arrays).checkpoint(meta)
+    fh.seek(0)
 
 
-def _refuse_constant(name):
-    raise ValueError(f"{name} is not JSON")
+def _read_header(path, zf) -> dict:
+    info = zf.getinfo(HEADER)
+    if info.file_size > MAX_HEADER_BYTES:
+        raise CheckpointError(f"{path}: {HEADER} declares {limits.fmt_bytes(info.file_size)}, "
+                              f"over the limit of {limits.fmt_bytes(MAX_HEADER_BYTES)}; it is "
+                              "not a lockstep checkpoint")
+    with zf.open(info) as m:
+        text = m.read(info.file_size + 1)  # zipfile stops at the declared size
+    try:
+        header = _parse_json(text)
+    except (ValueError, RecursionError) as e:
+        why = (f"nesting deeper than {MAX_DEPTH}" if isinstance(e, RecursionError)
+               else str(e).split("\n")[0][:200])
+        raise CheckpointError(f"{path}: {HEADER} is not valid JSON within lockstep's limits "
+                              f"({why}); delete it or train again") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a lockstep checkpoint (no format {FORMAT!r} in "
+                              f"its {HEADER})")
+    if header.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format "
+                              f"{str(header.get('format_version'))[:20]}; this lockstep reads "
+                              f"format {FORMAT_VERSION}; train again")
+    return header
 
 
-def _depth(tree) -> int:
-    """Nesting depth of parsed JSON, without recursion."""
-    best, stack = 0, [(tree, 1)]
+def _parse_json(text: bytes):
+    """JSON without NaN/Infinity (nor 1e999, which Python reads as inf), integers of at most
+    MAX_INT_DIGITS digits, nesting of at most MAX_DEPTH (too deep for the parser's
+    recursion raises RecursionError)."""
+    def refuse_constant(name):
+        raise ValueError(f"{name} is not JSON")
+
+    def bounded_int(s):
+        if len(s.lstrip("-")) > MAX_INT_DIGITS:
+            raise ValueError(f"an integer of {len(s)} digits")
+        return int(s)
+
+    def finite_float(s):
+        v = float(s)
+        if not math.isfinite(v):
+            raise ValueError(f"{s[:20]} is not a finite number")
+        return v
+
+    tree = json.loads(text, parse_constant=refuse_constant, parse_int=bounded_int,
+                      parse_float=finite_float)
+    stack = [(tree, 1)]
     while stack:
         t, d = stack.pop()
-        best = max(best, d)
+        if d > MAX_DEPTH:
+            raise ValueError(f"nesting deeper than {MAX_DEPTH}")
         if isinstance(t, dict):
             stack.extend((v, d + 1) for v in t.values())
         elif isinstance(t, list):
             stack.extend((v, d + 1) for v in t)
-    return best
+    return tree
+
+
+def _declarations(f, secs) -> dict:
+    """{member: (dtype, shape, nbytes, sha256)} from the header's sections, each checked."""
+    if not isinstance(secs, dict):
+        f.fail("sections", "must be an object")
+    out = {}
+    for sname, sec in secs.items():
+        field = f"sections.{str(sname)[:60]}"
+        if not NAME.fullmatch(sname):
+            f.fail(field, "is not a section name")
+        f.dict(sec, field, ("meta", "arrays"))
+        if not isinstance(sec["meta"], dict):
+            f.fail(f"{field}.meta", "must be an object")
+        if not isinstance(sec["arrays"], dict):
+            f.fail(f"{field}.arrays", "must be an object")
+        for aname, d in sec["arrays"].items():
+            af = f"{field}.arrays.{str(aname)[:60]}"
+            if not NAME.fullmatch(aname):
+                f.fail(af, "is not an array name")
+            f.dict(d, af, ("dtype", "shape", "sha256"))
+            dtype = _declared_dtype(f, d["dtype"], f"{af}.dtype")
+            shape = d["shape"]
+            if not (isinstance(shape, list) and len(shape) <= MAX_NDIM
+                    and all(_is_int(n) and n >= 0 for n in shape)):
+                f.fail(f"{af}.shape", f"must be a list of at most {MAX_NDIM} non-negative "
+                       "integers")
+            sha = f.str(d["sha256"], f"{af}.sha256", 64)
+            if not re.fullmatch(r"[0-9a-f]{64}", sha):
+                f.fail(f"{af}.sha256", "must be 64 hex digits")
+            out[f"{sname}/{aname}.npy"] = (dtype, tuple(shape),
+                                           math.prod(shape) * dtype.itemsize, sha)
+    return out
+
+
+def _declared_dtype(f, s, field):
+    if isinstance(s, str) and len(s) <= 32:
+        try:
+            dt = np.dtype(s)
+        except Exception:  # noqa: BLE001 - numpy raises several types for a bad spec
+            dt = None
+        if dt is not None and _plain_dtype(dt) and dt.str == s:
+            return dt
+    f.fail(field, "must be a bool, number or unicode dtype such as '<f8'")
+
+
+def _read_npy(path, zf, member, dtype, shape, nbytes, sha):
+    """One array, checked against its declaration: its .npy header is parsed by numpy
+    (no pickle: only the header is numpy's to read), its data is read in chunks straight
+    into the array and hashed on the way."""
+    where = member[:-4]
+    with zf.open(member) as m:
+        major, _ = np.lib.format.read_magic(m)
+        if major not in (1, 2):
+            raise ValueError(f"npy format {major}")
+        size_field = m.read(2 if major == 1 else 4)
+        hlen = struct.unpack("<H" if major == 1 else "<I", size_field)[0]
+        if hlen > MAX_NPY_HEADER:
+            raise ValueError("npy header too long")
+        head = io.BytesIO(size_field + m.read(hlen))
+        parse = (np.lib.format.read_array_header_1_0 if major == 1
+                 else np.lib.format.read_array_header_2_0)
+        got_shape, fortran, got_dtype = parse(head, max_header_size=MAX_NPY_HEADER)
+        if got_shape != shape or fortran or got_dtype.str != dtype.str:
+            raise CheckpointError(f"{path}: array {where} is {got_dtype} {got_shape} where the "
+                                  f"header declares {dtype} {shape}; the file is damaged or was "
+                                  "edited: delete it or train again")
+        a = np.empty(shape, dtype)
+        buf, h = a.reshape(-1).view(np.uint8), hashlib.sha256()
+        for off in range(0, nbytes, READ_CHUNK):
+            chunk = m.read(min(READ_CHUNK, nbytes - off))
+            if len(chunk) != min(READ_CHUNK, nbytes - off):
+                raise ValueError("truncated array data")
+            buf[off:off + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            h.update(chunk)
+        if m.read(1):  # also makes zipfile check the member's CRC
+            raise ValueError("data after the array")
+    if h.hexdigest() != sha:
+        raise CheckpointError(f"{path}: array {where} does not match its SHA-256; the file is "
+                              "damaged or was edited: delete it or train again")
+    return a
+
+
+# --- validating a section's content ---------------------------------------------------------
 
 
 def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-class _Schema:
-    """Format 1 of the checkpoint metadata, as ``Forecaster.save`` writes it; each check
-    names the field (``config.settings.hidden_size``, ``extra.series.values``, ...)."""
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-    def __init__(self, path, arrays):
-        self.path, self.arrays = path, arrays
+
+def _span(lo, hi):
+    return f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+
+
+class Fields:
+    """The checks a component runs on its own section after ``read``; every refusal is one
+    ``CheckpointError`` naming ``<section>.<field>``. Each check returns the value."""
+
+    def __init__(self, path, section: str, arrays: dict):
+        self.path, self.section, self.arrays = path, section, arrays
 
     def fail(self, field, msg):
-        raise CheckpointError(f"{self.path}: field {field} {msg}; the file is damaged or not "
+        name = f"{self.section}.{field}" if field else self.section
+        raise CheckpointError(f"{self.path}: field {name} {msg}; the file is damaged or not "
                               "lockstep's: delete it or train again")
 
     def dict(self, v, field, keys, optional=()):
+        """An object with every key of ``keys``, any of ``optional`` and nothing else."""
         if not isinstance(v, dict):
             self.fail(field, f"must be an object, got {type(v).__name__}")
         for k in keys:
@@ -170,15 +446,31 @@ class _Schema:
                 self.fail(f"{field}.{k}" if field else k, "is missing")
         for k in v:
             if k not in keys and k not in optional:
-                self.fail(f"{field}.{k}" if field else str(k)[:40], "is not a field of format "
-                          f"{FORMAT_VERSION}")
+                self.fail(f"{field}.{str(k)[:40]}" if field else str(k)[:40],
+                          "is not a known field")
         return v
 
     def int(self, v, field, lo=None, hi=None):
         if not _is_int(v):
             self.fail(field, f"must be an integer, got {type(v).__name__}")
         if (lo is not None and v < lo) or (hi is not None and v > hi):
-            self.fail(field, f"must be in [{lo}, {hi}], got {v}")
+            self.fail(field, f"must be in {_span(lo, hi)}, got {v}")
+        return v
+
+    def float(self, v, field, lo=None, hi=None, finite=True):
+        """A number (JSON writes 1.0 as 1.0 but a Python int as 1: both pass) as a float."""
+        if not _number(v):
+            self.fail(field, f"must be a number, got {type(v).__name__}")
+        v = float(v)
+        if finite and not math.isfinite(v):
+            self.fail(field, "must be finite")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            self.fail(field, f"must be in {_span(lo, hi)}, got {v}")
+        return v
+
+    def bool(self, v, field):
+        if not isinstance(v, bool):
+            self.fail(field, "must be true or false")
         return v
 
     def str(self, v, field, max_len=4096):
@@ -186,205 +478,93 @@ class _Schema:
             self.fail(field, f"must be a string of at most {max_len} characters")
         return v
 
-    def array(self, ref, field, dtype=None, shape=None, kind="f", finite=True):
-        if not (isinstance(ref, dict) and set(ref) == {"__array__"}
-                and isinstance(ref["__array__"], str) and ref["__array__"] in self.arrays):
-            self.fail(field, "must name an array stored in the file")
-        a = self.arrays[ref["__array__"]]
-        if a.dtype.kind != kind or (dtype is not None and a.dtype != dtype):
-            self.fail(field, f"must be a {dtype or kind} array, got {a.dtype}")
-        if shape is not None and a.shape != tuple(shape):
-            self.fail(field, f"must have shape {tuple(shape)}, got {a.shape}")
-        if finite and kind == "f" and not np.isfinite(a).all():
+    def choice(self, v, field, choices):
+        # type and value: True must not pass for 1, nor 1 for 1.0
+        if not any(type(v) is type(c) and v == c for c in choices):
+            self.fail(field, f"must be one of {', '.join(map(repr, choices))}, got "
+                      f"{str(v)[:40]}")
+        return v
+
+    def array(self, name, field=None, dtype=None, shape=None, kind="f", finite=True, ndim=None):
+        """This section's array ``name`` (a 0-d one as a numpy scalar). ``kind``: the dtype
+        kinds allowed ("f", "iu", ...) unless ``dtype`` is given; ``shape``: None entries
+        match any length."""
+        field = field or name
+        if name not in self.arrays:
+            self.fail(field, f"needs the array {str(name)[:60]}, which is not in the file")
+        a = self.arrays[name]
+        if a.dtype != np.dtype(dtype) if dtype is not None else a.dtype.kind not in kind:
+            self.fail(field, f"must be a {np.dtype(dtype) if dtype is not None else kind} "
+                      f"array, got {a.dtype}")
+        if ndim is not None and a.ndim != ndim:
+            self.fail(field, f"must have {ndim} axes, got shape {a.shape}")
+        if shape is not None and (len(shape) != a.ndim or any(
+                s is not None and s != n for s, n in zip(shape, a.shape))):
+            want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
+            self.fail(field, f"must have shape {want}, got {a.shape}")
+        if finite and a.dtype.kind in "fc" and not np.isfinite(a).all():
             self.fail(field, "holds non-finite values (NaN or inf)")
         return a[()] if a.ndim == 0 else a
 
-    def params(self, v, field, shapes, dtype):
-        self.dict(v, field, list(shapes))
-        return {n: self.array(v[n], f"{field}.{n}", dtype, shapes[n]) for n in shapes}
-
     def dataclass(self, cls, v, field, optional=()):
-        from dataclasses import fields
-
-        self.dict(v, field, [f.name for f in fields(cls) if f.name not in optional], optional)
+        """``cls(**v)`` with exactly ``cls``'s fields (those in ``optional`` may be absent);
+        the class's own validation failing is a refusal naming ``field``."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        self.dict(v, field, [n for n in names if n not in optional], optional)
         try:
             return cls(**v)
-        except LockstepError as e:
+        except (TypeError, ValueError) as e:  # LockstepError is a ValueError
             self.fail(field, f"is invalid: {e}")
 
-    def checkpoint(self, meta) -> dict:
-        from .config import ModelConfig
-        from .forecast import ForecastSettings
 
-        top = ("format", "format_version", "lockstep_version", "epoch", "config", "rng_state",
-               "params", "opt_state", "history", "extra")
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise CheckpointError(f"{self.path} is not a lockstep checkpoint (no format "
-                                  f"{FORMAT!r} in its metadata)")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise CheckpointError(f"{self.path} has checkpoint format "
-                                  f"{str(meta.get('format_version'))[:20]}; this lockstep "
-                                  f"({__version__}) reads format {FORMAT_VERSION}")
-        self.dict(meta, "", top)
-        self.str(meta["lockstep_version"], "lockstep_version", 100)
-        epoch = self.int(meta["epoch"], "epoch", 0, MAX_EPOCHS)
+# --- parameter trees ------------------------------------------------------------------------
 
-        cfg = self.dict(meta["config"], "config", ("settings", "model", "train"))
-        # settings added after format 1 was first written: absent means their default
-        st = self.dataclass(ForecastSettings, cfg["settings"], "config.settings",
-                            optional=("grad_shards", "num_layers", "dropout"))
-        mc = self.dataclass(ModelConfig, cfg["model"], "config.model", optional=("num_layers",))
-        if (mc.hidden_size, mc.init, mc.num_layers) != (st.hidden_size, st.init, st.num_layers):
-            self.fail("config.model", "does not match config.settings (hidden_size, init, "
-                      "num_layers)")
-        if mc.input_size != mc.output_size or (st.task != "regress" and mc.input_size != 3):
-            self.fail("config.model", "has input_size/output_size that this task cannot have")
-        train, derived = cfg["train"], st.train_config().to_dict()
-        self.dict(train, "config.train", (), optional=[f for f in derived])
-        for k, want in derived.items():
-            if k in train and train[k] != want:
-                self.fail(f"config.train.{k}", f"is {str(train[k])[:40]}, config.settings "
-                          f"implies {want!r}")
 
-        dt = np.dtype(st.dtype)
-        I, H, O = mc.input_size, mc.hidden_size, mc.output_size
-        shapes = {}
-        for l in range(mc.num_layers):  # canonical order: layers bottom up, then the head
-            n_ih, n_hh, n_b = layer_names(l)
-            shapes |= {n_ih: (4 * H, I if l == 0 else H), n_hh: (4 * H, H), n_b: (4 * H,)}
-        shapes |= {"W_out": (O, H), "b_out": (O,)}
-        params = self.params(meta["params"], "params", shapes, dt)
-        rng = self.rng(meta["rng_state"])
-        opt = self.opt_state(meta["opt_state"], st, shapes, dt)
-
-        hist = self.dict(meta["history"], "history", ("train_loss", "valid_loss"))
-        history = {"train_loss": self.array(hist["train_loss"], "history.train_loss", dt,
-                                            (epoch,))}
-        va = self.array(hist["valid_loss"], "history.valid_loss", dt)
-        if va.ndim != 1 or len(va) not in (0, epoch):
-            self.fail("history.valid_loss", f"must hold 0 or {epoch} (epoch) values")
-        history["valid_loss"] = va
-        extra = self.extra(meta["extra"], st, mc, shapes, dt, epoch)
-        # fields added after format 1 was first written take their defaults when absent
-        cfg = {"settings": st.to_dict(), "model": mc.to_dict(), "train": derived}
-        return {"epoch": epoch, "config": cfg, "rng_state": rng, "params": params,
-                "opt_state": opt, "history": history, "extra": extra,
-                "lockstep_version": meta["lockstep_version"]}
-
-    def rng(self, v):
-        self.dict(v, "rng_state", ("bit_generator", "state", "has_uint32", "uinteger"))
-        if v["bit_generator"] != "PCG64":
-            self.fail("rng_state.bit_generator", "must be PCG64")
-        s = self.dict(v["state"], "rng_state.state", ("state", "inc"))
-        for k in ("state", "inc"):
-            self.int(s[k], f"rng_state.state.{k}", 0, (1 << 128) - 1)
-        self.int(v["has_uint32"], "rng_state.has_uint32", 0, 1)
-        self.int(v["uinteger"], "rng_state.uinteger", 0, (1 << 32) - 1)
-        try:
-            rng_from_state(v)
-        except (ValueError, TypeError) as e:
-            self.fail("rng_state", f"is not a PCG64 state ({e})")
-        return v
-
-    def opt_state(self, v, st, shapes, dt):
-        if v is None:
-            return None
-        if st.optimizer == "adam":
-            keys = ("step", "b1_pow", "b2_pow", "m", "v")
-        elif st.momentum:
-            keys = ("step", "velocity")
-        else:
-            keys = ("step",)
-        self.dict(v, "opt_state", keys)
-        out = {"step": self.int(v["step"], "opt_state.step", 0, 1 << 62)}
-        for k in ("b1_pow", "b2_pow"):
-            if k in keys:
-                out[k] = self.array(v[k], f"opt_state.{k}", dt, ())
-                if not 0 <= out[k] <= 1:
-                    self.fail(f"opt_state.{k}", "must be in [0, 1]")
-        for k in ("m", "v", "velocity"):
-            if k in keys:
-                out[k] = self.params(v[k], f"opt_state.{k}", shapes, dt)
+def pack(prefix: str, tree, arrays: dict):
+    """A nested structure of dicts, lists, arrays and JSON scalars as JSON: each array (or
+    numpy scalar) goes to ``arrays["<prefix>.<key>.<index>..."]`` and is replaced by the
+    string "@<that name>". Keys must be names without '.' so the joined names are unique."""
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            if not (isinstance(k, str) and NAME.fullmatch(k) and "." not in k):
+                raise ValueError(f"key {str(k)[:60]!r} under {prefix} must be made of letters, "
+                                 "digits, '_' and '-'")
+            out[k] = pack(f"{prefix}.{k}", v, arrays)
         return out
+    if isinstance(tree, (list, tuple)):
+        return [pack(f"{prefix}.{i}", v, arrays) for i, v in enumerate(tree)]
+    if isinstance(tree, (np.ndarray, np.generic)):
+        _check_name(prefix, "array")
+        if prefix in arrays:
+            raise ValueError(f"array name {prefix} is used twice")
+        arrays[prefix] = np.asarray(tree)
+        return "@" + prefix
+    if isinstance(tree, str) and tree.startswith("@"):
+        raise ValueError(f"the string {tree[:60]!r} under {prefix} would read back as an "
+                         "array reference")
+    if tree is None or isinstance(tree, (bool, int, float, str)):
+        return tree
+    raise ValueError(f"{prefix} is a {type(tree).__name__}; pack takes dicts, lists, arrays "
+                     "and JSON scalars")
 
-    def extra(self, v, st, mc, shapes, dt, epoch):
-        self.dict(v, "extra", ("series", "pipeline", "centroids", "best", "stopped", "backend"))
-        s = self.dict(v["series"], "extra.series",
-                      ("values", "names", "time", "source", "period", "fingerprint"))
-        values = self.array(s["values"], "extra.series.values", np.float64)
-        k = mc.input_size if st.task == "regress" else 1
-        if values.ndim != 2 or values.shape[0] < 1 or (st.task == "regress"
-                                                       and values.shape[1] != k):
-            self.fail("extra.series.values", f"must be a (rows, {k}) array, got {values.shape}")
-        n, k = values.shape
-        names = s["names"]
-        if not (isinstance(names, list) and len(names) == k
-                and all(isinstance(x, str) and len(x) <= 4096 for x in names)):
-            self.fail("extra.series.names", f"must be a list of {k} strings")
-        time = s["time"]
-        if isinstance(time, dict):
-            time = self.array(time, "extra.series.time", shape=(n,), kind="U").tolist()
-        if time is not None and not (isinstance(time, list) and len(time) == n
-                                     and all(isinstance(x, str) for x in time)):
-            self.fail("extra.series.time", f"must be null or {n} strings (one per row)")
-        self.str(s["source"], "extra.series.source")
-        if s["period"] is not None:
-            self.int(s["period"], "extra.series.period", 1, n)
-        fp = self.str(s["fingerprint"], "extra.series.fingerprint", 64)
-        if len(fp) != 64 or any(c not in "0123456789abcdef" for c in fp):
-            self.fail("extra.series.fingerprint", "must be 64 hex digits (SHA-256)")
-        series = {"values": values, "names": names, "time": time, "source": s["source"],
-                  "period": s["period"], "fingerprint": fp}
 
-        pipeline = v["pipeline"]
-        if st.task == "regress":
-            pipeline = self.pipeline(pipeline, st, k)
-        elif pipeline is not None:
-            self.fail("extra.pipeline", "must be null for the classify-change task")
-        centroids = v["centroids"]
-        if st.task != "regress":
-            centroids = self.array(centroids, "extra.centroids", np.float64, (3,))
-            if not (np.diff(centroids) > 0).all():
-                self.fail("extra.centroids", "must be three increasing values")
-        elif centroids is not None:
-            self.fail("extra.centroids", "must be null for the regress task")
+def unpack(struct, arrays: dict, fields: Fields, field: str):
+    """The inverse of ``pack`` (lists come back as lists, 0-d arrays as numpy scalars); a
+    reference to an array the section lacks is refused naming ``field``."""
+    if isinstance(struct, dict):
+        return {k: unpack(v, arrays, fields, f"{field}.{k}") for k, v in struct.items()}
+    if isinstance(struct, list):
+        return [unpack(v, arrays, fields, f"{field}.{i}") for i, v in enumerate(struct)]
+    if isinstance(struct, str) and struct.startswith("@"):
+        a = arrays.get(struct[1:])
+        if a is None:
+            fields.fail(field, f"refers to the array {struct[1:61]}, which is not in the file")
+        return a[()] if a.ndim == 0 else a
+    return struct
 
-        best = v["best"]
-        if best is not None:
-            self.dict(best, "extra.best", ("epoch", "valid", "params"))
-            b_ep = self.int(best["epoch"], "extra.best.epoch", 1, max(1, epoch))
-            b_va = self.array(best["valid"], "extra.best.valid", dt, ())
-            best = {"epoch": b_ep, "valid": b_va,
-                    "params": self.params(best["params"], "extra.best.params", shapes, dt)}
-        if v["stopped"] not in (None, "completed", "early-stop", "diverged"):
-            self.fail("extra.stopped", "must be null, completed, early-stop or diverged")
-        self.str(v["backend"], "extra.backend", 200)
-        return {"series": series, "pipeline": pipeline, "centroids": centroids, "best": best,
-                "stopped": v["stopped"], "backend": v["backend"]}
 
-    def pipeline(self, v, st, k):
-        from .data import prep
-
-        self.dict(v, "extra.pipeline", ("log", "diff", "season", "scale", "center", "spread"))
-        for b in ("log", "diff"):
-            if not isinstance(v[b], bool):
-                self.fail(f"extra.pipeline.{b}", "must be true or false")
-        if v["log"] != st.log or v["diff"] != st.diff:
-            self.fail("extra.pipeline", "does not match config.settings (log, diff)")
-        self.int(v["season"], "extra.pipeline.season", 0, 1 << 31)
-        if v["season"] == 1:
-            self.fail("extra.pipeline.season", "must be 0 or >= 2")
-        if v["scale"] not in prep.SCALES or v["scale"] != st.scale:
-            self.fail("extra.pipeline.scale", f"must be config.settings.scale ({st.scale})")
-        for c in ("center", "spread"):
-            x = v[c]
-            if not (isinstance(x, list) and len(x) == k and all(
-                    isinstance(e, (int, float)) and not isinstance(e, bool) and math.isfinite(e)
-                    for e in x)):
-                self.fail(f"extra.pipeline.{c}", f"must be {k} finite numbers")
-        if not all(e > 0 for e in v["spread"]):
-            self.fail("extra.pipeline.spread", "must be positive")
-        return v
+# --- random number generator state ----------------------------------------------------------
 
 
 def rng_state(rng: np.random.Generator) -> dict:
@@ -396,3 +576,20 @@ def rng_from_state(state: dict) -> np.random.Generator:
     bg = np.random.PCG64()
     bg.state = state
     return np.random.Generator(bg)
+
+
+def check_rng_state(fields: Fields, v, field):
+    """A PCG64 state as ``rng_state`` writes it, each part checked."""
+    fields.dict(v, field, ("bit_generator", "state", "has_uint32", "uinteger"))
+    if v["bit_generator"] != "PCG64":
+        fields.fail(f"{field}.bit_generator", "must be PCG64")
+    s = fields.dict(v["state"], f"{field}.state", ("state", "inc"))
+    for k in ("state", "inc"):
+        fields.int(s[k], f"{field}.state.{k}", 0, (1 << 128) - 1)
+    fields.int(v["has_uint32"], f"{field}.has_uint32", 0, 1)
+    fields.int(v["uinteger"], f"{field}.uinteger", 0, (1 << 32) - 1)
+    try:
+        rng_from_state(v)
+    except (ValueError, TypeError) as e:
+        fields.fail(field, f"is not a PCG64 state ({e})")
+    return v

@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from . import __version__
 from .errors import LockstepError, OutputError, UsageError, err, one_line, os_error_line, say
@@ -27,25 +28,17 @@ def _emit_json(obj):
     print(json.dumps(obj, indent=2, sort_keys=False))
 
 
-def _month_labels(last: str, n: int):
-    m = re.fullmatch(r"(\d{4})-(\d{2})", last or "")
-    if not m:
-        return [f"t+{i + 1}" for i in range(n)]
-    y, mo = int(m.group(1)), int(m.group(2))
-    out = []
-    for _ in range(n):
-        mo += 1
-        if mo > 12:
-            y, mo = y + 1, 1
-        out.append(f"{y:04d}-{mo:02d}")
-    return out
+def _read(args):
+    """The one reader, with the command line's options: a Panel of one series or many."""
+    from .data import read
 
-
-def _load_series(args):
-    from . import data
-
-    return data.resolve(args.data, value_column=getattr(args, "value_column", None),
-                        time_column=getattr(args, "time_column", None))
+    exog = [e.strip() for e in (getattr(args, "exog", None) or "").split(",") if e.strip()]
+    values = getattr(args, "value_column", None)
+    if values and len(values) == 1:
+        values = values[0]
+    return read(args.data, id_column=getattr(args, "id_column", None),
+                time_column=getattr(args, "time_column", None), value_column=values,
+                exog=exog, freq=getattr(args, "freq", None))
 
 
 # ---- info ----------------------------------------------------------------------------------
@@ -66,56 +59,69 @@ def cmd_info(args):
         info["cpu_build"] = {"error": str(e)}
         info["cpu_isa"] = None
     info["cpus"] = os.cpu_count()
-    if args.json:
-        _emit_json(info)
-        return 0
     isa = f"; cpu kernels {info['cpu_isa']}" if info["cpu_isa"] else ""
     say(args, f"lockstep {__version__}  ({info['cpus']} CPUs; auto backend = {info['auto']}{isa})")
     width = max(len(r["run"]) for r in runs)
     for r in runs:
         say(args, f"  {r['run']:<{width}}  {'yes' if r['available'] else 'no '}  "
             f"{'' if r['available'] else r['reason']}")
+    if args.json:
+        _emit_json(info)
     return 0
 
 
 # ---- data ----------------------------------------------------------------------------------
 
 def cmd_data(args):
+    from .data import calendar
+
     if args.plot:
         from . import plots
 
         plots.check_path(args.plot)
-    s = _load_series(args)
-    d = s.describe()
+    p = _read(args)
+    rows = p.describe()
+    season = p.season
+    d = {"source": p.source, "series": len(p), "rows": int(len(p.y)), "freq": p.freq,
+         "frequency": calendar.freq_name(p.freq) if p.freq else None, "season": season,
+         "exog": list(p.exog_names), "per_series": rows}
     if args.plot:
         from . import plots
 
-        plots.series(s, args.plot)
+        plots.series(p, args.plot)
         d["plot"] = str(args.plot)
+    say(args, f"{p.source}: {len(p)} series, {len(p.y)} rows"
+        + (f", {d['frequency']} ({p.freq})" if p.freq else ", no dates")
+        + (f", season {season}" if season else ", no seasonal period found (pass --season to "
+           "train with one)")
+        + (f", covariates {', '.join(p.exog_names)}" if p.exog_names else ""))
+    show = rows[:20]
+    w = max(8, *(len(str(r["unique_id"])) for r in show))
+    say(args, f"  {'series':<{w}} {'rows':>6}  {'start':<19} {'end':<19} {'min':>10} "
+        f"{'max':>10} {'mean':>10}")
+    for r in show:
+        say(args, f"  {str(r['unique_id']):<{w}} {r['rows']:>6}  {str(r['start']):<19} "
+            f"{str(r['end']):<19} {r['min']:>10.4g} {r['max']:>10.4g} {r['mean']:>10.4g}")
+    if len(rows) > len(show):
+        say(args, f"  ... and {len(rows) - len(show)} more series (all of them in --json)")
     if args.json:
         _emit_json(d)
-        return 0
-    say(args, f"{d['source']}: {d['rows']} rows, columns {', '.join(d['columns'])}"
-        + (f", {d['start']} .. {d['end']}" if d["start"] else "")
-        + (f", period {d['period']}" if d["period"] else ", no seasonal period found (pass "
-                                                           "--season to train with one)"))
-    for j, name in enumerate(d["columns"]):
-        say(args, f"  {name}: min {d['min'][j]:.6g}  max {d['max'][j]:.6g}  mean {d['mean'][j]:.6g}  "
-            f"std {d['std'][j]:.6g}")
     return 0
 
 
 # ---- train ---------------------------------------------------------------------------------
 
-def _settings_from_args(args, series):
+def _settings_from_args(args):
     from .forecast import ForecastSettings
 
     kw = dict(task=args.task, hidden_size=args.hidden, window=args.window, epochs=args.epochs,
               lr=args.lr, optimizer=args.optimizer, batch_size=args.batch_size, clip=args.clip,
-              dtype=args.dtype, seed=args.seed, log=not args.no_log, diff=args.diff,
-              season=args.season, patience=args.patience or None,
-              holdout=args.holdout, loss_on=args.loss_on, momentum=args.momentum,
-              grad_shards=args.grad_shards, num_layers=args.layers, dropout=args.dropout)
+              dtype=args.dtype, seed=args.seed, transform="none" if args.no_log else
+              args.transform, diff=args.diff, season=args.season,
+              patience=args.patience or None, holdout=args.holdout, loss_on=args.loss_on,
+              momentum=args.momentum, grad_shards=args.grad_shards, num_layers=args.layers,
+              dropout=args.dropout, calendar=args.calendar, levels=_levels(args.level),
+              ensemble=args.ensemble)
     if args.task == "classify-change" and args.train_start is None:
         kw["train_start"] = 0.4  # the seed's choice
     elif args.train_start is not None:
@@ -128,32 +134,42 @@ def _settings_from_args(args, series):
 SETTING_FLAGS = {"task": "task", "hidden": "hidden_size", "window": "window", "lr": "lr",
                  "optimizer": "optimizer", "momentum": "momentum", "batch_size": "batch_size",
                  "clip": "clip", "loss_on": "loss_on", "dtype": "dtype", "seed": "seed",
-                 "no_log": "log", "diff": "diff", "season": "season", "patience": "patience",
-                 "holdout": "holdout", "train_start": "train_start",
-                 "grad_shards": "grad_shards", "layers": "num_layers", "dropout": "dropout"}
+                 "no_log": "transform", "transform": "transform", "diff": "diff",
+                 "season": "season", "patience": "patience", "holdout": "holdout",
+                 "train_start": "train_start", "grad_shards": "grad_shards",
+                 "layers": "num_layers", "dropout": "dropout", "calendar": "calendar",
+                 "level": "levels", "ensemble": "ensemble"}
 
 
 def _flag_value(dest, v):
     """An option's value as the setting it makes."""
     if dest == "no_log":
-        return not v
+        return "none" if v else "auto"
     if dest == "patience":
         return v or None
+    if dest == "level":
+        return list(_levels(v))
     return v
 
 
 def _show(dest, setting_value):
     """A setting as the option that makes it (for messages)."""
     flag = "--" + dest.replace("_", "-")
-    if dest == "no_log":
-        return "--no-log" if not setting_value else "no --no-log (log transform on)"
-    if dest == "diff":
-        return "--diff" if setting_value else "no --diff"
+    if dest in ("no_log", "transform"):
+        return f"--transform {setting_value}"
+    if dest in ("diff", "calendar"):
+        return flag if setting_value else f"no {flag}"
     if dest == "patience":
         return f"--patience {setting_value or 0}" + ("" if setting_value else " (off)")
+    if dest == "level":
+        return f"--level {','.join(str(_lv(v)) for v in setting_value)}"
     if setting_value is None:
         return f"no {flag} (from the data)" if dest == "season" else f"no {flag}"
     return f"{flag} {setting_value}"
+
+
+def _lv(v):
+    return int(v) if float(v).is_integer() else v
 
 
 def _explicit_options(argv):
@@ -168,15 +184,14 @@ def _explicit_options(argv):
 
 def _resume_settings(args, ck_path):
     """--resume: every setting from the checkpoint; an option given again must match it,
-    --epochs (the new total) excepted. The data too, unless --data is given."""
-    import numpy as np
+    --epochs (the new total) and --grad-shards under a new process count excepted. The data
+    too, unless --data is given. Returns (panel, settings)."""
+    from dataclasses import replace
 
-    from . import checkpoint
-    from .data import Series
-    from .forecast import ForecastSettings
+    from .forecast import _Loaded
 
-    ck = checkpoint.load(ck_path)
-    have = dict(ck["config"]["settings"])
+    ck = _Loaded(ck_path)
+    have = ck.settings.to_dict()
     given = _explicit_options(sys.argv[1:] if args.argv is None else args.argv)
     for dest, field in SETTING_FLAGS.items():
         if dest in given and _flag_value(dest, getattr(args, dest)) != have.get(field):
@@ -185,31 +200,28 @@ def _resume_settings(args, ck_path):
                 f"checkpoint in {ck_path.parent}, which was trained with "
                 f"{_show(dest, have.get(field))}; --resume takes every setting from the "
                 "checkpoint: drop the option, or train a new run (another --out or --force)")
-    done = int(ck["epoch"])
+    states = ck.states(ck.model_cfg)
+    done = min(s.epoch for s in states)
+    settings = ck.settings
     if "epochs" in given:
-        if args.epochs <= done:
+        if args.epochs <= max(s.epoch for s in states) and ck.complete:
             raise UsageError(f"--epochs {args.epochs}: the checkpoint in {ck_path.parent} has "
-                             f"{done} epochs already; --epochs is the total, pass more than "
-                             f"{done} to train on")
-        have["epochs"] = args.epochs
-    stopped = ck["extra"].get("stopped")
-    best = (ck["extra"].get("best") or {}).get("epoch")
-    if stopped == "early-stop" and not args.continue_early_stopped:
-        raise UsageError(f"the run in {ck_path.parent} stopped early at epoch {done} (best "
-                         f"validation epoch {best}, patience {have.get('patience')}); pass "
+                             f"{max(s.epoch for s in states)} epochs already; --epochs is the "
+                             "total, pass more to train on")
+        settings = replace(settings, epochs=args.epochs)
+    early = [s for s in states if s.stopped == "early-stop"]
+    if ck.complete and early and not args.continue_early_stopped:
+        s = early[0]
+        raise UsageError(f"the run in {ck_path.parent} stopped early at epoch {s.epoch} (best "
+                         f"validation epoch {s.best_epoch}, patience {settings.patience}); pass "
                          "--continue-early-stopped to train on to --epochs without early "
                          "stopping")
-    if stopped != "early-stop" and done >= have["epochs"]:
+    if ck.complete and not early and all(s.epoch >= settings.epochs for s in states):
         raise UsageError(f"the run in {ck_path.parent} has completed its {done} epochs; pass "
                          f"--epochs N with N > {done} (the new total) to train on")
-    s = ck["extra"]["series"]
-    if given & {"data", "value_column", "time_column"}:
-        series = _load_series(args)
-        series.period = s["period"]  # the run's period, as it was when it started
-    else:
-        series = Series(np.asarray(s["values"]), list(s["names"]), s["time"],
-                        source=s["source"], period=s["period"])
-    return series, ForecastSettings(**have)
+    panel = _read(args) if given & {"data", "value_column", "time_column", "id_column",
+                                    "exog", "freq"} else ck.panel
+    return panel, settings
 
 
 def _check_train_args(args):
@@ -238,13 +250,32 @@ def _check_existing(args, ck_path):
                          "or another --out")
 
 
-def cmd_train(args):
-    from . import checkpoint, outdir, plots
+def _forecaster(args, settings, comm=None, quiet=None):
     from .forecast import Forecaster
 
-    if _wants_panel(args):
-        return _train_panel(args)
-    if args.ranks:
+    fc = Forecaster(backend=args.backend, strategy=args.strategy, device=args.device,
+                    quiet=args.quiet if quiet is None else quiet, comm=comm,
+                    **settings.to_dict())
+    fc.continue_early_stopped = getattr(args, "continue_early_stopped", False)
+    return fc
+
+
+def _skip_short(args, fc, panel):
+    if not getattr(args, "skip_short", False):
+        return panel
+    panel, short = fc.skip_short(panel)
+    if short:
+        err(f"lockstep: skipping {len(short)} series too short for --window "
+            f"{fc.settings.window} and {fc.settings.holdout} held-out rows: "
+            f"{', '.join(short[:10])}{' ...' if len(short) > 10 else ''}")
+    return panel
+
+
+def cmd_train(args):
+    from . import outdir
+    from .distributed import is_writer
+
+    if args.ranks is not None:
         return _launch_ranks(args)
     comm = _mpi_world()
     _check_train_args(args)
@@ -256,34 +287,28 @@ def cmd_train(args):
             raise UsageError(f"{out / name} is a folder; move it away or choose another --out")
     _check_existing(args, ck_path)
     if args.resume:
-        series, settings = _resume_settings(args, ck_path)
+        panel, settings = _resume_settings(args, ck_path)
     else:
-        series = _load_series(args)
-        settings = _settings_from_args(args, series)
-    from .distributed import is_writer
-
+        panel, settings = _read(args), _settings_from_args(args)
     writer = is_writer(comm)
-    fc = Forecaster(backend=args.backend, strategy=args.strategy, device=args.device,
-                    quiet=args.quiet or not writer, comm=comm,
-                    **{k: v for k, v in settings.to_dict().items()})
-    fc.continue_early_stopped = args.continue_early_stopped
+    fc = _forecaster(args, settings, comm, quiet=args.quiet or not writer)
+    panel = _skip_short(args, fc, panel)
     # Everything that can be refused is refused before the folder is touched: the data and
     # the sizes (memory estimate) by prepare, a foreign or mismatched checkpoint by
-    # _resume_state. Under MPI every rank does the same checks on the same inputs, so all
+    # _resume_states. Under MPI every rank does the same checks on the same inputs, so all
     # refuse together and none is left waiting.
     if comm is not None:
         from .distributed import check_ranks
 
         check_ranks(comm.size, settings.grad_shards)
-    fc.prepare(series)
+    fc.prepare(panel)
     if args.resume:
-        fc._resume_state(ck_path, series)
+        fc._resume_states(ck_path)
     if comm is not None:
-        return _train_ranks(comm, args, fc, series, settings, ck_path, checkpoint, plots, outdir)
-
+        return _train_ranks(comm, args, fc, panel, ck_path)
     with outdir.RunFolder(out) as folder:
         _check_existing(args, ck_path)
-        return _train_in(folder, args, fc, series, settings, ck_path, checkpoint, plots)
+        return _train_in(folder, args, fc, panel, ck_path)
 
 
 # MPI launchers set these in every process they start (MPICH/Hydra and SLURM's PMI, Open MPI,
@@ -300,7 +325,8 @@ def _mpi_world():
 
 
 def _launch_ranks(args):
-    """lockstep train --ranks R: the same command under mpiexec -n R on this machine."""
+    """lockstep train --ranks R: the same command under mpiexec -n R on this machine. With
+    --resume the shards come from the checkpoint."""
     import shutil
     import subprocess
 
@@ -308,7 +334,14 @@ def _launch_ranks(args):
 
     if args.ranks < 1:
         raise UsageError(f"--ranks must be >= 1, got {args.ranks}")
-    check_ranks(args.ranks, args.grad_shards)
+    shards = args.grad_shards
+    if args.resume:
+        from .forecast import _Loaded
+
+        ck_path = Path(args.out) / "checkpoint.npz"
+        if ck_path.is_file():
+            shards = _Loaded(ck_path).settings.grad_shards
+    check_ranks(args.ranks, shards)
     if any(v in os.environ for v in _MPI_ENV):
         raise UsageError("--ranks starts mpiexec itself; under mpiexec leave it out")
     here = str(Path(sys.executable).parent)
@@ -328,12 +361,13 @@ def _launch_ranks(args):
     return subprocess.run(cmd).returncode
 
 
-def _train_ranks(comm, args, fc, series, settings, ck_path, checkpoint, plots, outdir):
+def _train_ranks(comm, args, fc, panel, ck_path):
     """Data-parallel training: rank 0 locks and writes --out (checkpoints, plots, JSON) as
     one process would; the other ranks train the same bits and write nothing. Any failure
     after the ranks agreed to start aborts the whole job (no rank waits for a dead one)."""
     import contextlib
 
+    from . import outdir
     from .distributed import is_writer
 
     writer = is_writer(comm)
@@ -347,14 +381,15 @@ def _train_ranks(comm, args, fc, series, settings, ck_path, checkpoint, plots, o
                 msg = one_line(e)
         msg = comm.bcast(msg, root=0)
         if msg is not None:
-            raise UsageError(msg if writer else f"rank 0 refused to start: {msg}")
+            if writer:
+                raise UsageError(msg)
+            return 2  # rank 0 says it, once
         try:
             if writer:
-                return _train_in(folder, args, fc, series, settings, ck_path, checkpoint,
-                                 plots)
-            fc.fit(series, checkpoint_path=ck_path, resume=args.resume,
-                   on_epoch=lambda state: None)
-            return 1 if fc.state.stopped == "diverged" else 0
+                return _train_in(folder, args, fc, panel, ck_path)
+            fc.fit(panel, checkpoint_path=ck_path, resume=args.resume,
+                   on_epoch=lambda fc: None)
+            return 1 if any(s.stopped == "diverged" for s in fc.states) else 0
         except BaseException as e:  # noqa: BLE001 - every failure ends every rank
             what = one_line(e) if isinstance(e, LockstepError) else (
                 os_error_line(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}")
@@ -363,34 +398,65 @@ def _train_ranks(comm, args, fc, series, settings, ck_path, checkpoint, plots, o
             raise
 
 
-def _train_in(folder, args, fc, series, settings, ck_path, checkpoint, plots):
+def _summary(fc) -> str:
+    """Which epoch each model kept, and why; a model whose first epoch was its best barely
+    trained, and the line says what to change."""
+    st = fc.states
+    if all(s.best_epoch is None for s in st):
+        return "no validation span: each model's last epoch is kept"
+    kept = ", ".join(str(s.best_epoch) for s in st)
+    ran = ", ".join(f"{s.epoch} ({s.stopped})" for s in st)
+    what = "the best recursive forecast of the validation span" if \
+        fc.settings.task == "regress" else "the best validation loss"
+    line = (f"epoch {kept} kept ({what}) of "
+            f"{ran} epochs" + (", one per model" if len(st) > 1 else ""))
+    first = sum(s.best_epoch == 1 for s in st)
+    if first:
+        line += (f"; epoch 1 was best for {first} of {len(st)} model(s): the model barely "
+                 "trained - try a smaller --lr, another --window or more --patience")
+    return line
+
+
+def _train_in(folder, args, fc, panel, ck_path):
+    from . import plots
+
     out = folder.path
     saved = []
 
-    def save(state):
-        fc.save(ck_path)
+    def save(fc_):
+        fc_.save(ck_path)
         if not saved:
             # The folder never mixes two runs: the plots of an older run go with the
             # first checkpoint of this one, and this run's plots come at its end.
             for name in RUN_FILES[1:]:
                 if os.path.lexists(out / name):
                     os.unlink(out / name)
-        saved.append(state.epoch)
+        saved.append(1)
 
     try:
         # Checkpoints are replaced atomically after each good epoch: an old one (--force)
         # survives until the new run has a good epoch of its own.
-        fc.fit(series, checkpoint_path=ck_path, resume=args.resume, on_epoch=save)
+        fc.fit(panel, checkpoint_path=ck_path, resume=args.resume, on_epoch=save)
+        if saved or args.resume:
+            fc.save(ck_path)  # with the calibration
     except OSError as e:
         raise OutputError(os_error_line(e, "training stopped")
-                          + ("; the checkpoint of epoch %d is intact" % saved[-1] if saved
+                          + ("; the checkpoint of the last good epoch is intact" if saved
                              else "; nothing was written")) from None
-    state = fc.state
-    result = {"backend": fc.trainer.run_name, "epochs": state.epoch, "stopped": state.stopped,
-              "best_epoch": state.best_epoch,
+    st = fc.settings
+    diverged = any(s.stopped == "diverged" for s in fc.states)
+    result = {"backend": fc.trainer.run_name, "series": len(panel), "freq": panel.freq,
+              "season": fc.season, "epochs": fc.state.epoch, "stopped": fc.state.stopped,
+              "best_epoch": fc.state.best_epoch,
+              "members": [{"epochs": s.epoch, "stopped": s.stopped, "best_epoch": s.best_epoch}
+                          for s in fc.states],
+              "transforms": dict(zip(*np.unique(fc.tf.names(), return_counts=True)))
+              if st.task == "regress" else None,
               "checkpoint": str(ck_path) if saved or args.resume else None,
               "history": fc.history}
-    if state.stopped == "diverged":
+    if result["transforms"]:
+        result["transforms"] = {str(k): int(v) for k, v in result["transforms"].items()}
+    if diverged:
         # Said first, so that nothing after it (plots of huge losses) can hide it.
         err("lockstep: training diverged" + ("; the checkpoint holds the last good epoch"
                                              if saved or args.resume else
@@ -399,54 +465,98 @@ def _train_in(folder, args, fc, series, settings, ck_path, checkpoint, plots):
             if args.json:
                 _emit_json(result)
             return 1
-    if settings.holdout > 0:
-        ev = fc.evaluate_holdout()
-        result["metrics"] = ev["metrics"]
-        result["baseline"] = ev["baseline"]
-        if "classes" in ev:
-            result["classes"] = ev["classes"]
-        result["forecast"] = ev["forecast"].tolist()
-        start = len(series) - settings.holdout
-        fc_values, base = ev["forecast"], ev["baseline_forecast"]
+    frame, res = None, None
+    if st.holdout > 0:
+        res = fc.evaluate_holdout()
+        result["holdout"] = _json_safe(res)
+        frame = fc.predict(st.holdout, at_end=False)
     else:
-        fc_values = fc.predict(settings.window, series.values)
-        start, base = len(series), None
-        result["forecast"] = fc_values.tolist()
+        frame = fc.predict(st.window, at_end=True)
+    result["forecast"] = frame["yhat"].tolist()
     try:
-        plots.losses(fc.history, out / "losses.png", title=f"{series.source}: {fc.trainer.run_name}",
-                     best_epoch=state.best_epoch,
-                     loss_name="MSE (transformed, scaled series)" if settings.task ==
-                     "regress" else "cross-entropy of the next class (nats)")
-        plots.forecast(series, out / "forecast.png", fc_values, start, base,
-                       title=f"{series.source}: forecast of the last {settings.holdout} points"
-                       if settings.holdout else f"{series.source}: forecast",
+        plots.losses(fc.history, out / "losses.png",
+                     title=f"{panel.source}: {fc.trainer.run_name}",
+                     best_epoch=fc.state.best_epoch,
+                     loss_name="MSE (transformed, scaled series)" if st.task == "regress"
+                     else "cross-entropy of the next class (nats)")
+        plots.forecast(panel, out / "forecast.png", frame,
+                       title=f"{panel.source}: forecast of the last {st.holdout} points"
+                       if st.holdout else f"{panel.source}: forecast",
+                       actual_from=np.diff(panel.indptr) - st.holdout if st.holdout else None,
+                       baseline=fc.baseline_frame(st.holdout, 6) if st.holdout else None,
                        baseline_label=fc.baseline_name)
         result["plots"] = [str(out / "losses.png"), str(out / "forecast.png")]
     except plots.PlotUnavailable as e:
         err(f"lockstep: no plots: {e}")
     except OSError as e:
         raise OutputError(os_error_line(e, "plots") + "; the checkpoint is intact") from None
-    if settings.holdout > 0:
-        rows = [(f"lockstep ({fc.trainer.run_name})", result["metrics"]),
-                (fc.baseline_name, result["baseline"]["seasonal_naive"])]
-        w = max(len(r[0]) for r in rows) + 2
-        say(args, f"forecast of the last {settings.holdout} points:")
-        say(args, f"  {'':<{w}}{'RMSE':>10}{'MAE':>10}{'MAPE %':>10}")
-        for name, m in rows:
-            say(args, f"  {name:<{w}}{m['rmse']:10.3f}{m['mae']:10.3f}{m['mape']:10.3f}")
-    if "classes" in result:
-        c = result["classes"]
-        say(args, f"class of the next change (0 falls, 1 middle, 2 rises; centroids "
-            f"{', '.join(f'{v:.3g}' for v in c['centroids'])}), one step ahead over the last "
-            f"{settings.holdout} points: accuracy {c['accuracy']:.3f} (always class "
+    if res is not None:
+        _score_table(args, res, f"forecast of the last {st.holdout} points"
+                     + (f" of {len(panel)} series" if len(panel) > 1 else "")
+                     + f" ({fc.trainer.run_name}):", fc)
+    if res is not None and "classes" in res:
+        c = res["classes"]
+        say(args, f"class of the next change (0 falls, 1 middle, 2 rises), one step ahead over "
+            f"the last {st.holdout} points: accuracy {c['accuracy']:.3f} (always class "
             f"{c['majority_class']}: {c['majority_accuracy']:.3f})")
         say(args, "  confusion (rows: true class, columns: predicted):")
         for j, row in enumerate(c["confusion"]):
             say(args, f"  {j}  " + " ".join(f"{v:4d}" for v in row))
-    say(args, f"checkpoint: {ck_path}  ({state.epoch} epochs, {state.stopped})")
+    if st.task == "regress":
+        say(args, "transforms: " + ", ".join(f"{k} {v} series" if len(panel) > 1 else k
+                                             for k, v in result["transforms"].items()))
+    say(args, "selection: " + _summary(fc))
+    say(args, f"checkpoint: {ck_path}  ({fc.state.epoch} epochs, {fc.state.stopped})")
     if args.json:
         _emit_json(result)
-    return 1 if state.stopped == "diverged" else 0
+    return 1 if diverged else 0
+
+
+def _json_safe(res):
+    """A result with NaN metrics as null (JSON has no NaN)."""
+    import math
+
+    if isinstance(res, dict):
+        return {str(k): _json_safe(v) for k, v in res.items()}
+    if isinstance(res, list):
+        return [_json_safe(v) for v in res]
+    if isinstance(res, float) and not math.isfinite(res):
+        return None
+    if isinstance(res, np.generic):
+        return _json_safe(res.item())
+    return res
+
+
+def _score_table(args, res, title, fc=None):
+    """One series: the model beside the baseline (RMSE, MAE, MAPE, sMAPE, MASE). Many: one
+    line per series (the first 20) and the means."""
+    say(args, title)
+    o = res["overall"]
+    rows = res["windows"]
+    if len({r["unique_id"] for r in rows}) == 1 and len(rows) == 1:
+        m, b = rows[0]["model"], rows[0]["baseline"]
+        name = f"lockstep ({fc.trainer.run_name})" if fc else "lockstep"
+        w = max(len(name), len(res["baseline"])) + 2
+        say(args, f"  {'':<{w}}{'RMSE':>10}{'MAE':>10}{'MAPE %':>10}{'sMAPE %':>10}"
+            f"{'MASE':>8}")
+        for label, v in ((name, m), (res["baseline"], b)):
+            say(args, f"  {label:<{w}}{v['rmse']:10.3f}{v['mae']:10.3f}{v['mape']:10.3f}"
+                f"{v['smape']:10.3f}{v['mase']:8.3f}")
+    else:
+        say(args, f"  {'series':<18}{'cutoff':<12}{'MASE':>8}{'sMAPE %':>9}{'RMSE':>11}"
+            f"{'baseline MASE':>15}")
+        for r in rows[:20]:
+            m, b = r["model"], r["baseline"]
+            say(args, f"  {r['unique_id'][:17]:<18}{r['cutoff'][:11]:<12}{m['mase']:8.3f}"
+                f"{m['smape']:9.2f}{m['rmse']:11.4g}{b['mase']:15.3f}")
+        if len(rows) > 20:
+            say(args, f"  ... {len(rows) - 20} more (all of them in --json)")
+        say(args, f"  mean over {len(rows)} forecasts: MASE {o['model']['mase']:.3f}, "
+            f"sMAPE {o['model']['smape']:.2f} %, RMSE {o['model']['rmse']:.4g}; "
+            f"{res['baseline']}: MASE {o['baseline']['mase']:.3f}, sMAPE "
+            f"{o['baseline']['smape']:.2f} %")
+    say(args, "  interval coverage: " + ", ".join(f"{lv} %: {c * 100:.1f} %"
+                                                   for lv, c in o["coverage"].items()))
 
 
 # ---- forecast ------------------------------------------------------------------------------
@@ -458,70 +568,37 @@ def cmd_forecast(args):
 
     if not 1 <= args.horizon <= MAX_HORIZON:
         raise UsageError(f"--horizon must be in [1, {MAX_HORIZON}] steps, got {args.horizon}")
+    levels = _levels(args.level)
     if args.plot:
         from . import plots
 
         plots.check_path(args.plot)
     if args.out:
         outdir.check_parent(args.out, "--out")
-    from . import checkpoint
+    fc = Forecaster.load(args.checkpoint, backend=args.backend)
+    frame = fc.predict(args.horizon, future=args.future, level=levels, at_end=True)
+    if fc.panel.ds is not None:
+        from .data import calendar
 
-    ck = checkpoint.load(args.checkpoint)
-    if ck.get("kind") == "panel":
-        return _forecast_panel(args, ck)
-    if args.future:
-        raise UsageError("--future gives covariates to a many-series model; this checkpoint "
-                         "has none")
-    fc = Forecaster.from_checkpoint(args.checkpoint, backend=args.backend)
-    s = fc.series
-    values = fc.predict(args.horizon, s.values)
-    labels = _month_labels(s.time[-1] if s.time else "", args.horizon)
+        frame["ds"] = calendar.stamps(frame["ds"].to_numpy())
     if args.out:
-        rows = ["unique_id,ds,yhat"] + [f"{_csv(n)},{lab},{v!r}" for j, n in enumerate(s.names)
-                                        for lab, v in zip(labels, values[:, j].tolist())]
-        outdir.write_text(args.out, "\n".join(rows) + "\n")
+        outdir.write_text(args.out, frame.to_csv(index=False, float_format="%.17g"))
     if args.plot:
         from . import plots
 
-        plots.forecast(s, args.plot, values, len(s), None,
-                       title=f"{s.source}: {args.horizon}-step forecast")
+        plots.forecast(fc.panel, args.plot, frame,
+                       title=f"{fc.panel.source}: {args.horizon}-step forecast")
+    say(args, frame.to_string(index=False))
     if args.json:
-        _emit_json({"checkpoint": str(args.checkpoint), "columns": s.names, "time": labels,
-                    "forecast": values.tolist()})
-    else:
-        for lab, row in zip(labels, values):
-            say(args, f"{lab}  " + "  ".join(f"{v:.6g}" for v in row))
+        _emit_json({"checkpoint": str(args.checkpoint), "series": len(fc.panel),
+                    "columns": list(frame.columns), "rows": frame.to_dict("records"),
+                    "forecast": frame["yhat"].tolist()})
     return 0
-
-
-# ---- many series: one global model (lockstep.panel) ----------------------------------------
-
-def _csv(text):
-    t = str(text)
-    return '"' + t.replace('"', '""') + '"' if any(c in t for c in ',"\n') else t
-
-
-def _long_table(args) -> bool:
-    """--id-column, or a CSV whose header names a unique_id column."""
-    from . import data
-
-    if args.id_column:
-        return True
-    if args.data in data.BUNDLED or not Path(args.data).is_file():
-        return False
-    with open(args.data, encoding="utf-8", errors="replace") as f:
-        header = f.readline(1 << 20)
-    return "unique_id" in [c.strip().strip('"') for c in header.split(",")]
-
-
-def _wants_panel(args) -> bool:
-    """A long table, covariates or calendar features: the global many-series model."""
-    return bool(args.exog or args.calendar) or _long_table(args)
 
 
 def _levels(text):
     try:
-        levels = tuple(float(v) for v in text.split(",") if v.strip())
+        levels = tuple(float(v) for v in str(text).split(",") if v.strip())
     except ValueError:
         levels = ()
     if not levels or not all(0 < v < 100 for v in levels):
@@ -530,124 +607,12 @@ def _levels(text):
     return tuple(int(v) if v.is_integer() else v for v in levels)
 
 
-def _panel_data(args):
-    from . import panel
-
-    exog = [e.strip() for e in (args.exog or "").split(",") if e.strip()]
-    if _long_table(args):
-        values = args.value_column or ["y"]
-        if len(values) > 1:
-            raise UsageError("a long table has one value column: give --value-column once")
-        return panel.read_panel(args.data, id_column=args.id_column or "unique_id",
-                                time_column=args.time_column or "ds", value_column=values[0],
-                                exog=exog, freq=args.freq)
-    if exog:
-        raise UsageError("--exog needs a long table (unique_id, ds, y, covariates): give "
-                         "--id-column")
-    return panel.from_series(_load_series(args))
-
-
-def _panel_model(args, held):
-    """(GlobalForecaster, panel) for train and backtest; short series refused or skipped."""
-    from . import panel
-
-    p = _panel_data(args)
-    st = panel.PanelSettings(base=_settings_from_args(args, None), calendar=args.calendar,
-                             levels=_levels(args.level), ensemble=args.ensemble)
-    g = panel.GlobalForecaster(st, args.backend, args.strategy, args.device, quiet=args.quiet)
-    if args.skip_short:
-        p, short = g.skip_short(p, held)
-        if short:
-            err(f"lockstep: skipping {len(short)} series too short for --window "
-                f"{st.base.window} and {held} held-out rows: {', '.join(short[:10])}"
-                f"{' ...' if len(short) > 10 else ''}")
-    return g, p
-
-
-def _score_table(args, res, title):
-    say(args, title)
-    ids = {r["unique_id"] for r in res["windows"]}
-    if len(ids) <= 20 or len(res["windows"]) <= 40:
-        say(args, f"  {'series':<18}{'cutoff':<12}{'MASE':>8}{'sMAPE %':>9}{'RMSE':>11}"
-            f"{'baseline MASE':>15}")
-        for r in res["windows"]:
-            m, b = r["model"], r["baseline"]
-            say(args, f"  {r['unique_id'][:17]:<18}{r['cutoff'][:11]:<12}{m['mase']:8.3f}"
-                f"{m['smape']:9.2f}{m['rmse']:11.4g}{b['mase']:15.3f}")
-    o = res["overall"]
-    say(args, f"  mean over {len(res['windows'])} forecasts: MASE {o['model']['mase']:.3f}, "
-        f"sMAPE {o['model']['smape']:.2f} %, RMSE {o['model']['rmse']:.4g}; "
-        f"{res['baseline']}: MASE {o['baseline']['mase']:.3f}, sMAPE "
-        f"{o['baseline']['smape']:.2f} %")
-    say(args, "  interval coverage: " + ", ".join(f"{lv} %: {c * 100:.1f} %"
-                                                   for lv, c in o["coverage"].items()))
-
-
-def _train_panel(args):
-    from . import outdir, panel, plots
-
-    _check_train_args(args)
-    if args.resume or args.ranks or args.task != "regress":
-        raise UsageError("a many-series model trains in one go on one process (no --resume, "
-                         "--ranks or --task classify-change yet); drop those options")
-    out = Path(args.out)
-    ck_path = out / "checkpoint.npz"
-    outdir.check_dir(out)
-    _check_existing(args, ck_path)
-    g, p = _panel_model(args, args.holdout)
-    with outdir.RunFolder(out):
-        _check_existing(args, ck_path)
-        g.fit(p, holdout=args.holdout)
-        panel.save(g, ck_path)
-        for name in RUN_FILES[1:]:  # a folder never mixes two runs
-            if os.path.lexists(out / name):
-                os.unlink(out / name)
-        st = g.state
-        result = {"backend": g.trainer.run_name, "series": len(p), "freq": p.freq,
-                  "epochs": st.epoch, "stopped": st.stopped, "best_epoch": st.best_epoch,
-                  "checkpoint": str(ck_path),
-                  "history": {"train_loss": [float(v) for v in st.train_loss],
-                              "valid_loss": [float(v) for v in st.valid_loss]}}
-        try:
-            plots.losses(result["history"], out / "losses.png",
-                         title=f"{p.source}: {len(p)} series, {g.trainer.run_name}",
-                         best_epoch=st.best_epoch, loss_name="MSE (transformed, scaled series)")
-            result["plots"] = [str(out / "losses.png")]
-        except plots.PlotUnavailable as e:
-            err(f"lockstep: no plots: {e}")
-    if args.holdout > 0:
-        res = g.evaluate_holdout()
-        result["holdout"] = res
-        _score_table(args, res, f"forecast of the last {args.holdout} points of {len(p)} series "
-                     f"({g.trainer.run_name}):")
-    say(args, f"checkpoint: {ck_path}  ({st.epoch} epochs, {st.stopped})")
-    if args.json:
-        _emit_json(result)
-    return 1 if st.stopped == "diverged" else 0
-
-
-def _forecast_panel(args, ck):
-    from . import outdir, panel
-
-    g = panel.from_loaded(ck, backend=args.backend)
-    frame = g.predict(args.horizon, future=args.future, level=_levels(args.level), at_end=True)
-    frame["ds"] = [panel.stamp(t) for t in frame["ds"]]
-    if args.out:
-        outdir.write_text(args.out, frame.to_csv(index=False, float_format="%.17g"))
-    if args.plot:
-        err("lockstep: --plot draws one-series forecasts; many-series forecasts are in --out")
-    if args.json:
-        _emit_json({"checkpoint": str(args.checkpoint), "columns": list(frame.columns),
-                    "rows": frame.to_dict("records")})
-    else:
-        say(args, frame.to_string(index=False))
-    return 0
-
-
 def cmd_backtest(args):
+    from dataclasses import replace
+
     from . import plots
 
-    for name in ("horizon", "windows"):
+    for name in ("horizon", "windows", "epochs"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.step is not None and args.step < 1:
@@ -655,16 +620,21 @@ def cmd_backtest(args):
     if args.plot:
         plots.check_path(args.plot)
     step = args.step or args.horizon
-    g, p = _panel_model(args, args.horizon + (args.windows - 1) * step)
-    res = g.backtest(p, args.horizon, args.windows, step, refit=not args.no_refit)
-    res["backend"] = g.backend
-    _score_table(args, res, f"rolling-origin backtest of {len(p)} series: {args.windows} "
+    held = args.horizon + (args.windows - 1) * step
+    settings = replace(_settings_from_args(args), holdout=held)
+    fc = _forecaster(args, settings)
+    panel = _skip_short(args, fc, _read(args))
+    fc.prepare(panel)  # refuse what cannot train before the first window
+    fc = fc.clone(holdout=0)
+    res = fc.backtest_result(panel, args.horizon, args.windows, step, refit=not args.no_refit)
+    res["backend"] = fc.backend_name
+    _score_table(args, res, f"rolling-origin backtest of {len(panel)} series: {args.windows} "
                  f"windows of {args.horizon} steps, origins {step} apart, "
                  f"{'refit before each' if not args.no_refit else 'trained once'}:")
     if args.plot:
-        plots.backtest(res, args.plot, title=f"{p.source}: backtest")
+        plots.backtest(res, args.plot, title=f"{panel.source}: backtest")
     if args.json:
-        _emit_json(res)
+        _emit_json(_json_safe(res))
     return 0
 
 
@@ -772,17 +742,24 @@ def build_parser():
 
     def data_args(parser):
         parser.add_argument("--data", default="airpassengers",
-                            help="a bundled real series: airpassengers (monthly 1949-1960), "
+                            help="a bundled real data set: airpassengers (monthly 1949-1960), "
                             "elec_equip (monthly 1995-2016), co2 (monthly 1965-2001), nile "
                             "(yearly 1871-1970), macro (8 quarterly US series, 1959-2009); or "
-                            "a CSV or Parquet path")
+                            "a CSV or Parquet path: a long table (unique_id, ds, y, covariates) "
+                            "or a wide one (a time column and one column per series)")
         parser.add_argument("--value-column", action="append", metavar="NAME",
-                            help="value column, by name or index (repeat for several; default: "
-                            "every numeric column)")
+                            help="value column (long table: the one target, default y; wide "
+                            "table: repeat to pick series, default every numeric column)")
         parser.add_argument("--time-column", metavar="NAME",
-                            help="time column (default: the first column that parses as dates)")
+                            help="time column (default: ds, else the first column that parses "
+                            "as dates)")
+        parser.add_argument("--id-column", metavar="NAME",
+                            help="series id column of a long table (default: unique_id when "
+                            "the table has one)")
+        parser.add_argument("--freq", help="the time column's frequency as a pandas alias (MS, "
+                            "QS, W, D, h); default: inferred")
 
-    d = add("data", "describe a series: rows, columns, dates, period, statistics")
+    d = add("data", "describe a data set: per series its rows, span, frequency and season")
     data_args(d)
     d.add_argument("--plot", type=Path, metavar="FILE", help="draw the series to this image file")
     json_arg(d)
@@ -818,7 +795,7 @@ def build_parser():
                        help="loss on every time step of a window or only on the last")
         t.add_argument("--dtype", choices=["float32", "float64"], default=dflt.dtype,
                        help="working precision")
-        t.add_argument("--no-log", action="store_true", help="no log transform (default: log)")
+        t.add_argument("--no-log", action="store_true", help="no log transform (--transform none)")
         t.add_argument("--diff", action="store_true",
                        help="also difference at lag 1 (default: no)")
         t.add_argument("--season", type=int, default=None,
@@ -836,15 +813,16 @@ def build_parser():
 
     def level_arg(parser):
         parser.add_argument("--level", default="80,95", metavar="L,L",
-                            help="prediction interval levels in percent (many-series models: "
-                            "conformal, per horizon step)")
+                            help="prediction interval levels in percent (split conformal, per "
+                            "horizon step)")
 
     def panel_args(t):
-        """Many series (lockstep.panel): long tables, covariates, intervals."""
-        t.add_argument("--id-column", metavar="NAME",
-                       help="series id column of a long table (unique_id, ds, y): one global "
-                       "model for every series (default: used when the table has a unique_id "
-                       "column)")
+        """Options of the data and the model that every table takes, one series or many."""
+        t.add_argument("--transform", choices=["auto", "log", "log1p", "none"],
+                       default=dflt.transform,
+                       help="first transform of each series: auto takes the log of a series "
+                       "whose training values are all positive and leaves the others (zeros, "
+                       "negatives) as they are")
         t.add_argument("--exog", metavar="A,B",
                        help="covariate columns known in advance (long tables): extra inputs; "
                        "forecasts then need their future values (forecast --future FILE)")
@@ -855,9 +833,7 @@ def build_parser():
         t.add_argument("--skip-short", action="store_true",
                        help="skip series too short for --window and the held-out rows (with a "
                        "warning) instead of refusing them")
-        t.add_argument("--freq", help="the time column's frequency as a pandas alias (MS, W, D, "
-                       "h); default: inferred")
-        t.add_argument("--ensemble", type=int, default=3, metavar="N",
+        t.add_argument("--ensemble", type=int, default=dflt.ensemble, metavar="N",
                        help="models from seeds --seed, --seed+1, ...; their forecasts averaged")
 
     t = add("train", "train, forecast the holdout, compare with the seasonal-naive baseline")
@@ -914,7 +890,7 @@ def build_parser():
                     help="MASE per window, model and baseline, and interval coverage")
     bt.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     json_arg(bt)
-    bt.set_defaults(func=cmd_backtest, grad_shards=1)
+    bt.set_defaults(func=cmd_backtest, grad_shards=1, resume=False)
 
     c = add("check", "train every backend from one seed and compare the bits")
     c.add_argument("--backends", help="comma-separated backend names: numpy, cpu, cuda-raw, "
@@ -964,23 +940,33 @@ def build_parser():
     return p
 
 
+def _other_rank() -> bool:
+    """A process of an MPI job other than rank 0: it stays silent about errors, which every
+    rank finds alike (rank 0 says them once)."""
+    for v in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"):
+        if v in os.environ:
+            return os.environ[v] != "0"
+    return False
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     args.argv = None if argv is None else list(argv)  # for train --ranks, which re-runs it
+    report = (lambda msg: None) if _other_rank() else err
     try:
         return args.func(args)
     except LockstepError as e:
-        err(f"lockstep: error: {one_line(e)}")
+        report(f"lockstep: error: {one_line(e)}")
         return 2
     except BrokenPipeError:  # `lockstep forecast ... | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as e:  # disk full, permissions, I/O errors outside the checked paths
-        err(f"lockstep: error: {os_error_line(e)}")
+        report(f"lockstep: error: {os_error_line(e)}")
         return 2
     except MemoryError:
-        err("lockstep: error: out of memory; choose smaller sizes (--hidden, --window, "
-            "--batch-size) or a smaller data file")
+        report("lockstep: error: out of memory; choose smaller sizes (--hidden, --window, "
+               "--batch-size) or a smaller data file")
         return 2
     except KeyboardInterrupt:
         err("lockstep: interrupted; the last checkpoint is intact")

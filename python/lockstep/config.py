@@ -26,7 +26,8 @@ class ConfigError(LockstepError):
 MAX_EPOCHS = 10_000_000
 MAX_HORIZON = 10_000
 
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+          "tuple": (tuple, list)}
 
 
 def check_types(obj, prefix=""):
@@ -41,7 +42,8 @@ def check_types(obj, prefix=""):
         ok = [t for p in parts if p != "None" for t in _TYPES[p]]
         if (isinstance(v, bool) and bool not in ok) or not isinstance(v, tuple(ok)):
             want = " or ".join("null" if p == "None" else {"int": "an integer", "float": "a number",
-                               "str": "a string", "bool": "true/false"}[p] for p in parts)
+                               "str": "a string", "bool": "true/false", "tuple": "a list"}[p]
+                            for p in parts)
             raise ConfigError(f"{prefix}{f.name} must be {want}, got {v!r}")
 
 

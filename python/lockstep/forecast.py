@@ -1,109 +1,38 @@
-"""Forecaster: fit an LSTM to a series, forecast recursively in original units, compare with a
-seasonal-naive baseline. Checkpoints make runs resumable bit-exactly on any backend."""
+"""The one Forecaster: one global LSTM for one series or fifty thousand.
+
+A single series is a table of one series. ``fit`` reads any source into a ``data.Panel``
+(grouped arrays), fits each series' transforms on its training part (``prep.Transforms``,
+arrays indexed by series), draws the windows of all series by index, and trains
+``ensemble`` models from consecutive seeds with the ``Trainer`` on any backend (bit-exact).
+Model selection scores each epoch by recursive forecasts of every series' validation span;
+split-conformal intervals come from the validation span's forecast errors. ``predict``,
+``evaluate_holdout`` and ``backtest`` run every series (and every calibration origin) through
+the engine together, one call per horizon step.
+
+Checkpoints hold two sections (``checkpoint.write``): ``data`` (the panel) and ``model``
+(settings, per-series state, members' training states, calibration); each is validated here,
+field by field, before use. Runs resume bit-exactly, on any backend and any number of MPI
+processes dividing ``grad_shards``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
 from . import backends, checkpoint, limits, reference
 from .config import MAX_HORIZON, ConfigError, ModelConfig, TrainConfig, check_types
-from .data import DataError, Series
-from .data import prep
+from .data import DataError, calendar, prep
+from .data.table import Panel, read
+from .metrics import baseline_name, metrics, naive_scale, seasonal_naive
 from .train import Trainer, TrainState
 
 TASKS = ("regress", "classify-change")
-
-
-def _is_frame(obj) -> bool:
-    """A pandas DataFrame (without importing pandas when it is not one)."""
-    return type(obj).__name__ == "DataFrame" and hasattr(obj, "columns")
-
-
-# ---- metrics and baselines ---------------------------------------------------------------
-
-def metrics(actual, predicted) -> dict:
-    """RMSE, MAE and MAPE (percent) over every value of a forecast."""
-    a = np.asarray(actual, np.float64).reshape(-1)
-    p = np.asarray(predicted, np.float64).reshape(-1)
-    if a.shape != p.shape or a.size == 0:
-        raise ValueError(f"actual and predicted must have the same non-zero size: {a.size} vs {p.size}")
-    err = p - a
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mape = float(np.mean(np.abs(err) / np.abs(a)) * 100) if np.all(a != 0) else float("nan")
-    return {"rmse": float(np.sqrt(np.mean(err * err))), "mae": float(np.mean(np.abs(err))),
-            "mape": mape}
-
-
-def seasonal_naive(history, horizon: int, season: int):
-    """y[n + h] = y[n + h - season * ceil(h / season)]: last season repeated (season 1 = naive)."""
-    h = np.asarray(history, np.float64)
-    h = h[:, None] if h.ndim == 1 else h
-    s = max(1, season)
-    if len(h) < s:
-        raise DataError(f"seasonal naive needs {s} values of history, got {len(h)}")
-    return np.stack([h[len(h) - s + (i % s)] for i in range(horizon)])
-
-
-# ---- model selection -----------------------------------------------------------------------
-
-class ForecastValidation:
-    """A backend whose ``evaluate`` scores what a forecaster is for: recursive multi-step
-    forecasts of the validation span (the default model selection for the regress task).
-
-    Every origin o in the validation span whose ``horizon`` steps still fall inside it starts
-    a forecast from the ``window`` true values before o, feeding each prediction back in; the
-    score is the MSE of all these forecasts against the true values (model space; the same
-    ordered loss as training, reference.loss_grad with every step counted). One-step loss on
-    the validation windows, the old criterion, kept falling long after multi-step forecasts
-    got worse (docs/results.md, model selection). The Trainer's best epoch, patience and
-    checkpointed ``best`` then follow this score; everything else is the wrapped backend."""
-
-    def __init__(self, backend, z, n_valid, window, horizon, dtype, train_cfg):
-        from dataclasses import replace
-
-        self._be = backend
-        z = np.asarray(z, dtype)
-        cut = len(z) - n_valid
-        self.horizon = h = max(1, min(horizon, n_valid))
-        self.origins = list(range(cut, len(z) - h + 1))
-        self.window = window
-        self._x0 = np.stack([z[o - window:o] for o in self.origins], axis=1)  # (W, B, k)
-        self._y = np.stack([z[o:o + h] for o in self.origins], axis=1)  # (h, B, k)
-        self._cfg = replace(train_cfg, loss="mse", loss_on="all")
-
-    def __getattr__(self, name):  # load, state, predict, train_epoch, run_name, dtype, ...
-        return getattr(self._be, name)
-
-    def forecasts(self):
-        """(horizon, origins, k) recursive forecasts with the backend's current parameters."""
-        buf, out = self._x0, []
-        for _ in range(self.horizon):
-            y = np.asarray(self._be.predict(np.ascontiguousarray(buf)))[-1]  # (B, k)
-            out.append(y)
-            buf = np.concatenate([buf[1:], y[None]], axis=0)
-        return np.stack(out)
-
-    def evaluate(self, x=None, y=None):
-        with np.errstate(all="ignore"):  # a diverging run gives inf, which the Trainer reports
-            return reference.loss_grad(self.forecasts(), self._y, self._cfg)[0]
-
-
-def default_valid_size(season, n, task="regress") -> int:
-    """Validation points when valid_size is None: three seasons (36 months) for the regress
-    task, at most a third of the ``n`` model-space values; one season for classify-change;
-    20% (10% for classify-change) without a season."""
-    if task != "regress":
-        return season or max(1, n // 10)
-    return max(1, min(3 * season, n // 3)) if season else max(1, n // 5)
-
-
-def validation_horizon(n_valid) -> int:
-    """Steps of each validation forecast: the whole validation span from its start (one
-    origin). Measured against half the span from every origin that fits (a rolling origin)
-    and the one-step loss, on four real series and three seeds: docs/results.md."""
-    return max(1, n_valid)
+LEVELS_MAX = 99.9  # a level must leave some probability outside the interval
+MAX_ABS = 1e150  # values (and transform parameters) beyond this overflow the float64 transforms
+PREDICT_BYTES = 64 << 20  # forecast windows in one engine call
 
 
 # ---- settings ------------------------------------------------------------------------------
@@ -125,26 +54,37 @@ class ForecastSettings:
     init: str = "uniform"
     dtype: str = "float64"
     seed: int = 0
-    log: bool = True
+    transform: str = "auto"  # per series: log where its training values are all positive
     diff: bool = False
-    season: int | None = None  # None: the series' period (12 for monthly data) or 0
+    season: int | None = None  # None: the data's period (12 for monthly data) or 0
     scale: str = "standard"
-    valid_size: int | None = None  # validation points; None: default_valid_size (3 seasons)
+    valid_size: int | None = None  # validation points per series; None: default_valid_size
     patience: int | None = 10  # epochs without a better validation forecast
-    train_start: float = 0.0  # fraction of the series skipped at the start (the seed used 0.4)
+    train_start: float = 0.0  # fraction of each series skipped at the start
     holdout: int = 0
     grad_shards: int = 1  # S groups per batch (docs/arithmetic.md); fixes the bits for any R
-    num_layers: int = 1  # stacked LSTM layers
-    dropout: float = 0.0  # between stacked layers, training only
+    num_layers: int = 1
+    dropout: float = 0.0
+    calendar: bool = False  # sin/cos of the position in the season as inputs
+    levels: tuple = (80, 95)  # conformal interval levels (percent)
+    calibration: int | None = None  # forecast origins per series for the intervals
+    # models from seeds seed, seed+1, ...; forecasts averaged. The seed alone moved a series'
+    # backtest MASE by up to 3x (docs/results.md, accuracy)
+    ensemble: int = 3
+    fallback: bool = False  # seasonal naive for series whose validation forecast loses to it
 
     def __post_init__(self):
         check_types(self)
+        object.__setattr__(self, "levels", tuple(self.levels))
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window <= 0:
+        if self.window <= 0:
             raise ConfigError(f"window must be a positive integer, got {self.window!r}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.transform not in prep.TRANSFORMS:
+            raise ConfigError(f"transform must be one of {', '.join(prep.TRANSFORMS)}, got "
+                              f"{self.transform!r}")
         if self.holdout < 0:
             raise ConfigError(f"holdout must be >= 0, got {self.holdout}")
         if not 0 <= self.train_start < 1:
@@ -159,223 +99,750 @@ class ForecastSettings:
                               "diff for a lag-1 difference")
         if self.scale not in prep.SCALES:
             raise ConfigError(f"scale must be one of {', '.join(prep.SCALES)}, got {self.scale!r}")
-        # Fail early on the model and training configs too (their own validation).
+        if not 1 <= self.ensemble <= 100:
+            raise ConfigError(f"ensemble must be an integer in [1, 100], got {self.ensemble!r}")
+        if self.calibration is not None and self.calibration < 1:
+            raise ConfigError(f"calibration must be >= 1 origins, got {self.calibration}")
+        for lv in self.levels:
+            check_level(lv)
         ModelConfig(1, self.hidden_size, 1, init=self.init, num_layers=self.num_layers)
         reference.check_dropout(self.train_config(), self.num_layers)
 
-    def train_config(self) -> TrainConfig:
+    def train_config(self, member: int = 0) -> TrainConfig:
         return TrainConfig(loss="mse" if self.task == "regress" else "ce", loss_on=self.loss_on,
                            optimizer=self.optimizer, lr=self.lr, momentum=self.momentum,
                            clip=self.clip, epochs=self.epochs, batch_size=self.batch_size,
-                           seed=self.seed, grad_shards=self.grad_shards, dropout=self.dropout)
+                           seed=self.seed + member, grad_shards=self.grad_shards,
+                           dropout=self.dropout)
 
     def to_dict(self):
-        return asdict(self)
+        d = asdict(self)
+        d["levels"] = list(self.levels)
+        return d
 
 
-def _said(key, v):
-    """A setting's value for a message (patience None is early stopping off)."""
-    return "0 (off)" if key == "patience" and v is None else repr(v)
+def check_level(lv):
+    if isinstance(lv, bool) or not isinstance(lv, (int, float)) or not 0 < lv <= LEVELS_MAX:
+        raise ConfigError(f"level must be a percentage in (0, {LEVELS_MAX}], got {lv!r}")
+    return lv
+
+
+def _lv(lv):
+    return int(lv) if float(lv).is_integer() else lv
+
+
+def default_valid_size(season, n, task="regress") -> int:
+    """Validation points of a series when valid_size is None: three seasons (36 months) for
+    the regress task, at most a third of its ``n`` model-space values; one season for
+    classify-change; 20% (10% for classify-change) without a season."""
+    if task != "regress":
+        return season or max(1, n // 10)
+    return max(1, min(3 * season, n // 3)) if season else max(1, n // 5)
+
+
+# ---- windows drawn by index ----------------------------------------------------------------
+
+class Windows:
+    """Training windows of the pooled series, drawn by index from the model rows (never
+    materialised as a whole unless they fit in ``train.CHUNK_BYTES``): window k is rows
+    starts[k] .. starts[k] + W - 1 of the inputs ``A`` with targets the next rows of ``Z``."""
+
+    def __init__(self, A, Z, starts, W, loss_on, dtype, classify):
+        self.A, self.Z, self.starts, self.W = A, Z, starts, W
+        self.loss_on, self.dtype, self.classify = loss_on, np.dtype(dtype), classify
+        self.shape = (W, len(starts), A.shape[1])
+        self.window_bytes = W * (A.shape[1] + 1) * self.dtype.itemsize
+
+    def gather(self, idx):
+        s = self.starts[idx]
+        rows = s[None, :] + np.arange(self.W)[:, None]  # (W, n)
+        x = self.A[rows].astype(self.dtype)
+        t = self.Z[rows + 1] if self.loss_on == "all" else self.Z[s + self.W]
+        return x, (t.astype(np.int64) if self.classify else t[..., None].astype(self.dtype))
+
+    def compact(self):
+        """The whole set as arrays when it is small, else itself (gathered in chunks)."""
+        from .train import CHUNK_BYTES
+
+        if self.shape[1] * self.window_bytes <= CHUNK_BYTES:
+            return self.gather(np.arange(self.shape[1]))
+        return self, None
+
+
+class _Validation:
+    """The backend with ``evaluate`` scoring what a forecaster is for: recursive forecasts of
+    every series' whole validation span from its start, in model space; the score is the
+    mean squared error over every series and step (float64 on the host). One-step loss on
+    the validation windows kept falling long after multi-step forecasts got worse
+    (docs/results.md, model selection). The forecasts are the same bits on every backend,
+    so the best epoch is too."""
+
+    def __init__(self, backend, fc, series, ends, n_valid):
+        self._be, self._fc = backend, fc
+        self._series, self._ends = series, ends
+        self._h = int(n_valid.max())
+        start = fc.panel.indptr[series]
+        k = np.arange(self._h)
+        self._mask = k[None, :] < n_valid[:, None]
+        rows = np.minimum(start[:, None] + ends[:, None] + k[None, :], len(fc._Z) - 1)
+        self._true = fc._Z[rows]
+
+    def __getattr__(self, name):  # load, state, predict, train_epoch, run_name, dtype, ...
+        return getattr(self._be, name)
+
+    def evaluate(self, x=None, y=None):
+        z = self._fc._forecast_model(self._be, self._series, self._ends, self._h)
+        with np.errstate(all="ignore"):  # a diverging run gives inf: the Trainer reports it
+            err = (z - self._true)[self._mask]
+            return self._be.dtype.type(np.mean(err * err))
 
 
 # ---- the forecaster ------------------------------------------------------------------------
 
-class Forecaster:
-    """``Forecaster(hidden_size=..., window=..., backend=..., seed=...).fit(series)`` then
-    ``.predict(horizon)``: recursive multi-step forecasts in the series' original units."""
+READER_OPTIONS = ("id_column", "time_column", "value_column", "exog", "freq")
 
-    # options of many-series tables (a DataFrame given to fit: lockstep.panel)
-    PANEL_OPTIONS = {"id_column": "unique_id", "time_column": "ds", "value_column": "y",
-                     "exog": (), "calendar": False, "levels": (80, 95), "freq": None}
+
+class Forecaster:
+    """``Forecaster(hidden_size=..., window=..., backend=..., seed=..., **settings)``, then
+    ``fit(data)`` with a data set name, a CSV or Parquet path, a pandas DataFrame (long:
+    unique_id, ds, y and covariates; or wide), a NumPy array or a ``data.Panel``;
+    ``predict(h)`` gives a DataFrame (unique_id, ds, yhat, yhat-lo-L, yhat-hi-L);
+    ``evaluate_holdout()``, ``backtest(...)``, ``save(path)`` and ``Forecaster.load(path)``."""
 
     def __init__(self, hidden_size=32, window=12, backend="auto", seed=0, *, strategy=None,
-                 device=None, quiet=False, progress=None, logger=None, comm=None, **settings):
-        self.panel_options = {k: settings.pop(k, v) for k, v in self.PANEL_OPTIONS.items()}
+                 device=None, quiet=False, progress=None, logger=None, comm=None,
+                 id_column=None, time_column=None, value_column=None, exog=(), freq=None,
+                 **settings):
+        self.read_options = {"id_column": id_column, "time_column": time_column,
+                             "value_column": value_column, "exog": tuple(exog or ()),
+                             "freq": freq}
         self.settings = ForecastSettings(hidden_size=hidden_size, window=window, seed=seed,
                                          **settings)
-        self.panel = None  # the global model, when fit() was given a table of many series
         self.backend_name, self.strategy, self.device = backend, strategy, device
         backends.resolve(backend, device)  # unknown or unavailable backends fail here
-        self.quiet, self.progress, self.logger = quiet, progress, logger
-        self.comm = comm  # an MPI communicator: data-parallel training (lockstep.distributed)
-        self.state = None
-        self.series = None
+        self.quiet, self.progress, self.logger, self.comm = quiet, progress, logger, comm
+        self.panel = None
+        self.states, self.members, self.trainer = [], [], None
+        self.continue_early_stopped = False
+
+    # -- reading --
+    def read(self, source) -> Panel:
+        """``source`` as a Panel, with this forecaster's reader options (the one reader)."""
+        return read(source, **self.read_options)
+
+    # -- preparing --
+    @property
+    def season(self) -> int:
+        s = self.settings.season
+        return (self.panel.season if s is None else s) or 0
 
     @property
     def baseline_season(self) -> int:
-        """The seasonal-naive baseline's period: --season when given, else the data's own
-        (inferred from the dates), else 1 (plain naive: the last value repeated)."""
-        s = self.settings.season
-        return (s if s is not None else self.series.period) or 1
+        return self.season or 1
 
     @property
     def baseline_name(self) -> str:
-        """What the baseline really is: 'seasonal naive (period 12)' or 'naive (last value)'."""
-        p = self.baseline_season
-        return f"seasonal naive (period {p})" if p > 1 else "naive (last value)"
+        return baseline_name(self.baseline_season)
 
-    # -- data preparation --
-    def _season(self, series: Series) -> int:
-        s = self.settings.season
-        return (series.period or 0) if s is None else s
-
-    def prepare(self, series: Series):
-        """Fit the preprocessing on the training part; ((x, y) train, (x, y) valid or None)."""
+    def prepare(self, panel: Panel):
+        """Fit each series' transforms on its training part (all but the last ``holdout``
+        rows), build the model rows of every series and the training windows. Refuses, in
+        one line, what cannot train: too-short series (named), values beyond +-1e150, sizes
+        that cannot fit in memory."""
         st = self.settings
-        series.check_trainable()
-        n_train = len(series) - st.holdout
-        start = int(st.train_start * n_train)
-        if st.task == "classify-change":
-            if series.n_series != 1:
-                raise DataError("the classify-change task needs a univariate series; pick one "
-                                "column with --value-column")
-            need = st.window + 3
+        self.panel, self.holdout = panel, st.holdout
+        y, ip, n = panel.y, panel.indptr, len(panel)
+        lengths = np.diff(ip)
+        big = np.abs(y) > MAX_ABS
+        if big.any():
+            r = int(np.flatnonzero(big)[0])
+            g = int(np.searchsorted(ip, r, side="right") - 1)
+            raise DataError(f"series {str(panel.ids[g])!r}: value {y[r]:.6g} at row {r - ip[g] + 1} is "
+                            f"beyond +-{MAX_ABS:g}, where the float64 transforms overflow; "
+                            "rescale it")
+        n_train = lengths - st.holdout
+        skip = (st.train_start * np.maximum(n_train, 0)).astype(np.int64)
+        classify = st.task == "classify-change"
+        if classify:
+            self.tf = prep.Transforms(np.zeros(n, np.int8), False, np.zeros(n, np.int64),
+                                      np.zeros(n), np.ones(n), np.zeros((n, 0)), np.ones((n, 0)))
+            lags = np.ones(n, np.int64)
         else:
-            need = st.window + 2
-        season = self._season(series)
-        self.pipeline = prep.Pipeline(log=st.log, diff=st.diff,
-                                      season=season if st.task == "regress" else 0, scale=st.scale)
-        lags = self.pipeline.lags if st.task == "regress" else 1
-        if n_train - start - lags < need:
-            raise DataError(f"{series.source or 'the series'} has {len(series)} rows: too few for "
-                            f"holdout {st.holdout} + window {st.window} (+{lags} for differencing) "
-                            f"+ targets; need at least {st.holdout + start + lags + need} rows")
-        train_vals = series.values[start:n_train]
-        if st.task == "regress":
-            self.pipeline.fit(train_vals)
-            z = self.pipeline.forward(train_vals)
-            k = series.n_series
-            self.model_cfg = ModelConfig(k, st.hidden_size, k, init=st.init,
-                                         num_layers=st.num_layers)
+            self.tf = prep.Transforms.fit(y, panel.exog, ip, np.maximum(n_train, 1), skip,
+                                          transform=st.transform, diff=st.diff,
+                                          season=self.season, scale=st.scale)
+            lags = self.tf.lags
+        first = skip + lags
+        need = st.window + 2
+        short = np.flatnonzero(n_train - first < need)
+        if short.size:
+            i = int(short[0])
+            raise DataError(f"series {str(panel.ids[i])!r} has {lengths[i]} rows: too few for "
+                            f"holdout {st.holdout} + window {st.window} (+{lags[i]} for "
+                            f"differencing) + targets; need {st.holdout + first[i] + need} rows "
+                            f"({short.size} series too short: drop them or pass --skip-short)")
+        self.first, self.n_train = first, n_train
+        m = n_train - first
+        lag_for_valid = self.tf.lag if not classify else np.full(n, self.season)
+        if st.valid_size is not None:
+            nv = np.full(n, st.valid_size, np.int64)
         else:
-            nc = prep.normalized_change(series.values[:n_train, 0])[max(start - 1, 0):]
-            self.centroids = prep.kmeans_1d(nc)
-            z = prep.encode(nc, self.centroids)
-            self.model_cfg = ModelConfig(3, st.hidden_size, 3, init=st.init,
-                                         num_layers=st.num_layers)
-        n_valid = st.valid_size if st.valid_size is not None else default_valid_size(
-            season, len(z), st.task)
-        if len(z) - n_valid - st.window < 1:
-            n_valid = max(0, len(z) - st.window - 1)
-        self._z, self.n_valid = z, n_valid  # the validation span: the last n_valid values of z
+            nv = np.array([default_valid_size(int(s), int(k), st.task)
+                           for s, k in zip(lag_for_valid, m)], np.int64) if n <= 64 else \
+                _default_valid_vec(lag_for_valid, m, st.task)
+        self.n_valid = np.minimum(nv, np.maximum(0, m - st.window - 1))
+        self._model_rows(classify)
+        counts = m - self.n_valid - st.window
+        starts = np.repeat(ip[:-1] + first, counts) + _ranges(counts)
         mc = self.model_cfg
-        need = limits.training_bytes(mc.input_size, mc.hidden_size, mc.output_size, st.window,
-                                     max(1, len(z) - st.window), st.batch_size,
-                                     np.dtype(st.dtype).itemsize, n_valid, mc.num_layers)
-        limits.check_memory(need, f"training with hidden size {st.hidden_size}, window "
-                            f"{st.window} and {len(z)} rows", "choose a smaller --hidden, "
-                            "--window or --batch-size")
-        (xt, yt), valid = prep.split_windows(z, st.window, n_valid, st.loss_on)
-        return self._model_io(xt, yt), None if valid is None else self._model_io(*valid)
+        need_b = limits.training_bytes(mc.input_size, mc.hidden_size, mc.output_size,
+                                       st.window, 1, st.batch_size,
+                                       np.dtype(st.dtype).itemsize, 0, mc.num_layers)
+        from .train import CHUNK_BYTES
 
-    def _model_io(self, x, y):
-        """Model inputs and targets: scaled values (regress) or one-hot tokens with class
-        targets (classify-change)."""
-        dt = np.dtype(self.settings.dtype)
-        if self.settings.task == "regress":
-            return x.astype(dt), y.astype(dt)
-        return prep.one_hot(x, 3, dt), y.astype(np.int64)
+        itemsize = np.dtype(st.dtype).itemsize
+        need_b += min(len(starts) * st.window * (mc.input_size + 1) * itemsize, CHUNK_BYTES)
+        need_b += self._A.nbytes + 3 * y.nbytes  # model rows, values, transforms
+        limits.check_memory(need_b, f"training {n} series ({len(starts)} windows) with hidden "
+                            f"size {st.hidden_size} and window {st.window}",
+                            "choose a smaller --hidden or --window, or fewer series")
+        self.windows = Windows(self._A, self._Z, starts, st.window, st.loss_on, st.dtype,
+                               classify)
+        return self.windows
+
+    def _model_rows(self, classify):
+        """Model-space values ``_Z`` of every row (tokens for classify-change) and the model
+        inputs ``_A`` (rows, I): A[r] = [z_r (one-hot tokens for classify-change), the
+        features of row r + 1] (known in advance: calendar position, scaled covariates)."""
+        st, p = self.settings, self.panel
+        ip, n = p.indptr, len(p)
+        group = prep.group_of(ip)
+        if classify:
+            pos = prep.positions(ip)
+            nc = np.full(len(p.y), np.nan)
+            d_ok = pos >= 1
+            prev = np.maximum(np.arange(len(p.y)) - 1, 0)
+            t = (pos - 1).astype(np.float64)
+            d = p.y - p.y[prev]
+            nc[d_ok] = np.where(d >= 0, d / (0.5 * t + 15), d / np.abs(-0.6 * t - 7))[d_ok]
+            use = d_ok & (pos >= self.first[group]) & (pos < self.n_train[group])
+            self.centroids = prep.kmeans_groups(nc[use], group[use], n)
+            tok = np.zeros(len(p.y), np.int64)
+            for i in range(n):  # encode with each series' own centroids
+                r = slice(ip[i], ip[i + 1])
+                tok[r] = prep.encode(np.nan_to_num(nc[r]), self.centroids[i])
+            self._Z = np.where(d_ok, tok, -1).astype(np.float64)
+            value = prep.one_hot(np.maximum(tok, 0), 3)
+        else:
+            self.centroids = None
+            self._Z = self.tf.forward(p.y, ip)
+            value = np.nan_to_num(self._Z)[:, None]
+        F = self._features_rows()
+        A = np.concatenate([value, np.zeros((len(p.y), F.shape[1]))], axis=1)
+        if F.shape[1]:
+            nxt = np.arange(len(p.y)) + 1
+            inside = np.ones(len(p.y), bool)
+            inside[ip[1:] - 1] = False
+            A[inside, value.shape[1]:] = F[nxt[inside]]
+        self._A = A
+        self._S1 = self.tf.stage1(p.y, group)
+        I = A.shape[1]
+        O = 3 if classify else 1
+        self.model_cfg = ModelConfig(I, st.hidden_size, O, init=st.init,
+                                     num_layers=st.num_layers)
+
+    def _features_rows(self):
+        """(rows, f) features of every row: calendar (sin, cos), then scaled covariates."""
+        p = self.panel
+        parts = []
+        if self.settings.calendar:
+            parts.append(self._calendar(p.ds))
+        if p.exog_names:
+            parts.append(self.tf.exog_forward(p.exog, p.indptr))
+        return np.concatenate(parts, axis=1) if parts else np.zeros((len(p.y), 0))
+
+    def _calendar(self, ds):
+        p = self.panel
+        if p.ds is None or not calendar.season_of(p.freq):
+            return np.zeros((len(ds) if ds is not None else 0, 0))
+        return calendar.calendar_features(np.asarray(ds).reshape(-1), p.freq)
 
     # -- training --
-    def fit(self, series, checkpoint_path=None, resume=False, on_epoch=None):
-        """Train on ``series`` minus its last ``holdout`` rows (a Series or an array).
-        After every good epoch ``on_epoch(state)`` runs (default: save ``checkpoint_path``).
-        A pandas DataFrame (long form unique_id, ds, y [, covariates], or wide) trains one
-        global model for all its series (lockstep.panel); ``predict`` then returns a
-        DataFrame with intervals."""
-        if _is_frame(series):
-            return self._fit_panel(series, checkpoint_path)
-        series = series if isinstance(series, Series) else Series(np.asarray(series, float),
-                                                                  ["value"])
-        self.series = series
-        train, valid = self.prepare(series)
+    def fit(self, data, checkpoint_path=None, resume=False, on_epoch=None):
+        """Train on every series minus its last ``holdout`` rows: ``ensemble`` models from
+        consecutive seeds (each with the best validation epoch kept), then the fallback
+        decisions and the interval calibration. After every good epoch ``on_epoch(self)``
+        runs (default: save ``checkpoint_path``). ``resume``: continue the checkpoint at
+        ``checkpoint_path`` bit-exactly (its settings and data must be this run's)."""
+        panel = data if isinstance(data, Panel) else self.read(data)
         st = self.settings
-        self.trainer = Trainer(self.model_cfg, st.train_config(), backend=self.backend_name,
-                               dtype=st.dtype, strategy=self.strategy, device=self.device,
-                               patience=st.patience, quiet=self.quiet, progress=self.progress,
-                               log=self.logger, comm=self.comm)
-        if valid is not None and st.task == "regress":
-            self.trainer.backend = ForecastValidation(
-                self.trainer.backend, self._z, self.n_valid, st.window,
-                validation_horizon(self.n_valid), np.dtype(st.dtype), st.train_config())
-        if resume and checkpoint_path is not None:
-            self.state = self._resume_state(checkpoint_path, series)
-            if self.state.stopped == "early-stop" and getattr(self, "continue_early_stopped",
-                                                             False):
-                # on to the epochs asked for; early stopping stays off for the rest
-                self.state.stopped, self.trainer.patience = None, None
-        else:
-            params = reference.init_params(self.model_cfg, np.dtype(st.dtype), seed=st.seed)
-            self.state = self.trainer.new_state(params)
+        if self.comm is not None:
+            from .distributed import check_ranks
+
+            check_ranks(self.comm.size, st.grad_shards)
+        train = self.prepare(panel).compact()
+        self.members = []
+        self.states = self._resume_states(checkpoint_path) if resume else []
         if on_epoch is None and checkpoint_path:
-            on_epoch = lambda s: self.save(checkpoint_path)  # noqa: E731
-        self.state = self.trainer.fit(self.state, train, valid, on_epoch=on_epoch)
+            on_epoch = lambda fc: fc.save(checkpoint_path)  # noqa: E731
+        for m in range(st.ensemble):
+            self._fit_member(m, train, on_epoch)
+        self._finish()
         return self
+
+    def _trainer(self, member):
+        st = self.settings
+        tr = Trainer(self.model_cfg, st.train_config(member), backend=self.backend_name,
+                     dtype=st.dtype, strategy=self.strategy, device=self.device,
+                     patience=st.patience, quiet=self.quiet, progress=self.progress,
+                     log=self.logger, comm=self.comm)
+        if st.ensemble > 1 and not self.quiet:
+            log = tr.log
+            tr.log = lambda msg: log(f"model {member + 1}/{st.ensemble}: {msg}")
+        return tr
+
+    def _fit_member(self, m, train, on_epoch):
+        st = self.settings
+        self.trainer = self._trainer(m)
+        if m < len(self.states):
+            state = self.states[m]
+            if state.stopped == "early-stop" and self.continue_early_stopped:
+                state.stopped, self.trainer.patience = None, None
+            elif state.stopped == "completed" and state.epoch < st.epochs:
+                state.stopped = None  # more epochs asked for: train on
+            if state.stopped is not None:
+                return
+        else:
+            params = reference.init_params(self.model_cfg, np.dtype(st.dtype), seed=st.seed + m)
+            state = self.trainer.new_state(params)
+            self.states.append(state)
+        has_valid = bool(self.n_valid.any())
+        if has_valid and st.task == "regress":
+            sel = np.flatnonzero(self.n_valid)
+            self.trainer.backend = _Validation(self.trainer.backend, self, sel,
+                                               self.n_train[sel] - self.n_valid[sel],
+                                               self.n_valid[sel])
+            valid = ((), ())
+        elif has_valid:
+            valid = self._valid_windows()
+        else:
+            valid = None
+        hook = None if on_epoch is None else (lambda s: on_epoch(self))
+        self.states[m] = self.trainer.fit(state, train, valid, on_epoch=hook)
+        self.trainer.backend = getattr(self.trainer.backend, "_be", self.trainer.backend)
+
+    def _valid_windows(self):
+        """classify-change: one-step windows whose targets are the validation span's."""
+        st, ip = self.settings, self.panel.indptr
+        counts = self.n_valid
+        ends = ip[:-1] + self.n_train - 1 - st.window  # the last window's start
+        starts = np.repeat(ends - counts + 1, counts) + _ranges(counts)
+        w = Windows(self._A, self._Z, starts, st.window, st.loss_on, st.dtype, True)
+        return w.gather(np.arange(len(starts)))
+
+    def _finish(self):
+        """The members' parameters, the fallback decisions and the calibration."""
+        self.members = [s.best_params if s.best_params is not None else s.params
+                        for s in self.states]
+        self.state = self.states[0]
+        self.fallback = np.zeros(len(self.panel), bool)
+        if self.settings.fallback and self.n_valid.any():
+            self.fallback = self._fallbacks()
+        self._calibrate()
 
     @property
     def params(self):
-        """The parameters used for forecasts: the best validation epoch's when there was
-        validation data, else the last epoch's."""
-        s = self.state
-        return s.best_params if s.best_params is not None else s.params
+        """The first ensemble member's parameters (all: ``members``)."""
+        return self.members[0] if self.members else None
 
     @property
     def history(self):
-        return {"train_loss": [float(v) for v in self.state.train_loss],
-                "valid_loss": [float(v) for v in self.state.valid_loss]}
+        s = self.state
+        return {"train_loss": [float(v) for v in s.train_loss],
+                "valid_loss": [float(v) for v in s.valid_loss]}
+
+    # -- the recursion --
+    def _feature_block(self, series, ends, horizon, future=None):
+        """(B, horizon, f) features of the rows at positions ends + k (k < horizon) of each
+        row's series: from the data inside it, beyond its end from ``future`` (B, horizon', e)
+        raw covariates (calendar from the dates); without ``future`` the last covariates
+        are repeated (only steps inside the data are ever scored then)."""
+        p, st = self.panel, self.settings
+        B = len(series)
+        parts = []
+        if st.calendar and p.ds is not None and calendar.season_of(p.freq):
+            last = p.ds[p.indptr[series] + ends - 1]
+            dates = calendar.step_dates(last, horizon, p.freq)  # (B, horizon)
+            parts.append(calendar.calendar_features(dates.reshape(-1), p.freq)
+                         .reshape(B, horizon, -1))
+        if p.exog_names:
+            parts.append(self._exog_block(series, ends, horizon, future))
+        if not parts:
+            return np.zeros((B, horizon, 0))
+        return np.concatenate(parts, axis=2)
+
+    def _exog_block(self, series, ends, horizon, future):
+        """Scaled, differenced covariates at positions ends + k, continuing the data with
+        the ``future`` raw values."""
+        p, tf = self.panel, self.tf
+        start, length = p.indptr[series], np.diff(p.indptr)[series]
+        back = int(tf.lags.max()) if len(tf.lags) else 0
+        k = np.arange(-back, horizon)
+        pos = ends[:, None] + k[None, :]  # (B, K)
+        inside = pos < length[:, None]
+        rows = start[:, None] + np.clip(pos, 0, length[:, None] - 1)
+        raw = p.exog[rows]  # (B, K, e); beyond the end: the last row, unless future says
+        if future is not None:
+            fpos = pos - length[:, None]
+            have = (~inside) & (fpos < future.shape[1])
+            bi, ki = np.nonzero(have)
+            raw[bi, ki] = future[bi, fpos[bi, ki]]
+        d = raw
+        if tf.diff:
+            d = np.concatenate([np.full_like(d[:, :1], np.nan), d[:, 1:] - d[:, :-1]], axis=1)
+        lag = tf.lag[series]
+        if lag.any():
+            idx = np.arange(len(k))[None, :] - lag[:, None]
+            prev = np.take_along_axis(d, np.maximum(idx, 0)[..., None], axis=1)
+            d = np.where((lag > 0)[:, None, None], d - prev, d)
+        d = (d[:, back:] - tf.exog_center[series][:, None]) / tf.exog_spread[series][:, None]
+        return np.nan_to_num(d, nan=0.0)
+
+    def _forecast_model(self, be, series, ends, horizon, future=None):
+        """Model-space forecasts (B, horizon) of the rows (series[b], ends[b]): each from the
+        first ends[b] rows of its series, recursively, every row in one engine call per
+        step (in chunks of PREDICT_BYTES). classify-change gives class tokens."""
+        st, p = self.settings, self.panel
+        W, dt = st.window, np.dtype(st.dtype)
+        I = self._A.shape[1]
+        classify = st.task == "classify-change"
+        nv = 3 if classify else 1
+        out = np.empty((len(series), horizon))
+        chunk = max(1, PREDICT_BYTES // (W * I * 8))
+        for lo in range(0, len(series), chunk):
+            s, e = series[lo:lo + chunk], ends[lo:lo + chunk]
+            F = self._feature_block(s, e, horizon, future if future is None
+                                    else future[lo:lo + chunk])
+            rows = (p.indptr[s] + e)[None, :] + np.arange(-W, 0)[:, None]  # (W, B)
+            x = self._A[rows].copy()
+            if F.shape[2]:
+                x[-1, :, nv:] = F[:, 0]
+            for h in range(horizon):
+                y = np.asarray(be.predict(np.ascontiguousarray(x.astype(dt))))[-1]  # (B, O)
+                if classify:
+                    tok = np.argmax(y, axis=1)
+                    out[lo:lo + chunk, h] = tok
+                    val = prep.one_hot(tok, 3)
+                else:
+                    out[lo:lo + chunk, h] = y[:, 0]
+                    val = y[:, :1].astype(np.float64)
+                if h + 1 < horizon:
+                    new = np.zeros((len(s), I))
+                    new[:, :nv] = val
+                    if F.shape[2]:
+                        new[:, nv:] = F[:, h + 1]
+                    x = np.concatenate([x[1:], new[None]], axis=0)
+        return out
+
+    def _forecast_values(self, series, ends, horizon, future=None):
+        """Forecasts in the series' units (B, horizon): the ensemble's mean in model space
+        (members in order, float64; while training, the current parameters), then each
+        series' inverse transform; seasonal naive for series that fell back to it."""
+        be = self.trainer.backend
+        classify = self.settings.task == "classify-change"
+        acc = 0
+        for params in self.members or [None]:
+            if params is not None:
+                be.load(params, None)
+            z = self._forecast_model(be, series, ends, horizon, future)
+            acc = acc + (self._values(z, series, ends) if classify else z)
+        acc = acc / max(1, len(self.members))
+        # regress: the mean in model space, then the inverse; classify-change: of the values
+        vals = acc if classify else self._values(acc, series, ends)
+        fb = getattr(self, "fallback", None)
+        if fb is not None and fb[series].any():
+            for b in np.flatnonzero(fb[series]):
+                vals[b] = seasonal_naive(self._history(series[b], ends[b]), horizon,
+                                         self.baseline_season)
+        return vals
+
+    def _history(self, i, e):
+        p = self.panel
+        return p.y[p.indptr[i]:p.indptr[i] + e]
+
+    def _values(self, z, series, ends):
+        """Model space -> values, continuing each row's history."""
+        p = self.panel
+        start = p.indptr[series]
+        if self.settings.task == "classify-change":
+            t = (ends - 1)[:, None] + np.arange(z.shape[1])[None, :]
+            ch = prep.decode(z.astype(np.int64), t, self.centroids[series])
+            return p.y[start + ends - 1][:, None] + np.cumsum(ch, axis=1)
+        k = int(self.tf.lags.max()) + 1
+        idx = start[:, None] + ends[:, None] + np.arange(-k, 0)[None, :]
+        hist = self._S1[np.maximum(idx, 0)]
+        return self.tf.inverse(z, series, hist)
+
+    # -- calibration --
+    def _calibration_rows(self):
+        """(series, origins, stop) of every calibration forecast: each origin in a series'
+        validation span (or ``calibration`` origins back) forecasts up to its training end."""
+        st, W = self.settings, self.settings.window
+        k = self.n_valid if st.calibration is None else np.full(len(self.panel), st.calibration)
+        lo = np.maximum(self.first + W + 1, self.n_train - k)
+        counts = np.maximum(self.n_train - lo, 0)
+        series = np.repeat(np.arange(len(self.panel)), counts)
+        origins = np.repeat(lo, counts) + _ranges(counts)
+        return series, origins, self.n_train[series]
+
+    def _calibrate(self):
+        """Split-conformal scores per horizon step h: |actual - forecast| over the series'
+        naive scale, from every calibration origin at once (one engine call per step). Stored
+        sorted and flat (``scores``, ``score_ptr``), so nothing grows with the series but
+        array lengths."""
+        p = self.panel
+        self.scales = self._scales(self.n_train)
+        series, origins, stop = self._calibration_rows()
+        if not len(series):
+            self.scores, self.score_ptr = np.zeros(0), np.zeros(1, np.int64)
+            return
+        H = int((stop - origins).max())
+        f = self._forecast_values(series, origins, H)
+        k = np.arange(H)
+        ok = k[None, :] < (stop - origins)[:, None]
+        actual = p.y[np.minimum(p.indptr[series][:, None] + origins[:, None] + k[None, :],
+                                len(p.y) - 1)]
+        s = self.scales[series]
+        s = np.where(s > 0, s, 1.0)
+        sc = np.abs(actual - f) / s[:, None]
+        per = [np.sort(sc[ok[:, h], h]) for h in range(H)]
+        self.scores = np.concatenate(per)
+        self.score_ptr = np.concatenate([[0], np.cumsum([len(v) for v in per])]).astype(np.int64)
+
+    def _scales(self, ends):
+        """Each series' naive scale (MASE's denominator) over its first ``ends`` rows."""
+        p, m = self.panel, self.baseline_season
+        out = np.empty(len(p))
+        for i in range(len(p)):
+            out[i] = naive_scale(self._history(i, ends[i]), m)
+        return np.nan_to_num(out, nan=0.0)
+
+    def quantiles(self, level) -> np.ndarray:
+        """Per horizon step, the conformal quantile at ``level`` percent of the scores: the
+        ceil((n + 1) * level / 100)-th smallest of n (the largest when that rank exceeds n).
+        Widths never shrink with h and stay at the last calibrated step's beyond it."""
+        check_level(level)
+        qs = []
+        for h in range(len(self.score_ptr) - 1):
+            s = self.scores[self.score_ptr[h]:self.score_ptr[h + 1]]
+            n = len(s)
+            k = math.ceil((n + 1) * level / 100) - 1
+            qs.append(float(s[min(k, n - 1)]) if n else (qs[-1] if qs else float("inf")))
+        return np.maximum.accumulate(np.array(qs)) if qs else np.array([float("inf")])
+
+    def _fallbacks(self):
+        """True where seasonal naive forecasts the validation span (from its start) with a
+        smaller mean absolute error than the model does."""
+        sel = np.flatnonzero(self.n_valid)
+        ends = self.n_train[sel] - self.n_valid[sel]
+        h = int(self.n_valid[sel].max())
+        self.fallback = np.zeros(len(self.panel), bool)
+        f = self._forecast_values(sel, ends, h)
+        out = np.zeros(len(self.panel), bool)
+        for b, i in enumerate(sel):
+            nv = self.n_valid[i]
+            actual = self._history(i, ends[b] + nv)[ends[b]:]
+            naive = seasonal_naive(self._history(i, ends[b]), nv, self.baseline_season)
+            out[i] = np.mean(np.abs(naive - actual)) < np.mean(np.abs(f[b, :nv] - actual))
+        return out
 
     # -- forecasting --
-    def _predict_model_space(self, z_hist, horizon):
-        be = self.trainer.backend
-        be.load(self.params, None)
-        st = self.settings
-        buf = list(z_hist[-st.window:])
-        out = []
-        for _ in range(horizon):
-            w = np.array(buf[-st.window:])
-            if st.task == "regress":
-                y = be.predict(w[:, None, :].astype(st.dtype))[-1, 0]
-                nxt = y
-            else:
-                logits = be.predict(prep.one_hot(w, 3, np.dtype(st.dtype))[:, None, :])[-1, 0]
-                nxt = int(np.argmax(logits))
-            out.append(nxt)
-            buf.append(nxt)
-        return np.array(out)
+    def predict(self, horizon: int, future=None, level=None, at_end=None):
+        """The next ``horizon`` steps of every series: a DataFrame with unique_id, ds, yhat
+        and, per level (default: the settings' levels), yhat-lo-L / yhat-hi-L. After the
+        training part, or with ``at_end`` (the default when there is no holdout, or for a
+        loaded model) after the end of the data. ``future``: the covariates of the next
+        steps (a table: unique_id, ds and the covariate columns)."""
+        if not self.members:
+            raise RuntimeError("fit() or Forecaster.load() first")
+        check_horizon(horizon)
+        p = self.panel
+        if at_end is None:  # future covariates continue the data's end
+            at_end = future is not None or self.holdout == 0 or getattr(self, "loaded", False)
+        held = 0 if at_end else self.holdout
+        fut = None
+        if p.exog_names:
+            if future is None and held < horizon:
+                raise DataError(f"the model reads covariates {', '.join(p.exog_names)}: their "
+                                f"values for the next {horizon} steps are needed; pass --future "
+                                "FILE (future=...)")
+            if future is not None:
+                if held:
+                    raise ConfigError("future covariates continue the data's end: predict with "
+                                      "at_end=True")
+                fut = self.future_covariates(future, horizon)
+        series = np.arange(len(p))
+        ends = np.diff(p.indptr) - held
+        f = self._forecast_values(series, ends, horizon, fut)
+        return self._frame(series, ends, f, level)
 
-    def _global_model(self):
-        from . import panel
-
-        o = self.panel_options
-        st = panel.PanelSettings(base=self.settings, calendar=o["calendar"],
-                                 levels=tuple(o["levels"]))
-        return panel.GlobalForecaster(st, self.backend_name, self.strategy, self.device,
-                                      quiet=self.quiet, logger=self.logger)
-
-    def _read_panel(self, df):
-        from . import panel
-
-        o = self.panel_options
-        return panel.read_panel(df, o["id_column"], o["time_column"], o["value_column"],
-                                o["exog"], o["freq"])
-
-    def _fit_panel(self, df, checkpoint_path=None):
-        from . import panel
-
-        self.panel = self._global_model().fit(self._read_panel(df), holdout=self.settings.holdout)
-        self.state, self.trainer = self.panel.state, self.panel.trainer
-        if checkpoint_path:
-            panel.save(self.panel, checkpoint_path)
-        return self
-
-    def backtest(self, df, horizon: int, windows: int = 3, step: int | None = None,
-                 refit: bool = True):
-        """Rolling-origin backtest of a table of series (lockstep.panel): a DataFrame with one
-        row per window and series (cutoff, the model's and the baseline's metrics, interval
-        coverage); the whole result is in ``.attrs["backtest"]``."""
+    def future_covariates(self, source, horizon) -> np.ndarray:
+        """(series, horizon, e) covariates of every series' next ``horizon`` steps from a
+        long table (unique_id, ds and the covariate columns); every step must be there."""
         import pandas as pd
 
-        res = self._global_model().backtest(self._read_panel(df), horizon, windows, step, refit)
+        p = self.panel
+        t = read(source, id_column="unique_id", time_column="ds",
+                 value_column=p.exog_names[0], exog=p.exog_names[1:], freq=p.freq) \
+            if not isinstance(source, Panel) else source
+        out = np.full((len(p), horizon, len(p.exog_names)), np.nan)
+        pos = {sid: k for k, sid in enumerate(t.ids)}
+        steps = calendar.step_dates(p.last_dates(), horizon, p.freq)
+        for i, sid in enumerate(p.ids):
+            k = pos.get(sid)
+            if k is None:
+                raise DataError(f"the future covariates have no series {sid!r}; give its next "
+                                f"{horizon} steps")
+            r = t.rows(k)
+            vals = np.concatenate([t.y[r][:, None], t.exog[r]], axis=1)
+            where = pd.Index(t.ds[r]).get_indexer(steps[i])
+            if (where < 0).any():
+                j = int(np.flatnonzero(where < 0)[0])
+                raise DataError(f"no covariates for series {sid!r} at "
+                                f"{calendar.stamp(steps[i][j])} (step {j + 1} of {horizon}); "
+                                f"give every future step up to {calendar.stamp(steps[i][-1])}")
+            out[i] = vals[where]
+        return out
+
+    def _dates(self, series, ends, horizon):
+        """(B, horizon) dates of the forecast steps (ISO stamps), or step numbers."""
+        p = self.panel
+        if p.ds is None:
+            return ends[:, None] + np.arange(horizon)[None, :]
+        return calendar.step_dates(p.ds[p.indptr[series] + ends - 1], horizon, p.freq)
+
+    def _frame(self, series, ends, f, levels=None):
+        import pandas as pd
+
+        B, h = f.shape
+        d = {"unique_id": np.repeat(self.panel.ids[series], h),
+             "ds": self._dates(series, ends, h).reshape(-1), "yhat": f.reshape(-1)}
+        for lv in levels or self.settings.levels:
+            w = self._width(lv, h)[None, :] * self.scales[series][:, None]
+            d[f"yhat-lo-{_lv(lv)}"] = (f - w).reshape(-1)
+            d[f"yhat-hi-{_lv(lv)}"] = (f + w).reshape(-1)
+        return pd.DataFrame(d)
+
+    def baseline_frame(self, horizon, max_series=None):
+        """The baseline's forecast of the holdout (unique_id, ds, y) for the first
+        ``max_series`` series (for plots)."""
+        import pandas as pd
+
+        p = self.panel
+        k = len(p) if max_series is None else min(max_series, len(p))
+        series = np.arange(k)
+        ends = np.diff(p.indptr)[:k] - self.holdout
+        y = [seasonal_naive(self._history(i, ends[i]), horizon, self.baseline_season)
+             for i in series]
+        return pd.DataFrame({"unique_id": np.repeat(p.ids[:k], horizon),
+                             "ds": self._dates(series, ends, horizon).reshape(-1),
+                             "y": np.concatenate(y) if y else np.zeros(0)})
+
+    def _width(self, lv, h):
+        q = self.quantiles(lv)
+        return q[np.minimum(np.arange(h), len(q) - 1)]
+
+    # -- evaluation --
+    def score(self, held: int, horizon: int, window: int = 0) -> list:
+        """Forecast ``horizon`` steps from ``held`` rows before each series' end (the true
+        history before) and score them: one row per series with the model's and the
+        baseline's metrics (MASE scaled by the series' own past) and interval coverage."""
+        p = self.panel
+        series = np.arange(len(p))
+        ends = np.diff(p.indptr) - held
+        f = self._forecast_values(series, ends, horizon)
+        levels = self.settings.levels
+        widths = {lv: self._width(lv, horizon) for lv in levels}
+        scales = self._scales(ends)
+        rows = []
+        stamps = self._cutoffs(series, ends)
+        for i in series:
+            actual = self._history(i, ends[i] + horizon)[ends[i]:]
+            fi = f[i, :len(actual)]
+            past = self._history(i, ends[i])
+            s = scales[i]
+            cov = {}
+            for lv in levels:
+                w = widths[lv][:len(actual)] * self.scales[i]
+                cov[lv] = float(np.mean((actual >= fi - w) & (actual <= fi + w)))
+            rows.append({"window": window, "unique_id": str(p.ids[i]), "cutoff": stamps[i],
+                         "model": metrics(actual, fi, s),
+                         "baseline": metrics(actual, seasonal_naive(past, len(actual),
+                                                                    self.baseline_season), s),
+                         "coverage": cov, "forecast": fi.tolist()})
+        return rows
+
+    def _cutoffs(self, series, ends):
+        p = self.panel
+        if p.ds is None:
+            return [str(int(e) - 1) for e in ends]
+        return [calendar.stamp(t) for t in p.ds[p.indptr[series] + ends - 1]]
+
+    def evaluate_holdout(self) -> dict:
+        """The holdout forecast, scored per series and overall (as one backtest window); for
+        classify-change also the class accuracy and confusion (``classes``)."""
+        if not self.holdout:
+            raise ConfigError("evaluation needs a holdout: fit with holdout > 0")
+        res = self._result(self.score(self.holdout, self.holdout), self.holdout, self.holdout,
+                           False)
+        if self.settings.task == "classify-change":
+            res["classes"] = self.classify_holdout()
+        return res
+
+    def _result(self, rows, horizon, step, refit):
+        return {"windows": rows, "overall": _overall(rows, self.settings.levels),
+                "horizon": horizon, "step": step, "refit": refit, "season": self.season,
+                "baseline": self.baseline_name}
+
+    def classify_holdout(self) -> dict:
+        """classify-change: the class of each held-out change predicted one step ahead from
+        the true history (the members' mean logits), its accuracy, the confusion matrix
+        (rows: true class, columns: predicted) and the accuracy of always predicting the
+        training part's most frequent class, over every series."""
+        p, h = self.panel, self.holdout
+        lengths = np.diff(p.indptr)
+        series = np.repeat(np.arange(len(p)), h)
+        ends = np.repeat(lengths - h, h) + np.tile(np.arange(h), len(p))
+        be, W = self.trainer.backend, self.settings.window
+        rows = (p.indptr[series] + ends)[None, :] + np.arange(-W, 0)[:, None]
+        x = np.ascontiguousarray(self._A[rows].astype(self.settings.dtype))
+        logits = 0
+        for params in self.members:
+            be.load(params, None)
+            logits = logits + np.asarray(be.predict(x))[-1].astype(np.float64)
+        pred = np.argmax(logits, axis=1)
+        true = self._Z[p.indptr[series] + ends].astype(np.int64)
+        conf = np.zeros((3, 3), np.int64)
+        np.add.at(conf, (true, pred), 1)
+        group, pos = prep.group_of(p.indptr), prep.positions(p.indptr)
+        tr = (pos >= 1) & (pos < self.n_train[group])
+        majority = int(np.bincount(self._Z[tr].astype(np.int64), minlength=3).argmax())
+        return {"accuracy": float(np.mean(pred == true)), "confusion": conf.tolist(),
+                "predicted": pred.tolist(), "actual": true.tolist(),
+                "centroids": self.centroids.tolist(), "majority_class": majority,
+                "majority_accuracy": float(np.mean(true == majority))}
+
+    # -- backtesting --
+    def backtest(self, data, horizon: int, windows: int = 3, step: int | None = None,
+                 refit: bool = True):
+        """Rolling-origin evaluation: ``windows`` windows of ``horizon`` steps, the last
+        ending at each series' end, origins ``step`` apart (default: horizon). With
+        ``refit`` the model is trained again before each window on everything before it;
+        otherwise once, and later windows are forecast from the true history. A DataFrame
+        with one row per window and series; the whole result is in ``.attrs["backtest"]``."""
+        import pandas as pd
+
+        res = self.backtest_result(data, horizon, windows, step, refit)
         rows = [{"window": r["window"], "unique_id": r["unique_id"], "cutoff": r["cutoff"],
                  **r["model"], **{f"baseline_{k}": v for k, v in r["baseline"].items()},
                  **{f"coverage_{lv}": c for lv, c in r["coverage"].items()}}
@@ -384,147 +851,408 @@ class Forecaster:
         out.attrs["backtest"] = res
         return out
 
-    def predict(self, horizon: int, history=None, level=None):
-        """Forecast ``horizon`` steps after ``history`` (default: the training part). After
-        fitting a table of series: a DataFrame (unique_id, ds, yhat, yhat-lo-L, yhat-hi-L for
-        each ``level``, default 80 and 95)."""
-        if self.panel is not None:
-            if history is not None:
-                raise ConfigError("a many-series model forecasts after its training part; "
-                                  "fit it on the history you mean")
-            return self.panel.predict(horizon, level=level)
-        if level is not None:
-            raise ConfigError("prediction intervals come with many-series models: fit a "
-                              "DataFrame (unique_id, ds, y)")
-        if self.state is None:
-            raise RuntimeError("fit() (or from_checkpoint()) first")
-        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) \
-                or not 1 <= horizon <= MAX_HORIZON:
-            raise ConfigError(f"horizon must be an integer in [1, {MAX_HORIZON}], got {horizon!r}")
-        st = self.settings
-        if history is None:
-            history = self.series.values[:len(self.series) - st.holdout]
-        history = np.asarray(history, np.float64).reshape(len(history), -1)
-        start = int(st.train_start * (len(self.series) - st.holdout))
-        if st.task == "regress":
-            z_hist = self.pipeline.forward(history[start:])
-            return self.pipeline.inverse(self._predict_model_space(z_hist, horizon), history[start:])
-        nc = prep.normalized_change(history[:, 0])
-        tokens = self._predict_model_space(prep.encode(nc, self.centroids), horizon)
-        changes = prep.decode(tokens, len(nc), self.centroids)
-        return (history[-1, 0] + np.cumsum(changes))[:, None]
+    def backtest_result(self, data, horizon, windows=3, step=None, refit=True) -> dict:
+        step = step or horizon
+        for name, v in (("horizon", horizon), ("windows", windows), ("step", step)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ConfigError(f"backtest {name} must be a positive integer, got {v!r}")
+        panel = data if isinstance(data, Panel) else self.read(data)
+        rows, model = [], None
+        for k in range(windows):
+            held = horizon + (windows - 1 - k) * step  # rows after the origin
+            if refit or model is None:
+                model = self.clone(holdout=held)
+                model.fit(panel)
+            rows += model.score(held, horizon, k)
+        return model._result(rows, horizon, step, refit)
 
-    def evaluate_holdout(self) -> dict:
-        """Forecast the held-out tail; metrics of the model and of seasonal naive (per series
-        and overall for a many-series model)."""
-        if self.panel is not None:
-            return self.panel.evaluate_holdout()
-        st = self.settings
-        if st.holdout <= 0:
-            raise ConfigError("evaluation needs a holdout: set holdout > 0")
-        history = self.series.values[:len(self.series) - st.holdout]
-        actual = self.series.values[len(self.series) - st.holdout:]
-        forecast = self.predict(st.holdout, history)
-        naive = seasonal_naive(history, st.holdout, self.baseline_season)
-        out = {"forecast": forecast, "actual": actual, "baseline_forecast": naive,
-                "metrics": metrics(actual, forecast),
-                # the key stays "seasonal_naive" (period 1 = naive); "name" says which it is
-                "baseline": {"seasonal_naive": metrics(actual, naive),
-                             "name": self.baseline_name, "period": self.baseline_season}}
-        if st.task == "classify-change":
-            out["classes"] = self.classify_holdout()
-        return out
+    def clone(self, **settings) -> "Forecaster":
+        """An unfitted Forecaster with these settings changed."""
+        kw = {f.name: getattr(self.settings, f.name) for f in fields(ForecastSettings)}
+        kw.update(settings)
+        return Forecaster(backend=self.backend_name, strategy=self.strategy, device=self.device,
+                          quiet=self.quiet, progress=self.progress, logger=self.logger,
+                          comm=self.comm, **self.read_options, **kw)
 
-    def classify_holdout(self) -> dict:
-        """classify-change: the class of each held-out step's change predicted one step
-        ahead (from the true history), its accuracy, the confusion matrix (rows: true class,
-        columns: predicted), and the accuracy of always predicting the training part's most
-        frequent class. Classes are sorted by their centroid: 0 the largest falls, 2 the
-        largest rises."""
+    def skip_short(self, panel: Panel):
+        """The panel without the series too short to train on, and their ids."""
         st = self.settings
-        n_train = len(self.series) - st.holdout
-        tokens = prep.encode(prep.normalized_change(self.series.values[:, 0]), self.centroids)
-        idx = range(n_train - 1, len(tokens))  # the change into each held-out value
-        pred = np.array([self._predict_model_space(tokens[:j], 1)[0] for j in idx], np.int64)
-        true = tokens[n_train - 1:]
-        conf = np.zeros((3, 3), np.int64)
-        np.add.at(conf, (true, pred), 1)
-        train_tokens = tokens[:n_train - 1]
-        majority = int(np.bincount(train_tokens, minlength=3).argmax())
-        return {"accuracy": float(np.mean(pred == true)), "confusion": conf.tolist(),
-                "predicted": pred.tolist(), "actual": true.tolist(),
-                "centroids": [float(c) for c in self.centroids],
-                "majority_class": majority,
-                "majority_accuracy": float(np.mean(true == majority))}
+        season = (panel.season if st.season is None else st.season) or 0
+        need = st.holdout + int(st.diff) + season + st.window + 2
+        lengths = panel.lengths()
+        keep = np.flatnonzero(lengths >= need)
+        if not len(keep):
+            raise DataError(f"every series is too short for window {st.window} and the last "
+                            f"{st.holdout} rows held out")
+        short = panel.ids[lengths < need]
+        return (panel.subset(keep) if len(keep) < len(panel) else panel), list(short)
 
     # -- checkpoints --
-    def _config(self):
-        return {"settings": self.settings.to_dict(), "model": self.model_cfg.to_dict(),
-                "train": self.settings.train_config().to_dict()}
-
     def save(self, path):
-        s = self.state
-        extra = {"series": {"values": self.series.values, "names": self.series.names,
-                            # labels as an array: a long series keeps the JSON small
-                            "time": None if self.series.time is None
-                            else np.asarray(self.series.time, dtype=str),
-                            "source": self.series.source,
-                            "period": self.series.period, "fingerprint": self.series.fingerprint()},
-                 "pipeline": self.pipeline.state() if self.settings.task == "regress" else None,
-                 "centroids": getattr(self, "centroids", None) if self.settings.task != "regress"
-                 else None,
-                 "best": {"epoch": s.best_epoch, "valid": s.best_valid, "params": s.best_params}
-                 if s.best_params is not None else None,
-                 "stopped": s.stopped, "backend": self.trainer.run_name}
-        return checkpoint.save(path, params=s.params, opt_state=s.opt_state,
-                               rng_state=checkpoint.rng_state(s.rng), epoch=s.epoch,
-                               history={"train_loss": s.train_loss, "valid_loss": s.valid_loss},
-                               config=self._config(), extra=extra)
+        """Write the fitted (or partly trained) model, its data and its calibration as one
+        checkpoint, atomically; ``load`` gives back a model that forecasts the same bits."""
+        p, st = self.panel, self.settings
+        data_arrays = {"ids": np.asarray(p.ids, str), "indptr": p.indptr, "y": p.y,
+                       "exog": p.exog}
+        if p.ds is not None:
+            data_arrays["ds"] = p.ds.astype("datetime64[ns]").view(np.int64)
+        data_meta = {"source": p.source, "freq": p.freq, "period": p.period,
+                     "exog_names": list(p.exog_names), "fingerprint": p.fingerprint()}
+        arrays = {"code": self.tf.code, "lag": self.tf.lag, "center": self.tf.center,
+                  "spread": self.tf.spread, "exog_center": self.tf.exog_center,
+                  "exog_spread": self.tf.exog_spread, "n_valid": self.n_valid}
+        if self.centroids is not None:
+            arrays["centroids"] = self.centroids
+        done = len(self.members) == st.ensemble and hasattr(self, "scores")
+        if done:
+            arrays |= {"scales": self.scales, "fallback": self.fallback, "scores": self.scores,
+                       "score_ptr": self.score_ptr}
+        members = []
+        for m, s in enumerate(self.states):
+            members.append({
+                "epoch": s.epoch, "stopped": s.stopped, "best_epoch": s.best_epoch,
+                "rng_state": checkpoint.rng_state(s.rng),
+                "params": checkpoint.pack(f"m{m}.params", s.params, arrays),
+                "opt_state": checkpoint.pack(f"m{m}.opt", s.opt_state, arrays),
+                "best": None if s.best_params is None else {
+                    "valid": checkpoint.pack(f"m{m}.best_valid", np.asarray(s.best_valid),
+                                             arrays),
+                    "params": checkpoint.pack(f"m{m}.best", s.best_params, arrays)},
+                "history": {"train_loss": checkpoint.pack(f"m{m}.train_loss",
+                                                          np.asarray(s.train_loss, st.dtype),
+                                                          arrays),
+                            "valid_loss": checkpoint.pack(f"m{m}.valid_loss",
+                                                          np.asarray(s.valid_loss, st.dtype),
+                                                          arrays)}})
+        meta = {"settings": st.to_dict(), "model": self.model_cfg.to_dict(),
+                "complete": done, "members": members,
+                "backend": self.trainer.run_name if self.trainer else None}
+        return checkpoint.write(path, {"data": {"meta": data_meta, "arrays": data_arrays},
+                                       "model": {"meta": meta, "arrays": arrays}})
 
-    def _resume_state(self, path, series):
-        ck = checkpoint.load(path)
-        want, have = self._config(), ck["config"]
-        have_s = dict(have["settings"], epochs=want["settings"]["epochs"])
-        want_s = want["settings"]
-        diff = [k for k in want_s if have_s.get(k) != want_s[k]]
+    def _resume_states(self, path) -> list:
+        """The members' training states from the checkpoint at ``path``, which must hold
+        this run's settings (the epochs excepted) and data."""
+        if path is None:
+            raise ConfigError("resume needs the checkpoint's path")
+        ck = _Loaded(path)
+        want = self.settings.to_dict()
+        have = dict(ck.settings.to_dict(), epochs=want["epochs"])
+        diff = [k for k in want if have.get(k) != want[k]]
         if diff:
             k = diff[0]
             raise checkpoint.CheckpointError(
-                f"checkpoint {path} was trained with {k}={_said(k, have_s.get(k))}, this run "
-                f"asks for {_said(k, want_s[k])}; use the same settings to resume, or drop "
+                f"checkpoint {path} was trained with {k}={_said(k, have.get(k))}, this run "
+                f"asks for {_said(k, want[k])}; use the same settings to resume, or drop "
                 "--resume")
-        if ck["extra"]["series"]["fingerprint"] != series.fingerprint():
+        if ck.panel.fingerprint() != self.panel.fingerprint():
             raise checkpoint.CheckpointError(
-                f"checkpoint {path} was trained on other data (fingerprint mismatch); resume with "
-                "the same --data, or drop --resume")
-        best = ck["extra"].get("best")
-        st = TrainState(params=ck["params"], opt_state=ck["opt_state"],
-                        rng=checkpoint.rng_from_state(ck["rng_state"]), epoch=ck["epoch"],
-                        train_loss=list(ck["history"]["train_loss"]),
-                        valid_loss=list(ck["history"]["valid_loss"]))
-        if best:
-            st.best_epoch, st.best_valid, st.best_params = best["epoch"], best["valid"], best["params"]
-        if ck["extra"].get("stopped") == "early-stop":
-            st.stopped = "early-stop"  # an uninterrupted run would not have gone on either
-        return st
+                f"checkpoint {path} was trained on other data (fingerprint mismatch); resume "
+                "with the same --data, or drop --resume")
+        return ck.states(self.model_cfg)
 
     @classmethod
-    def from_checkpoint(cls, path, backend="auto", strategy=None, device=None):
-        """A fitted Forecaster from a checkpoint, ready to predict."""
-        ck = checkpoint.load(path)
-        settings = dict(ck["config"]["settings"])
-        self = cls(backend=backend, strategy=strategy, device=device, quiet=True, **settings)
-        ex = ck["extra"]
-        s = ex["series"]
-        self.series = Series(np.asarray(s["values"]), list(s["names"]), s["time"],
-                             source=s["source"], period=s["period"])
-        self.model_cfg = ModelConfig(**ck["config"]["model"])
-        if ex.get("pipeline") is not None:
-            self.pipeline = prep.Pipeline.from_state(ex["pipeline"])
-        if ex.get("centroids") is not None:
-            self.centroids = np.asarray(ex["centroids"])
-        self.trainer = Trainer(self.model_cfg, self.settings.train_config(), backend=backend,
-                               dtype=self.settings.dtype, strategy=strategy, device=device,
-                               quiet=True)
-        self.state = self._resume_state(path, self.series)
+    def load(cls, path, backend="auto", strategy=None, device=None, quiet=True):
+        """A fitted Forecaster from a checkpoint, ready to predict (after the data's end)."""
+        ck = _Loaded(path)
+        if not ck.complete:
+            raise checkpoint.CheckpointError(
+                f"{path} holds a run that stopped before its last model finished; finish it "
+                "with lockstep train --resume first")
+        self = cls(backend=backend, strategy=strategy, device=device, quiet=quiet,
+                   **ck.settings_kw())
+        self.panel = ck.panel
+        self.prepare_loaded(ck)
         return self
+
+    from_checkpoint = load  # the old name
+
+    def prepare_loaded(self, ck):
+        """The state of a model read from a checkpoint: transforms, model rows, members."""
+        st = self.settings
+        p = self.panel
+        self.holdout = st.holdout
+        lengths = np.diff(p.indptr)
+        self.n_train = lengths - st.holdout
+        self.tf = ck.transforms
+        lags = np.ones(len(p), np.int64) if st.task == "classify-change" else self.tf.lags
+        self.first = (st.train_start * np.maximum(self.n_train, 0)).astype(np.int64) + lags
+        self.n_valid = ck.n_valid
+        if st.task == "classify-change":
+            self._model_rows(True)
+            self.centroids = ck.centroids
+        else:
+            self._model_rows(False)
+        if self.model_cfg != ck.model_cfg:
+            raise checkpoint.CheckpointError(f"{ck.path}: field model.model does not match the "
+                                             "data and settings; delete it or train again")
+        self.states = ck.states(self.model_cfg)
+        self.trainer = self._trainer(0)
+        self.members = [s.best_params if s.best_params is not None else s.params
+                        for s in self.states]
+        self.state = self.states[0]
+        self.scales, self.fallback = ck.scales, ck.fallback
+        self.scores, self.score_ptr = ck.scores, ck.score_ptr
+        self.loaded = True
+
+
+def check_horizon(horizon):
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) \
+            or not 1 <= horizon <= MAX_HORIZON:
+        raise ConfigError(f"horizon must be an integer in [1, {MAX_HORIZON}], got {horizon!r}")
+
+
+def _said(key, v):
+    """A setting's value for a message (patience None is early stopping off)."""
+    return "0 (off)" if key == "patience" and v is None else repr(v)
+
+
+def _ranges(counts) -> np.ndarray:
+    """concatenate([arange(c) for c in counts]) without a Python loop."""
+    counts = np.asarray(counts, np.int64)
+    total = int(counts.sum())
+    if not total:
+        return np.zeros(0, np.int64)
+    ends = np.cumsum(counts)
+    return np.arange(total) - np.repeat(ends - counts, counts)
+
+
+def _default_valid_vec(season, m, task):
+    season, m = np.asarray(season), np.asarray(m)
+    if task != "regress":
+        return np.where(season > 0, season, np.maximum(1, m // 10)).astype(np.int64)
+    return np.where(season > 0, np.maximum(1, np.minimum(3 * season, m // 3)),
+                    np.maximum(1, m // 5)).astype(np.int64)
+
+
+def _overall(rows, levels):
+    """Means over every (window, series) of each metric, and of interval coverage."""
+    keys = rows[0]["model"].keys()
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a metric NaN for every series
+            mean = lambda who, k: float(np.nanmean([r[who][k] for r in rows]))  # noqa: E731
+            return {"model": {k: mean("model", k) for k in keys},
+                    "baseline": {k: mean("baseline", k) for k in keys},
+                    "coverage": {lv: float(np.mean([r["coverage"][lv] for r in rows]))
+                                 for lv in levels}}
+
+
+# ---- reading a checkpoint ------------------------------------------------------------------
+
+class _Loaded:
+    """A checkpoint read by ``checkpoint.read`` and validated field by field: the ``data``
+    section (the panel) and the ``model`` section (settings, per-series state as arrays,
+    members, calibration), with semantic bounds (a window the data can hold, finite
+    transform parameters of sane magnitude). Any failure is one CheckpointError line."""
+
+    def __init__(self, path):
+        self.path = path
+        ck = checkpoint.read(path)
+        secs = ck["sections"]
+        if set(secs) != {"data", "model"}:
+            raise checkpoint.CheckpointError(
+                f"{path} holds sections {', '.join(sorted(secs)) or 'none'}, not a forecaster's "
+                "(data, model); it is not a lockstep model")
+        self._data(secs["data"])
+        self._model(secs["model"])
+
+    def _data(self, sec):
+        f = checkpoint.Fields(self.path, "data", sec["arrays"])
+        m = f.dict(sec["meta"], "meta", ("source", "freq", "period", "exog_names",
+                                         "fingerprint"))
+        ids = f.array("ids", kind="U", ndim=1)
+        n = len(ids)
+        if n < 1 or len(np.unique(ids)) != n:
+            f.fail("ids", "must name one or more series, each once")
+        ip = f.array("indptr", dtype=np.int64, kind="i", shape=(n + 1,))
+        if ip[0] != 0 or (np.diff(ip) < 1).any():
+            f.fail("indptr", "must start at 0 and grow by at least 1 per series")
+        y = f.array("y", dtype=np.float64, shape=(int(ip[-1]),))
+        if (np.abs(y) > MAX_ABS).any():
+            f.fail("y", f"holds values beyond +-{MAX_ABS:g}")
+        names = m["exog_names"]
+        if not (isinstance(names, list) and all(isinstance(x, str) and len(x) <= 4096
+                                                for x in names)):
+            f.fail("meta.exog_names", "must be a list of strings")
+        ex = f.array("exog", dtype=np.float64, shape=(len(y), len(names)))
+        freq = m["freq"]
+        if freq is not None:
+            f.str(freq, "meta.freq", 40)
+            try:
+                calendar.check_freq(freq)
+            except DataError:
+                f.fail("meta.freq", "is not a frequency")
+        ds = None
+        if "ds" in sec["arrays"]:
+            if freq is None:
+                f.fail("ds", "needs meta.freq")
+            ds = f.array("ds", dtype=np.int64, kind="i", shape=(len(y),)).view("datetime64[ns]")
+        elif freq is not None:
+            f.fail("ds", "is missing (meta.freq names a frequency)")
+        period = m["period"]
+        if period is not None:
+            f.int(period, "meta.period", 0, 1 << 20)
+        self.panel = Panel(ids, ip, y, ds, ex, tuple(names), freq,
+                           f.str(m["source"], "meta.source"), period)
+        if self.panel.fingerprint() != f.str(m["fingerprint"], "meta.fingerprint", 64):
+            f.fail("meta.fingerprint", "does not match the data stored")
+
+    def _model(self, sec):
+        f = checkpoint.Fields(self.path, "model", sec["arrays"])
+        self._f = f
+        m = f.dict(sec["meta"], "meta", ("settings", "model", "complete", "members", "backend"))
+        st = f.dataclass(ForecastSettings, _settings_in(m["settings"]), "meta.settings")
+        self.settings = st
+        mc = f.dataclass(ModelConfig, m["model"], "meta.model")
+        self.model_cfg = mc
+        p = self.panel
+        n, lengths = len(p), p.lengths()
+        if st.window > lengths.max():
+            f.fail("meta.settings.window", f"is {st.window}, longer than any series stored")
+        if st.holdout >= lengths.min():
+            f.fail("meta.settings.holdout", "leaves a series without training rows")
+        if (mc.hidden_size, mc.num_layers, mc.init) != (st.hidden_size, st.num_layers, st.init):
+            f.fail("meta.model", "does not match meta.settings (hidden_size, num_layers, init)")
+        self.complete = f.bool(m["complete"], "meta.complete")
+        code = f.array("code", kind="i", shape=(n,), dtype=np.int8)
+        if ((code < 0) | (code > 2)).any():
+            f.fail("code", "must hold transform codes 0, 1 or 2")
+        lag = f.array("lag", kind="i", shape=(n,), dtype=np.int64)
+        if ((lag < 0) | (lag == 1) | (lag > lengths)).any():
+            f.fail("lag", "must hold seasonal lags 0 or >= 2 within each series")
+        arrs = {}
+        for k, shape in (("center", (n,)), ("spread", (n,)),
+                         ("exog_center", (n, len(p.exog_names))),
+                         ("exog_spread", (n, len(p.exog_names)))):
+            a = f.array(k, dtype=np.float64, shape=shape)
+            if (np.abs(a) > MAX_ABS).any() or (k.endswith("spread") and (a <= 0).any()):
+                f.fail(k, f"must be finite{' and positive' if 'spread' in k else ''} and within "
+                       f"+-{MAX_ABS:g}")
+            arrs[k] = a
+        self.transforms = prep.Transforms(code, st.diff, lag, arrs["center"], arrs["spread"],
+                                          arrs["exog_center"], arrs["exog_spread"], st.scale)
+        self.n_valid = f.array("n_valid", dtype=np.int64, kind="i", shape=(n,))
+        if ((self.n_valid < 0) | (self.n_valid >= lengths)).any():
+            f.fail("n_valid", "must be in [0, rows) per series")
+        self.centroids = None
+        if st.task == "classify-change":
+            self.centroids = f.array("centroids", dtype=np.float64, shape=(n, 3))
+            if not (np.diff(self.centroids, axis=1) > 0).all():
+                f.fail("centroids", "must be three increasing values per series")
+        if self.complete:
+            self.scales = f.array("scales", dtype=np.float64, shape=(n,))
+            if (self.scales < 0).any():
+                f.fail("scales", "must be non-negative")
+            self.fallback = f.array("fallback", dtype=np.bool_, kind="b", shape=(n,))
+            ptr = f.array("score_ptr", dtype=np.int64, kind="i", ndim=1)
+            sc = f.array("scores", dtype=np.float64, ndim=1)
+            if len(ptr) < 1 or ptr[0] != 0 or (np.diff(ptr) < 0).any() or ptr[-1] != len(sc):
+                f.fail("score_ptr", "must index the scores from 0 to their end")
+            if (sc < 0).any() or any((np.diff(sc[a:b]) < 0).any()
+                                     for a, b in zip(ptr[:-1], ptr[1:])):
+                f.fail("scores", "must be sorted non-negative values per step")
+            self.scores, self.score_ptr = sc, ptr
+        mem = m["members"]
+        if not isinstance(mem, list) or not 1 <= len(mem) <= st.ensemble \
+                or (self.complete and len(mem) != st.ensemble):
+            f.fail("meta.members", f"must hold 1 to {st.ensemble} members "
+                   f"({st.ensemble} when complete)")
+        self._members = mem
+        if m["backend"] is not None:
+            f.str(m["backend"], "meta.backend", 200)
+
+    def settings_kw(self):
+        return self.settings.to_dict()
+
+    def states(self, model_cfg) -> list:
+        """The members' TrainStates, each field checked (shapes from ``model_cfg``)."""
+        f, st, mc = self._f, self.settings, model_cfg
+        dt = np.dtype(st.dtype)
+        H, I, O = mc.hidden_size, mc.input_size, mc.output_size
+        shapes = {}
+        for l in range(mc.num_layers):
+            n_ih, n_hh, n_b = reference.layer_names(l)
+            shapes |= {n_ih: (4 * H, I if l == 0 else H), n_hh: (4 * H, H), n_b: (4 * H,)}
+        shapes |= {"W_out": (O, H), "b_out": (O,)}
+        out = []
+        for k, v in enumerate(self._members):
+            fld = f"meta.members.{k}"
+            f.dict(v, fld, ("epoch", "stopped", "best_epoch", "rng_state", "params",
+                            "opt_state", "best", "history"))
+            epoch = f.int(v["epoch"], f"{fld}.epoch", 0, 10_000_000)
+            if v["stopped"] not in (None, "completed", "early-stop", "diverged"):
+                f.fail(f"{fld}.stopped", "must be null, completed, early-stop or diverged")
+            params = self._params(v["params"], f"{fld}.params", shapes, dt)
+            opt = self._opt(v["opt_state"], f"{fld}.opt_state", shapes, dt)
+            checkpoint.check_rng_state(f, v["rng_state"], f"{fld}.rng_state")
+            h = f.dict(v["history"], f"{fld}.history", ("train_loss", "valid_loss"))
+            tl = self._array(h["train_loss"], f"{fld}.history.train_loss", dt, (epoch,))
+            vl = self._array(h["valid_loss"], f"{fld}.history.valid_loss", dt, None)
+            if vl.ndim != 1 or len(vl) not in (0, epoch):
+                f.fail(f"{fld}.history.valid_loss", f"must hold 0 or {epoch} values")
+            s = TrainState(params=params, opt_state=opt,
+                           rng=checkpoint.rng_from_state(v["rng_state"]), epoch=epoch,
+                           train_loss=list(tl), valid_loss=list(vl), stopped=v["stopped"])
+            if v["best"] is not None:
+                b = f.dict(v["best"], f"{fld}.best", ("valid", "params"))
+                s.best_epoch = f.int(v["best_epoch"], f"{fld}.best_epoch", 1, max(1, epoch))
+                s.best_valid = self._array(b["valid"], f"{fld}.best.valid", dt, ())[()]
+                s.best_params = self._params(b["params"], f"{fld}.best.params", shapes, dt)
+            out.append(s)
+        return out
+
+    def _array(self, ref, field, dtype, shape):
+        a = checkpoint.unpack(ref, self._f.arrays, self._f, field)
+        a = np.asarray(a) if isinstance(a, (np.ndarray, np.generic)) else a
+        if not isinstance(a, np.ndarray) or a.dtype != dtype or \
+                (shape is not None and a.shape != tuple(shape)) or not np.isfinite(a).all():
+            self._f.fail(field, f"must be a finite {dtype} array"
+                         + (f" of shape {tuple(shape)}" if shape is not None else ""))
+        return a
+
+    def _params(self, ref, field, shapes, dt):
+        return self._check_tree(checkpoint.unpack(ref, self._f.arrays, self._f, field), field,
+                                shapes, dt)
+
+    def _check_tree(self, tree, field, shapes, dt):
+        if not isinstance(tree, dict) or set(tree) != set(shapes):
+            self._f.fail(field, f"must hold {', '.join(shapes)}")
+        for k, shape in shapes.items():
+            a = tree[k]
+            if not isinstance(a, np.ndarray) or a.dtype != dt or a.shape != shape \
+                    or not np.isfinite(a).all():
+                self._f.fail(f"{field}.{k}", f"must be a finite {dt} array of shape {shape}")
+        return {k: tree[k] for k in shapes}
+
+    def _opt(self, ref, field, shapes, dt):
+        f, st = self._f, self.settings
+        tree = checkpoint.unpack(ref, f.arrays, f, field)
+        if tree is None:
+            return None
+        keys = ("step", "b1_pow", "b2_pow", "m", "v") if st.optimizer == "adam" else \
+            (("step", "velocity") if st.momentum else ("step",))
+        f.dict(tree, field, keys)
+        step = tree["step"]
+        step = int(step) if isinstance(step, np.integer) else step
+        out = {"step": f.int(step, f"{field}.step", 0, 1 << 62)}
+        for k in ("b1_pow", "b2_pow"):
+            if k in keys:
+                a = tree[k]
+                if not isinstance(a, (np.ndarray, np.generic)) or a.dtype != dt \
+                        or np.shape(a) != () or not 0 <= a <= 1:
+                    f.fail(f"{field}.{k}", "must be a scalar in [0, 1]")
+                out[k] = np.asarray(a)[()]
+        for k in ("m", "v", "velocity"):
+            if k in keys:
+                out[k] = self._check_tree(tree[k], f"{field}.{k}", shapes, dt)
+        return out
+
+
+def _settings_in(d):
+    """Settings from JSON: levels back to a tuple."""
+    if isinstance(d, dict) and isinstance(d.get("levels"), list):
+        d = dict(d, levels=tuple(d["levels"]))
+    return d

@@ -6,7 +6,7 @@
   behind) without waiting: a second run on the same folder gets ``OutputError`` at once,
   and ``--force`` does not break a live lock (the kernel drops it when its holder dies);
 - holding the lock, it removes the temporary files a killed run left (``.<name>.*.tmp``,
-  the names ``checkpoint.save`` and ``plots`` give them), then writes and removes a probe
+  the names ``write_atomically`` gives them), then writes and removes a probe
   file, so an unwritable place (``/proc``, a read-only mount, a full disk) fails before
   any training;
 - when the run fails, the folders it created are removed again if they are empty.
@@ -138,12 +138,16 @@ class RunFolder:
         return False
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(path, write, mode="wb"):
     """Write a file atomically: ``write(f)`` fills a temporary file beside ``path`` (named
     ``.<name>.XXXXXXXX.tmp``, so the next run sweeps it), then fsync, rename over ``path``
     and fsync of the folder. A failed write leaves neither half a file nor a clobbered one."""
-    from .checkpoint import _umask
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

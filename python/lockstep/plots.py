@@ -126,76 +126,9 @@ def losses(history: dict, path, title="training", best_epoch=None, loss_name="lo
     return _save(fig, path)
 
 
-# ---- time axes and scales --------------------------------------------------------------
+# ---- panels: one axis per series --------------------------------------------------------
 
-_YEAR = re.compile(r"\d{4}")
-
-
-def _dates(labels):
-    """The time labels as datetimes (ISO dates, ``2020-Q1`` quarters, four-digit years), or
-    None when any label is something else: then the axis counts time steps."""
-    import datetime as dt
-
-    from .data import _ISO, _QUARTER
-
-    if not labels:
-        return None
-    out = []
-    for t in labels:
-        t = str(t).strip()
-        q, m = _QUARTER.fullmatch(t), _ISO.fullmatch(t)
-        try:
-            if q:
-                out.append(dt.datetime(int(q.group(1)), 3 * int(q.group(2)) - 2, 1))
-            elif m:
-                y, mo, d, hh, mi, ss = (int(g) if g else None for g in m.groups())
-                out.append(dt.datetime(y, mo, d or 1, hh or 0, mi or 0, ss or 0))
-            elif _YEAR.fullmatch(t):
-                out.append(dt.datetime(int(t), 1, 1))
-            else:
-                return None
-        except ValueError:
-            return None
-    return out
-
-
-def _extend(dates, n):
-    """``dates`` followed by ``n`` more at the series' own step: whole calendar months
-    (monthly, quarterly, yearly data on one day of the month) or one fixed time step; None
-    when the step is not regular."""
-    import datetime as dt
-
-    if n <= 0:
-        return list(dates)
-    if len(dates) < 2:
-        return None
-    months = {(b.year * 12 + b.month) - (a.year * 12 + a.month) for a, b in zip(dates, dates[1:])}
-    same_day = len({(d.day, d.hour, d.minute, d.second) for d in dates}) == 1
-    out = list(dates)
-    if same_day and len(months) == 1 and min(months) > 0:
-        (step,) = months
-        last = dates[-1]
-        for i in range(1, n + 1):
-            k = last.year * 12 + last.month - 1 + step * i
-            out.append(last.replace(year=k // 12, month=k % 12 + 1))
-        return out
-    steps = {b - a for a, b in zip(dates, dates[1:])}
-    if len(steps) == 1 and min(steps) > dt.timedelta(0):
-        (step,) = steps
-        out += [dates[-1] + step * i for i in range(1, n + 1)]
-        return out
-    return None
-
-
-def _time_axis(labels, n):
-    """x positions for ``n`` points (the series' rows, then what follows them): dates when
-    the labels are dates at a regular step (beyond the labels too), else step numbers."""
-    d = _dates(labels)
-    if d is not None:
-        d = _extend(d, n - len(d)) if n > len(d) else d[:n]
-    if d is None:
-        return np.arange(n), False
-    return np.array(d, dtype="datetime64[s]"), True
+_LEVEL = re.compile(r"yhat-lo-(.+)")
 
 
 def _date_axis(ax):
@@ -206,88 +139,6 @@ def _date_axis(ax):
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
 
 
-def _same_scale(values) -> bool:
-    """Whether the columns of ``values`` (n, k) share one y axis well: their ranges overlap
-    and none spans more than 3 times another (else each gets an axis of its own)."""
-    v = np.asarray(values, np.float64)
-    if v.ndim < 2 or v.shape[1] < 2:
-        return True
-    ok = np.isfinite(v).any(axis=0)
-    if ok.sum() < 2:
-        return True
-    lo, hi = np.nanmin(v[:, ok], axis=0), np.nanmax(v[:, ok], axis=0)
-    span = np.maximum(hi - lo, 1e-300)
-    if lo.max() > hi.min():  # one column lies wholly above another
-        return False
-    return bool(span.max() <= 3 * span.min())
-
-
-MAX_AXES = 8  # more series than that share one axis (the figure would be unreadable)
-
-
-def _axes(plt, k, values, width, height):
-    """One axis for all ``k`` series, or one per series (stacked, shared x) when their
-    scales differ; returns (fig, list of axes, axis index of each series)."""
-    if k > 1 and k <= MAX_AXES and not _same_scale(values):
-        fig, axs = plt.subplots(k, 1, figsize=(width, 1.2 + 2.2 * k), sharex=True,
-                                squeeze=False)
-        return fig, [a for (a,) in axs], list(range(k))
-    fig, ax = plt.subplots(figsize=(width, height))
-    return fig, [ax], [0] * k
-
-
-@_quiet
-def forecast_figure(series, forecast_values, start, baseline=None, title="forecast",
-                    baseline_label="seasonal naive"):
-    """The figure of :func:`forecast` (not saved): each series in its units (the value
-    column's name on the y axis), dates on the x axis when the time column has them (the
-    forecast's dates continue the series' step), one axis per series when scales differ."""
-    plt = _plt()
-    note = set()
-    v = _finite(series.values, note)
-    n, k = v.shape
-    fc = _finite(np.reshape(forecast_values, (len(forecast_values), -1)), note)
-    b = None if baseline is None else _finite(np.reshape(baseline, (len(baseline), -1)), note)
-    end = max(n, start + len(fc), start + (0 if b is None else len(b)))
-    x, dated = _time_axis(series.time, end)
-    fig, axs, where = _axes(plt, k, v, 9, 4.5)
-    shown = set()
-
-    def label(ax, what):  # each legend entry once per axis
-        if (id(ax), what) in shown:
-            return None
-        shown.add((id(ax), what))
-        return what
-
-    for j, name in enumerate(series.names):
-        ax = axs[where[j]]
-        ax.plot(x[:n], v[:, j], color=f"C{0 if len(axs) > 1 else j % 10}", lw=1.2,
-                label=name if len(axs) == 1 and k > 1 else label(ax, name))
-        ax.plot(x[start:start + len(fc)], fc[:, j], color="C3", lw=1.6,
-                label=label(ax, "lockstep forecast"))
-        if b is not None:
-            ax.plot(x[start:start + len(b)], b[:, j], color="grey", ls="--", lw=1,
-                    label=label(ax, baseline_label))
-    for ax in axs:
-        if start < n:
-            ax.axvspan(x[start], x[n - 1], color="C1", alpha=0.08, label=label(ax, "holdout"))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    for ax, names in _axis_names(axs, where, series.names):
-        ax.set_ylabel(names)
-    _x_label(axs[-1], dated)
-    axs[0].set_title(title)
-    _annotate(axs[-1], note)
-    return fig
-
-
-def _axis_names(axs, where, names):
-    """Each axis with the names (units) of the series drawn on it."""
-    for i, ax in enumerate(axs):
-        on = [nm for nm, w in zip(names, where) if w == i]
-        yield ax, ", ".join(on[:3]) + (f", ... ({len(on)} series)" if len(on) > 3 else "")
-
-
 def _x_label(ax, dated):
     if dated:
         _date_axis(ax)
@@ -296,40 +147,164 @@ def _x_label(ax, dated):
         ax.set_xlabel("time step")
 
 
-def forecast(series, path, forecast_values, start, baseline=None, title="forecast",
-             baseline_label="seasonal naive"):
-    """The series, the forecast from index ``start`` on, and optionally the baseline."""
-    return _save(forecast_figure(series, forecast_values, start, baseline, title,
-                                 baseline_label), path)
+def _rows(panel, i):
+    """Series ``i``'s rows of the panel as a slice."""
+    ip = panel.indptr
+    return slice(int(ip[i]), int(ip[i + 1]))
+
+
+def _history_x(panel, sl):
+    """x positions of a series' rows: its dates, or step numbers 0..len-1 when undated."""
+    if panel.ds is None:
+        return np.arange(sl.stop - sl.start)
+    return np.asarray(panel.ds[sl]).astype("datetime64[ns]")
+
+
+def _frame_x(values, dated):
+    v = np.asarray(values)
+    if dated:
+        if v.dtype.kind != "M":
+            import pandas as pd
+
+            v = pd.to_datetime(v).to_numpy()
+        return v.astype("datetime64[ns]")
+    return v.astype(np.float64) if v.dtype.kind not in "iuf" else v
+
+
+def _levels(frame):
+    """The interval levels of a forecast frame (columns yhat-lo-L and yhat-hi-L), narrowest
+    first."""
+    cols = set(frame.columns)
+    found = [m.group(1) for c in frame.columns if isinstance(c, str)
+             for m in [_LEVEL.fullmatch(c)] if m and f"yhat-hi-{m.group(1)}" in cols]
+
+    def key(lv):
+        try:
+            return (0, float(lv), lv)
+        except ValueError:
+            return (1, 0.0, lv)
+    return sorted(dict.fromkeys(found), key=key)
+
+
+def _of(frame, uid):
+    """The rows of ``frame`` for series ``uid``, in time order."""
+    if frame is None or not len(frame):
+        return None
+    rows = frame[frame["unique_id"].astype(str).to_numpy() == str(uid)]
+    if not len(rows):
+        return None
+    return rows.sort_values("ds", kind="stable")
+
+
+def _panel_axes(plt, panel, max_series, title):
+    """One axis per series for the first ``max_series`` series of ``panel``, stacked, x
+    shared only when the panel is dated; the title names how many series were left out.
+    Returns (fig, axes, dated)."""
+    n = len(panel)
+    k = max(1, min(n, max(1, int(max_series))))
+    dated = panel.ds is not None
+    fig, axs = plt.subplots(k, 1, figsize=(9, 1.4 + 2.3 * k), sharex=dated and k > 1,
+                            squeeze=False)
+    axs = [a for (a,) in axs]
+    if n > k:
+        title = f"{title} (first {k} of {n} series shown)"
+    elif n == 0:
+        title = f"{title} (no series)"
+    axs[0].set_title(title)
+    return fig, axs, dated
+
+
+def _shorten(text, width=28):
+    text = str(text)
+    return text if len(text) <= width else text[:width - 1] + "\u2026"
 
 
 @_quiet
-def series_figure(s):
-    """The figure of :func:`series` (not saved): dates on the x axis when the time column
-    has them, the column names as y labels, one axis per series when scales differ."""
+def forecast_figure(panel, frame, title="forecast", actual_from=None, baseline=None,
+                    baseline_label="seasonal naive", max_series=6):
+    """The figure of :func:`forecast` (not saved): for each of the first ``max_series``
+    series of ``panel`` one axis with its history, the forecast ``yhat`` from the rows of
+    ``frame`` with its ``unique_id`` and each interval level as a shaded band (lighter for
+    the wider level). ``actual_from`` (n,) gives, per series, the row where the forecast
+    starts inside the series: the rows from there on are the held-out actuals, shaded.
+    ``baseline`` (a frame unique_id, ds, y) is drawn dashed in grey."""
     plt = _plt()
-    note = set()
-    values = _finite(s.values[:, :50], note)
-    k = values.shape[1]
-    x, dated = _time_axis(s.time, len(s))
-    fig, axs, where = _axes(plt, k, values, 9, 4)
-    for j, name in enumerate(s.names[:50]):
-        axs[where[j]].plot(x, values[:, j], label=name)
-    for ax, names in _axis_names(axs, where, s.names[:50]):
-        ax.set_ylabel(names)
+    fig, axs, dated = _panel_axes(plt, panel, max_series, title)
+    levels = [] if frame is None else _levels(frame)
+    n = len(panel)
+    starts = None if actual_from is None else np.asarray(actual_from, np.int64).reshape(-1)
+    if starts is not None and starts.size == 1:  # one position for every series
+        starts = np.full(n, starts[0])
+    for i, ax in enumerate(axs[:n]):
+        note = set()
+        uid = panel.ids[i]
+        sl = _rows(panel, i)
+        x, y = _history_x(panel, sl), _finite(panel.y[sl], note)
+        ax.plot(x, y, color="C0", lw=1.2, label="actual")
+        f = _of(frame, uid)
+        if f is not None:
+            fx = _frame_x(f["ds"].to_numpy(), dated)
+            for r, lv in reversed(list(enumerate(levels))):  # the widest first, underneath
+                lo = _finite(f[f"yhat-lo-{lv}"].to_numpy(), note)
+                hi = _finite(f[f"yhat-hi-{lv}"].to_numpy(), note)
+                alpha = 0.35 - 0.22 * r / max(len(levels) - 1, 1)
+                ax.fill_between(fx, lo, hi, color="C3", alpha=alpha, lw=0,
+                                label=f"{lv} % interval")
+            ax.plot(fx, _finite(f["yhat"].to_numpy(), note), color="C3", lw=1.6,
+                    label="lockstep forecast")
+        b = _of(baseline, uid)
+        if b is not None:
+            ax.plot(_frame_x(b["ds"].to_numpy(), dated), _finite(b["y"].to_numpy(), note),
+                    color="grey", ls="--", lw=1, label=baseline_label)
+        if starts is not None and i < len(starts) and len(x):
+            s0 = int(np.clip(starts[i], 0, len(x)))
+            if s0 < len(x):
+                ax.axvspan(x[s0], x[-1], color="C1", alpha=0.08, label="holdout")
+        ax.set_ylabel(_shorten(uid))
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+        _annotate(ax, note)
+    for ax in axs[:-1]:
+        ax.set_xlabel("")
     _x_label(axs[-1], dated)
-    axs[0].set_title(s.source or "series")
-    if 1 < len(s.names) <= 10 and len(axs) == 1:
-        axs[0].legend()
-    if len(s.names) > 50:
-        note.add(f"first 50 of {len(s.names)} columns")
-    _annotate(axs[-1], note)
+    if dated:
+        for ax in axs:
+            _date_axis(ax)
     return fig
 
 
-def series(s, path):
-    return _save(series_figure(s), path)
+def forecast(panel, path, frame, title="forecast", actual_from=None, baseline=None,
+             baseline_label="seasonal naive", max_series=6):
+    """:func:`forecast_figure` written to ``path`` (atomically); returns the path."""
+    return _save(forecast_figure(panel, frame, title, actual_from, baseline, baseline_label,
+                                 max_series), path)
+
+
+@_quiet
+def series_figure(panel, max_series=6):
+    """The figure of :func:`series` (not saved): the first ``max_series`` series of
+    ``panel``, one axis each (dates on the x axis when the panel has them), titled with the
+    panel's source; the title says how many series were left out."""
+    plt = _plt()
+    fig, axs, dated = _panel_axes(plt, panel, max_series,
+                                  getattr(panel, "source", "") or "series")
+    for i, ax in enumerate(axs[:len(panel)]):
+        note = set()
+        sl = _rows(panel, i)
+        ax.plot(_history_x(panel, sl), _finite(panel.y[sl], note), color="C0", lw=1.2)
+        ax.set_ylabel(_shorten(panel.ids[i]))
+        ax.grid(alpha=0.3)
+        _annotate(ax, note)
+    _x_label(axs[-1], dated)
+    if dated:
+        for ax in axs:
+            _date_axis(ax)
+    return fig
+
+
+def series(panel, path, max_series=6):
+    """:func:`series_figure` written to ``path`` (atomically); returns the path."""
+    return _save(series_figure(panel, max_series), path)
 
 
 @_quiet

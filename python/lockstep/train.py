@@ -21,16 +21,48 @@ def new_rng(seed: int) -> np.random.Generator:
 def run_epochs(backend, x, y, cfg, rng, epochs, data_key=None):
     """Train ``backend`` for ``epochs`` epochs on (x, y); yield each epoch's training loss,
     the sample-weighted mean of its batch losses in the working dtype (bit-identical to
-    reference.train)."""
-    T, n = np.shape(x)[:2]
+    reference.train).
+
+    ``x`` may also be a window source (``x.shape`` (T, N, I) and ``x.gather(idx) -> (x, y)``,
+    with ``y`` None): the epoch's batches then go to the backend in chunks of whole batches,
+    each gathered by index into a compact array of at most ``CHUNK_BYTES``. Batches run in
+    the same order with the same optimizer state either way, so the bits do not change;
+    only the windows of one chunk exist at a time."""
+    T, n = np.shape(x)[:2] if not hasattr(x, "gather") else x.shape[:2]
     L, H = backend.model_cfg.num_layers, backend.model_cfg.hidden_size
     reference.check_dropout(cfg, L)
     for _ in range(epochs):
         order = reference.batch_order(n, cfg, rng)
         masks = reference.epoch_masks(rng, cfg, L, T, H, order, backend.dtype)
-        losses = backend.train_epoch(EpochBatches(x, y, order, cfg.loss_on, data_key,
-                                                  None if masks[0] is None else masks))
+        masks = None if masks[0] is None else masks
+        if hasattr(x, "gather"):
+            losses = []
+            for lo, hi in _chunks(order, x.window_bytes):
+                idx = np.concatenate(order[lo:hi])
+                cx, cy = x.gather(idx)
+                sizes = np.cumsum([0] + [len(i) for i in order[lo:hi]])
+                local = [np.arange(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+                losses += backend.train_epoch(EpochBatches(
+                    cx, cy, local, cfg.loss_on, None, None if masks is None else masks[lo:hi]))
+        else:
+            losses = backend.train_epoch(EpochBatches(x, y, order, cfg.loss_on, data_key,
+                                                      masks))
         yield reference.mean_loss(losses, [len(i) for i in order], backend.dtype)
+
+
+CHUNK_BYTES = 256 << 20  # windows gathered at a time from a window source
+
+
+def _chunks(order, window_bytes):
+    """(lo, hi) ranges of consecutive batches whose windows fit in CHUNK_BYTES."""
+    per = max(1, CHUNK_BYTES // max(1, window_bytes))
+    lo, count = 0, 0
+    for k, idx in enumerate(order):
+        if count and count + len(idx) > per:
+            yield lo, k
+            lo, count = k, 0
+        count += len(idx)
+    yield lo, len(order)
 
 
 # ---- the Trainer: what a user's run goes through ----------------------------------------

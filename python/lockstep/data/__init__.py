@@ -1,6 +1,8 @@
-"""Series: the bundled AirPassengers data, CSV files and a seeded synthetic generator.
+"""Data: the bundled data sets, CSV and Parquet tables and a seeded synthetic generator.
 
-Every loader returns a ``Series``: values (n, k) float64, column names, optional time labels.
+``read`` (data.table) is the one reader: every source becomes a ``Panel`` (many series as
+grouped arrays); ``load`` and ``synthetic`` return Panels too. ``Series``, ``load_csv`` and
+``resolve`` are the older one-table reader, kept until their last users move to ``read``.
 Problems with the input raise ``DataError`` with one line naming the problem and the fix.
 """
 
@@ -105,12 +107,19 @@ class Series:
         }
 
 
-def load(name: str = "airpassengers") -> Series:
-    """A bundled real series: "airpassengers" = Box & Jenkins series G, monthly international
-    airline passengers in thousands, 1949-01..1960-12 (144 values); "elec_equip" (257
-    months), "co2" (444 months), "nile" (100 years) and "macro" (eight quarterly US series,
-    203 quarters): see ``describe_bundled()`` and
-    SOURCES.md beside the files."""
+def load(name: str = "airpassengers") -> "Panel":
+    """A bundled real data set as a ``Panel``: "airpassengers" = Box & Jenkins series G, monthly
+    international airline passengers in thousands, 1949-01..1960-12 (144 values);
+    "elec_equip" (257 months), "co2" (444 months), "nile" (100 years) and "macro" (eight
+    quarterly US series, 203 quarters): see ``describe_bundled()`` and SOURCES.md beside the
+    files."""
+    if name not in BUNDLED:
+        raise DataError(f"unknown dataset {name!r}: use one of {', '.join(BUNDLED)} or a CSV path")
+    return read(name)
+
+
+def _load_series(name: str) -> Series:
+    """A bundled data set as a one-table ``Series`` (the reader ``resolve`` keeps for now)."""
     if name not in BUNDLED:
         raise DataError(f"unknown dataset {name!r}: use one of {', '.join(BUNDLED)} or a CSV path")
     file, value, time, period, _ = _BUNDLED[name]
@@ -323,10 +332,7 @@ def _chain(first, rest):
     yield from rest
 
 
-def synthetic(n_series: int = 8, length: int = 2000, seed: int = 0, periods=(12, 52),
-              noise: float = 0.1) -> Series:
-    """Seeded synthetic series: positive level * (trend + seasonalities) + noise, for heavy
-    benchmarks. Each series draws its own level, trend slope, amplitudes and phases."""
+def _synthetic_values(n_series, length, seed, periods, noise):
     if n_series <= 0 or length <= 0:
         raise DataError(f"synthetic data needs n_series > 0 and length > 0, got {n_series}, {length}")
     rng = np.random.Generator(np.random.PCG64(seed))
@@ -339,19 +345,47 @@ def synthetic(n_series: int = 8, length: int = 2000, seed: int = 0, periods=(12,
         phase = rng.uniform(0, 2 * np.pi, n_series)
         y = y + amp * np.sin(2 * np.pi * t / p + phase)
     y = y + noise * rng.standard_normal((length, n_series)) * 0.2
-    values = level * np.maximum(y, 0.05)
-    return Series(values, [f"s{i}" for i in range(n_series)], None, source=f"synthetic(seed={seed})",
-                  period=periods[0] if periods else None)
+    return level * np.maximum(y, 0.05)  # (length, n_series)
+
+
+# months from 2000-01 that pandas' nanosecond timestamps still hold (up to 2262-04)
+_SYNTHETIC_MONTHS = (2262 - 2000) * 12 + 4
+
+
+def synthetic(n_series: int = 8, length: int = 2000, seed: int = 0, periods=(12, 52),
+              noise: float = 0.1) -> "Panel":
+    """Seeded synthetic series as a ``Panel``: positive level * (trend + seasonalities) +
+    noise, for heavy benchmarks. Each series ("s0", "s1", ...) draws its own level, trend
+    slope, amplitudes and phases; monthly dates from 2000-01-01 (freq "MS") while they fit in
+    pandas' timestamps (up to 2262), undated beyond that."""
+    values = _synthetic_values(n_series, length, seed, periods, noise)
+    dated = length <= _SYNTHETIC_MONTHS
+    ds = None
+    if dated:
+        months = np.datetime64("2000-01", "M") + np.arange(length)
+        ds = np.tile(months.astype("datetime64[ns]"), n_series)
+    period = periods[0] if periods else None
+    if dated and period == 12:
+        period = None  # the monthly season
+    return Panel(np.array([f"s{i}" for i in range(n_series)]),
+                 np.arange(n_series + 1, dtype=np.int64) * length,
+                 np.ascontiguousarray(values.T).reshape(-1), ds, np.zeros((n_series * length, 0)),
+                 (), "MS" if dated else None, f"synthetic(seed={seed})", period)
 
 
 def resolve(spec: str, value_column=None, time_column=None) -> Series:
-    """A bundled name or a CSV path, as the CLI's --data takes it."""
+    """A bundled name or a CSV path, as the CLI's --data takes it (a one-table ``Series``)."""
     if spec in BUNDLED:
-        s = load(spec)
+        s = _load_series(spec)
         for c in [value_column] if isinstance(value_column, (str, int)) else value_column or []:
             if c not in s.names and str(c) != "0":
                 raise DataError(f"value column {c!r} not found; columns are: {', '.join(s.names)}")
         return s
     if spec.startswith("synthetic"):
-        return synthetic()
+        v = _synthetic_values(8, 2000, 0, (12, 52), 0.1)
+        return Series(v, [f"s{i}" for i in range(8)], None, source="synthetic(seed=0)", period=12)
     return load_csv(spec, value_columns=value_column, time_column=time_column)
+
+
+# the one data model and reader (they import DataError and the bundled table from here)
+from .table import Panel, read  # noqa: E402

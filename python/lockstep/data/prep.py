@@ -1,5 +1,5 @@
-"""Preprocessing fitted on the training part only, each step with an exact inverse; time-major
-windows; the seed project's "encoded change" classification task.
+"""Preprocessing fitted on each series' training part only, as arrays indexed by series, each
+step with an exact inverse; the seed project's "encoded change" classification task.
 
 The transforms use lockstep's canonical log/exp (float64) so a run's inputs are the same bits
 on every machine, like everything after them.
@@ -7,7 +7,7 @@ on every machine, like everything after them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,135 +15,199 @@ from .. import arith
 from . import DataError
 
 SCALES = ("standard", "minmax", "none")
+TRANSFORMS = ("auto", "log", "log1p", "none")  # what a series' values go through first
+_CODES = {"none": 0, "log": 1, "log1p": 2}  # per-series transform, stored as a small integer
+CODE_NAMES = {v: k for k, v in _CODES.items()}
+
+
+def positions(indptr) -> np.ndarray:
+    """Each row's position inside its series (0, 1, ... per series) for grouped arrays."""
+    lengths = np.diff(indptr)
+    return np.arange(indptr[-1]) - np.repeat(indptr[:-1], lengths)
+
+
+def group_of(indptr) -> np.ndarray:
+    """Each row's series index."""
+    return np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+
+
+def lagged(v, indptr, lag, pos=None):
+    """v[r] - v[r - lag[series]] where the row ``lag`` before is in the same series, NaN
+    before that; ``lag`` an int or one per series (0: the values unchanged)."""
+    pos = positions(indptr) if pos is None else pos
+    lag_r = np.repeat(np.broadcast_to(np.asarray(lag, np.int64), (len(indptr) - 1,)),
+                      np.diff(indptr))
+    out = v - v[np.maximum(np.arange(len(v)) - lag_r, 0)]
+    out[(pos < lag_r) & (lag_r > 0)] = np.nan
+    keep = lag_r == 0
+    out[keep] = v[keep]
+    return out
+
+
+def group_stats(v, group, use, n, scale):
+    """(center, spread) of the rows ``use`` of each of ``n`` groups: mean and standard
+    deviation (``standard``), mid-range and half-range (``minmax``) or 0 and 1 (``none``);
+    sums run over the rows in order (np.bincount), so the bits depend on nothing else. A
+    zero spread becomes 1. ``v`` is (rows,) or (rows, e)."""
+    two = v.ndim == 2
+    v2 = v if two else v[:, None]
+    g, w = group[use], v2[use]
+    e = v2.shape[1]
+    if scale == "none" or e == 0:
+        c, s = np.zeros((n, e)), np.ones((n, e))
+    elif scale == "standard":
+        cnt = np.bincount(g, minlength=n).astype(np.float64)
+        c = np.stack([np.bincount(g, w[:, j], n) for j in range(e)], 1) / np.maximum(cnt, 1)[:, None]
+        d = w - c[g]
+        s = np.sqrt(np.stack([np.bincount(g, d[:, j] * d[:, j], n) for j in range(e)], 1)
+                    / np.maximum(cnt, 1)[:, None])
+    else:
+        lo = np.full((n, e), np.inf)
+        hi = np.full((n, e), -np.inf)
+        np.minimum.at(lo, g, w)
+        np.maximum.at(hi, g, w)
+        c, s = (lo + hi) / 2, (hi - lo) / 2
+    s = np.where(s > 0, s, 1.0)
+    return (c, s) if two else (c[:, 0], s[:, 0])
 
 
 @dataclass
-class Pipeline:
-    """log -> lag-1 difference -> seasonal difference -> scaling, each optional.
+class Transforms:
+    """Per-series transforms of grouped arrays, every field an array indexed by series:
+    ``code`` (0 none, 1 log, 2 log1p) -> lag-1 difference (``diff``, for all) -> seasonal
+    difference at ``lag`` (0 = none) -> scaling by ``center`` / ``spread``. The covariates
+    are differenced the same way and scaled by ``exog_center`` / ``exog_spread``.
 
-    ``fit`` learns the scaling from the training part; ``forward`` maps values (n, k) to
-    model space (n - lags, k); ``inverse`` maps model-space continuations back to values,
-    given the values that precede them (the differences need their starting points).
-    """
+    ``fit`` learns everything from each series' training part; ``forward`` maps every row to
+    model space (NaN in the rows the differences consume); ``inverse`` continues a history
+    with model-space values. The logs are lockstep's canonical ones (float64), so the model's
+    inputs are the same bits on every machine."""
 
-    log: bool = True
-    diff: bool = False
-    season: int = 0  # seasonal difference lag; 0 = none
+    code: np.ndarray
+    diff: bool
+    lag: np.ndarray
+    center: np.ndarray
+    spread: np.ndarray
+    exog_center: np.ndarray
+    exog_spread: np.ndarray
     scale: str = "standard"
-    center: np.ndarray | None = field(default=None, repr=False)
-    spread: np.ndarray | None = field(default=None, repr=False)
-
-    def __post_init__(self):
-        if self.scale not in SCALES:
-            raise DataError(f"scale must be one of {', '.join(SCALES)}, got {self.scale!r}")
-        if self.season < 0 or self.season == 1:
-            raise DataError(f"seasonal lag must be 0 (off) or >= 2, got {self.season}; "
-                            "use the lag-1 difference for 1")
 
     @property
-    def lags(self) -> int:
-        """Rows consumed at the start by the differences."""
-        return int(self.diff) + self.season
-
-    def _stages(self, values):
-        """The series after each enabled step: [values, logged, differenced, seasonal]."""
-        v = np.asarray(values, np.float64)
-        if v.ndim == 1:
-            v = v[:, None]
-        out = [v]
-        if self.log:
-            if (v <= 0).any():
-                raise DataError("the log transform needs positive values; pass --no-log "
-                                "(or log=False) for series with zeros or negatives")
-            v = arith.log(v)
-        out.append(v)
-        if self.diff:
-            v = v[1:] - v[:-1]
-        out.append(v)
-        if self.season:
-            v = v[self.season:] - v[:-self.season]
-        out.append(v)
-        return out
-
-    def fit(self, train_values):
-        z = self._stages(train_values)[-1]
-        if z.shape[0] < 2:
-            raise DataError(f"the training part is too short for these transforms: {z.shape[0]} "
-                            f"values left after differencing (lags {self.lags})")
-        if self.scale == "standard":
-            self.center, self.spread = z.mean(axis=0), z.std(axis=0)
-        elif self.scale == "minmax":
-            lo, hi = z.min(axis=0), z.max(axis=0)
-            self.center, self.spread = (lo + hi) / 2, (hi - lo) / 2
-        else:
-            self.center, self.spread = np.zeros(z.shape[1]), np.ones(z.shape[1])
-        self.spread = np.where(self.spread > 0, self.spread, 1.0)
-        return self
-
-    def forward(self, values) -> np.ndarray:
-        if self.center is None:
-            raise DataError("the pipeline must be fitted on the training part before use")
-        return (self._stages(values)[-1] - self.center) / self.spread
-
-    def inverse(self, z_future, history) -> np.ndarray:
-        """Values that continue ``history`` (raw values) when the model space continues with
-        ``z_future`` (h, k): undo scaling, then each difference from its stage's history."""
-        z = np.asarray(z_future, np.float64).reshape(len(z_future), -1)
-        hist = self._stages(history)
-        s = z * self.spread + self.center
-        if self.season:
-            s = _undifference(s, hist[2], self.season)
-        if self.diff:
-            s = _undifference(s, hist[1], 1)
-        return arith.exp(s) if self.log else s
-
-    def state(self) -> dict:
-        return {"log": self.log, "diff": self.diff, "season": self.season, "scale": self.scale,
-                "center": None if self.center is None else self.center.tolist(),
-                "spread": None if self.spread is None else self.spread.tolist()}
+    def lags(self) -> np.ndarray:
+        """Rows each series' differences consume at its start."""
+        return self.lag + int(self.diff)
 
     @classmethod
-    def from_state(cls, st: dict) -> "Pipeline":
-        p = cls(log=st["log"], diff=st["diff"], season=st["season"], scale=st["scale"])
-        if st["center"] is not None:
-            p.center, p.spread = np.array(st["center"]), np.array(st["spread"])
-        return p
+    def fit(cls, y, exog, indptr, n_train, skip, *, transform="auto", diff=False, season=0,
+            scale="standard"):
+        """Fit on rows [skip, n_train) of each series (positions inside the series).
+        ``transform`` auto takes the log of a series whose training values are all positive
+        and leaves the others as they are (zeros and negatives train too)."""
+        if transform not in TRANSFORMS:
+            raise DataError(f"transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
+        if scale not in SCALES:
+            raise DataError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+        n = len(indptr) - 1
+        pos, group = positions(indptr), group_of(indptr)
+        train = (pos >= skip[group]) & (pos < n_train[group])
+        lo = np.full(n, np.inf)
+        np.minimum.at(lo, group[train], y[train])
+        if transform == "auto":
+            code = np.where(lo > 0, _CODES["log"], _CODES["none"]).astype(np.int8)
+        else:
+            code = np.full(n, _CODES[transform], np.int8)
+            need = {"log": (lo > 0, "positive values"), "log1p": (lo > -1, "values above -1")}
+            if transform in need and not need[transform][0].all():
+                raise DataError(f"series {int(np.flatnonzero(~need[transform][0])[0])} has "
+                                f"values that the {transform} transform cannot take (it needs "
+                                f"{need[transform][1]}); use --transform auto or none")
+        usable = n_train - skip
+        lag = np.where(usable > 2 * season + 2, season, 0).astype(np.int64) if season \
+            else np.zeros(n, np.int64)
+        t = cls(code, bool(diff), lag, np.zeros(n), np.ones(n), np.zeros((n, 0)),
+                np.ones((n, 0)), scale)
+        first = skip + t.lags
+        use = (pos >= first[group]) & (pos < n_train[group])
+        t.center, t.spread = group_stats(t._differenced(t.stage1(y, group), indptr, pos),
+                                         group, use, n, scale)
+        dx = t._differenced(np.asarray(exog, np.float64), indptr, pos)
+        t.exog_center, t.exog_spread = group_stats(dx, group, use, n, "standard")
+        return t
+
+    def stage1(self, y, group):
+        """The values after the per-series log / log1p (canonical, float64)."""
+        y = np.asarray(y, np.float64)
+        c = self.code[group]
+        out = y.copy()
+        with np.errstate(all="ignore"):  # rows outside the training part may leave the domain
+            m = c == _CODES["log"]
+            out[m] = arith.log(y[m])
+            m = c == _CODES["log1p"]
+            out[m] = arith.log(1.0 + y[m])
+        return out
+
+    def _differenced(self, v, indptr, pos):
+        if self.diff:
+            v = lagged(v, indptr, 1, pos)
+        return lagged(v, indptr, self.lag, pos)
+
+    def forward(self, y, indptr):
+        """Model-space values of every row (NaN in the rows the differences consume)."""
+        pos, group = positions(indptr), group_of(indptr)
+        return (self._differenced(self.stage1(y, group), indptr, pos) - self.center[group]) \
+            / self.spread[group]
+
+    def exog_forward(self, exog, indptr):
+        """Scaled differenced covariates of every row (0 in the rows the differences use)."""
+        pos, group = positions(indptr), group_of(indptr)
+        d = (self._differenced(np.asarray(exog, np.float64), indptr, pos)
+             - self.exog_center[group]) / self.exog_spread[group]
+        return np.nan_to_num(d, nan=0.0)
+
+    def inverse(self, z, series, s1_hist):
+        """Values that continue each row's history when its model space continues with ``z``
+        (B, h). ``series`` (B,) names each row's series; ``s1_hist`` (B, k) holds the last k
+        stage-1 values (after the log) of its history, k >= max lag + 1."""
+        z = np.asarray(z, np.float64)
+        B, h = z.shape
+        s = z * self.spread[series][:, None] + self.center[series][:, None]
+        hist = np.asarray(s1_hist, np.float64)
+        if self.diff:
+            d_hist = hist[:, 1:] - hist[:, :-1]
+        else:
+            d_hist = hist
+        lag = self.lag[series]
+        if lag.any():  # x[t] = d[t] + x[t - lag], continuing the differenced history
+            ext = np.concatenate([d_hist, np.empty((B, h))], axis=1)
+            k0 = d_hist.shape[1]
+            rows = np.arange(B)
+            for t in range(h):
+                prev = ext[rows, k0 + t - np.maximum(lag, 1)]
+                ext[:, k0 + t] = np.where(lag > 0, s[:, t] + prev, s[:, t])
+            s = ext[:, k0:]
+        if self.diff:  # x[t] = d[t] + x[t - 1]
+            out = np.empty_like(s)
+            prev = hist[:, -1]
+            for t in range(h):
+                prev = s[:, t] + prev
+                out[:, t] = prev
+            s = out
+        c = self.code[series][:, None]
+        with np.errstate(over="ignore"):
+            e = arith.exp(s)
+        return np.where(c == _CODES["log"], e, np.where(c == _CODES["log1p"], e - 1.0, s))
+
+    def names(self):
+        """Each series' transform by name (for summaries)."""
+        return [CODE_NAMES[int(c)] for c in self.code]
 
 
-def _undifference(d, history, lag):
-    """x[t] = d[t] + x[t - lag], continuing ``history``."""
-    if len(history) < lag:
-        raise DataError(f"need at least {lag} values of history to undo a lag-{lag} difference")
-    out = np.concatenate([history[-lag:], np.empty_like(d)])
-    for t in range(len(d)):
-        out[lag + t] = d[t] + out[t]
-    return out[lag:]
-
-
-def windows(z, window: int, target: str = "all"):
-    """Time-major windows of a (n, k) series: x (T, N, k) = z[i:i+T]; targets are the next
-    values at every step (T, N, k) or at the last step only (N, k)."""
-    z = np.asarray(z)
-    n = z.shape[0] - window
-    if window <= 0:
-        raise DataError(f"window must be a positive integer, got {window}")
-    if n <= 0:
-        raise DataError(f"a series of {z.shape[0]} values makes no window of {window} plus a target")
-    idx = np.arange(window)[:, None] + np.arange(n)[None, :]  # (T, N)
-    x = z[idx]
-    y = z[idx + 1] if target == "all" else z[window:window + n]
-    return x, y
-
-
-def split_windows(z, window: int, n_valid: int, target: str = "all"):
-    """Chronological split of a training series into training and validation windows: the
-    last ``n_valid`` values are validation targets only; training windows end before them."""
-    if n_valid <= 0:
-        return windows(z, window, target), None
-    cut = len(z) - n_valid
-    train = windows(z[:cut], window, target)
-    valid = windows(z[cut - window:], window, target)
-    return train, valid
+def kmeans_groups(v, group, n, k=3):
+    """Per-group ``kmeans_1d`` centroids (n, k) of the values ``v`` of each group."""
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(n + 1))
+    vs = v[order]
+    return np.stack([kmeans_1d(vs[bounds[i]:bounds[i + 1]], k) for i in range(n)])
 
 
 # ---- the seed's "encoded change" task ------------------------------------------------------
@@ -154,11 +218,13 @@ def bound_lines(n: int):
     return 0.5 * t + 15, -0.6 * t - 7
 
 
-def normalized_change(values):
-    """Change x[t+1] - x[t] divided by the upper bound when >= 0, by |lower| when negative."""
+def normalized_change(values, t=None):
+    """Change x[t+1] - x[t] divided by the upper bound when >= 0, by |lower| when negative;
+    ``t`` gives each change's index on the bound lines (default 0, 1, ...)."""
     v = np.asarray(values, np.float64).reshape(-1)
     d = v[1:] - v[:-1]
-    up, lo = bound_lines(len(d))
+    t = np.arange(len(d), dtype=np.float64) if t is None else np.asarray(t, np.float64)
+    up, lo = 0.5 * t + 15, -0.6 * t - 7
     return np.where(d >= 0, d / up, d / np.abs(lo))
 
 
@@ -184,13 +250,14 @@ def encode(v, centroids):
     return np.searchsorted(mids, np.asarray(v), side="right")
 
 
-def decode(tokens, start_t: int, centroids):
-    """Changes from tokens: the centroid times the bound line at each month index."""
+def decode(tokens, t, centroids):
+    """Changes from tokens: the centroid times the bound line at each change's index ``t``
+    (tokens, t and centroids broadcast: (B, h), (B, h), (B, 3) per row)."""
     tok = np.asarray(tokens)
-    up, lo = bound_lines(start_t + len(tok))
-    c = centroids[tok]
-    t = np.arange(start_t, start_t + len(tok))
-    return np.where(c >= 0, c * up[t], c * np.abs(lo[t]))
+    t = np.asarray(t, np.float64)
+    c = np.take_along_axis(np.asarray(centroids), tok, axis=-1) if np.ndim(centroids) > 1 \
+        else np.asarray(centroids)[tok]
+    return np.where(c >= 0, c * (0.5 * t + 15), c * np.abs(-0.6 * t - 7))
 
 
 def one_hot(tokens, k: int, dtype=np.float64):

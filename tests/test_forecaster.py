@@ -1,0 +1,235 @@
+"""The one Forecaster, for one series or many: every option on both, bit-exact resume of
+ensembles on any backend, checkpoints whose array count does not grow with the series,
+per-series transforms for zeros and negatives, the batched calibration."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import assert_same_bits
+
+from lockstep import Forecaster, checkpoint, data, reference
+from lockstep.data import DataError
+from lockstep.data.table import read
+
+SMALL = dict(hidden_size=5, window=6, epochs=3, batch_size=16, patience=None, quiet=True,
+             ensemble=1)
+
+
+def long_table(n_series=5, base_len=40, seed=0, exog=False, zeros=False):
+    rng = np.random.default_rng(seed)
+    parts = []
+    for i in range(n_series):
+        n = base_len + 5 * i
+        t = np.arange(n)
+        y = 30 + 10 * i + 5 * np.sin(2 * np.pi * t / 12 + i) + rng.normal(0, 1, n)
+        d = {"unique_id": f"s{i}", "ds": pd.date_range("2001-01-01", periods=n, freq="MS")}
+        if exog:
+            x = rng.normal(0, 1, n)
+            d["promo"] = x
+            y = y + 4 * x
+        if zeros and i == 0:
+            y = y - y.mean()  # negatives and positives
+        d["y"] = y
+        parts.append(pd.DataFrame(d))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_one_series_and_many_go_through_the_same_forecaster():
+    one = Forecaster(backend="numpy", holdout=12, **{**SMALL, "ensemble": 2}).fit("airpassengers")
+    many = Forecaster(backend="numpy", holdout=6, **SMALL).fit(long_table())
+    for fc, n, h in ((one, 1, 12), (many, 5, 6)):
+        assert type(fc) is Forecaster and len(fc.panel) == n
+        f = fc.predict(4)
+        assert list(f.columns) == ["unique_id", "ds", "yhat", "yhat-lo-80", "yhat-hi-80",
+                                   "yhat-lo-95", "yhat-hi-95"]
+        assert len(f) == 4 * n and np.isfinite(f["yhat"]).all()
+        assert (f["yhat-lo-95"] <= f["yhat-lo-80"]).all() and (f["yhat-lo-80"] <= f["yhat"]).all()
+        ev = fc.evaluate_holdout()
+        assert len(ev["windows"]) == n and {"mase", "smape", "rmse"} <= set(ev["overall"]["model"])
+    # the ensemble is two models on one series too, and their mean is not either alone
+    assert len(one.members) == 2
+    solo = Forecaster(backend="numpy", holdout=12, **SMALL).fit("airpassengers")
+    assert not np.array_equal(solo.predict(3)["yhat"], one.predict(3)["yhat"])
+
+
+def test_global_model_has_the_same_bits_on_every_backend():
+    df = long_table(4, 36, exog=True)
+    kw = dict(holdout=6, calendar=True, exog=["promo"], **{**SMALL, "ensemble": 2})
+    a = Forecaster(backend="numpy", **kw).fit(df)
+    b = Forecaster(backend="cpu", **kw).fit(df)
+    for m in range(2):
+        for n in reference.names_of(a.members[m]):
+            assert_same_bits(b.members[m][n], a.members[m][n], f"member {m} {n}")
+    assert_same_bits(b.scores, a.scores, "calibration scores")
+    fa, fb = a.evaluate_holdout(), b.evaluate_holdout()
+    assert [r["forecast"] for r in fa["windows"]] == [r["forecast"] for r in fb["windows"]]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_resume_of_an_ensemble_of_many_series_is_bit_exact(tmp_path, backend):
+    df = long_table(4, 40, exog=True)
+    kw = dict(backend=backend, holdout=6, exog=["promo"], **{**SMALL, "ensemble": 2,
+                                                              "epochs": 4})
+    straight = Forecaster(**kw).fit(df, tmp_path / "a.npz")
+
+    class Kill(Exception):
+        pass
+
+    seen = []
+
+    def die(fc):  # interrupted in the second model's second epoch, after saving
+        fc.save(tmp_path / "b.npz")
+        seen.append(1)
+        if len(seen) == 6:
+            raise Kill
+
+    with pytest.raises(Kill):
+        Forecaster(**kw).fit(df, tmp_path / "b.npz", on_epoch=die)
+    rest = Forecaster(**{**kw, "backend": "numpy"}).fit(df, tmp_path / "b.npz", resume=True)
+    for m in range(2):
+        for n in reference.names_of(straight.members[m]):
+            assert_same_bits(rest.members[m][n], straight.members[m][n], f"member {m} {n}")
+        assert_same_bits(np.asarray(rest.states[m].train_loss),
+                         np.asarray(straight.states[m].train_loss), "losses")
+    assert_same_bits(rest.predict(3, future=_future(df, 3))["yhat"].to_numpy(),
+                     straight.predict(3, future=_future(df, 3))["yhat"].to_numpy(), "forecast")
+    # more epochs later equal a longer run from the start
+    more = Forecaster(**{**kw, "epochs": 6}).fit(df, tmp_path / "a.npz", resume=True)
+    longer = Forecaster(**{**kw, "epochs": 6}).fit(df)
+    assert_same_bits(more.members[1]["W_hh"], longer.members[1]["W_hh"], "W_hh")
+
+
+def _future(df, h):
+    rows = []
+    for sid, g in df.groupby("unique_id", sort=False):
+        ds = pd.date_range(g["ds"].iloc[-1], periods=h + 1, freq="MS")[1:]
+        rows.append(pd.DataFrame({"unique_id": sid, "ds": ds, "promo": np.arange(h) * 0.1}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_resume_refuses_other_settings_or_data(tmp_path):
+    df = long_table(3, 40)
+    Forecaster(backend="numpy", **SMALL).fit(df, tmp_path / "c.npz")
+    with pytest.raises(checkpoint.CheckpointError, match="hidden_size=5, this run asks for 7"):
+        Forecaster(backend="numpy", **{**SMALL, "hidden_size": 7}).fit(df, tmp_path / "c.npz",
+                                                                       resume=True)
+    other = df.assign(y=df["y"] * 2)
+    with pytest.raises(checkpoint.CheckpointError, match="other data"):
+        Forecaster(backend="numpy", **SMALL).fit(other, tmp_path / "c.npz", resume=True)
+
+
+def test_checkpoint_arrays_do_not_grow_with_the_series(tmp_path):
+    """A model of 2000 series stores as many arrays as one of 20, and loads back to the same
+    forecasts (the old format refused more than 1024 arrays)."""
+    counts = {}
+    for n in (20, 2000):
+        rng = np.random.default_rng(n)
+        lengths = rng.integers(30, 50, n)
+        ids = np.repeat([f"u{i}" for i in range(n)], lengths)
+        pos = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        ds = pd.Timestamp("2000-01-01") + pd.to_timedelta(pos * 7, "D")
+        y = 10 + np.sin(pos / 3) + rng.normal(0, 0.1, len(pos))
+        df = pd.DataFrame({"unique_id": ids, "ds": ds, "y": y})
+        fc = Forecaster(backend="cpu", holdout=4, **{**SMALL, "epochs": 1}).fit(df)
+        path = tmp_path / f"m{n}.npz"
+        fc.save(path)
+        import zipfile
+
+        counts[n] = len(zipfile.ZipFile(path).namelist())
+        back = Forecaster.load(path, backend="numpy")
+        assert_same_bits(back.predict(3)["yhat"].to_numpy(),
+                         fc.predict(3, at_end=True)["yhat"].to_numpy(), f"{n} series")
+    assert counts[20] == counts[2000], counts
+
+
+def test_zeros_and_negatives_train_with_the_transform_chosen_per_series(tmp_path):
+    df = long_table(3, 40, zeros=True)
+    fc = Forecaster(backend="numpy", holdout=6, **SMALL).fit(df)
+    assert fc.tf.names() == ["none", "log", "log"]
+    assert np.isfinite(fc.predict(3)["yhat"]).all()
+    with pytest.raises(DataError, match="log transform cannot take"):
+        Forecaster(backend="numpy", holdout=6, transform="log", **SMALL).fit(df)
+    none = Forecaster(backend="numpy", holdout=6, transform="none", **SMALL).fit(df)
+    assert none.tf.names() == ["none"] * 3
+    fc.save(tmp_path / "z.npz")
+    assert Forecaster.load(tmp_path / "z.npz").tf.names() == ["none", "log", "log"]
+
+
+def test_calibration_runs_every_origin_in_one_engine_call_per_step():
+    df = long_table(6, 48)
+    fc = Forecaster(backend="numpy", holdout=6, **SMALL)
+    fc.fit(df)
+    calls = []
+    be = fc.trainer.backend
+    real = be.predict
+
+    def counting(x):
+        calls.append(x.shape[1])
+        return real(x)
+
+    be.predict = counting
+    before = fc.scores.copy()
+    fc._calibrate()
+    H = len(fc.score_ptr) - 1
+    assert len(calls) == H and calls[0] == int((fc._calibration_rows()[0] >= 0).sum())
+    assert_same_bits(fc.scores, before, "scores")
+
+
+def test_conformal_intervals_cover_at_the_nominal_level():
+    df = long_table(10, 80, seed=3)
+    fc = Forecaster(backend="cpu", holdout=12, **{**SMALL, "epochs": 8, "hidden_size": 8})
+    fc.fit(df)
+    cov = fc.evaluate_holdout()["overall"]["coverage"]
+    assert 0.6 <= cov[80] <= 1.0 and cov[95] >= cov[80], cov
+
+
+def test_classify_change_runs_through_the_same_path(tmp_path):
+    fc = Forecaster(backend="numpy", task="classify-change", holdout=12, train_start=0.4,
+                    **SMALL).fit("airpassengers")
+    ev = fc.evaluate_holdout()
+    c = ev["classes"]
+    assert len(c["predicted"]) == 12 and 0 <= c["accuracy"] <= 1
+    assert np.asarray(c["confusion"]).sum() == 12
+    f = fc.predict(5)
+    assert len(f) == 5 and np.isfinite(f["yhat"]).all()
+    fc.save(tmp_path / "k.npz")
+    back = Forecaster.load(tmp_path / "k.npz", backend="numpy")
+    assert_same_bits(back.predict(5)["yhat"].to_numpy(),
+                     fc.predict(5, at_end=True)["yhat"].to_numpy(), "classify forecast")
+
+
+def test_backtest_of_one_series_and_of_many():
+    for src, n in (("airpassengers", 1), (long_table(3, 50), 3)):
+        fc = Forecaster(backend="cpu", **SMALL)
+        bt = fc.backtest(src, horizon=6, windows=2)
+        assert len(bt) == 2 * n and {"mase", "baseline_mase", "coverage_80"} <= set(bt.columns)
+
+
+def test_too_short_series_are_named_or_skipped():
+    df = long_table(3, 40)
+    df = pd.concat([df, pd.DataFrame({"unique_id": "tiny", "y": np.arange(1.0, 9.0),
+                                      "ds": pd.date_range("2001-01-01", periods=8, freq="MS")})])
+    with pytest.raises(DataError, match="series 'tiny' has 8 rows"):
+        Forecaster(backend="numpy", holdout=6, **SMALL).fit(df)
+    fc = Forecaster(backend="numpy", holdout=6, **SMALL)
+    p, short = fc.skip_short(read(df))
+    assert short == ["tiny"] and len(p) == 3
+    fc.fit(p)
+
+
+def test_windows_are_drawn_by_index_in_chunks_with_the_same_bits(monkeypatch):
+    from lockstep import train
+
+    df = long_table(4, 40)
+    a = Forecaster(backend="numpy", holdout=6, **SMALL).fit(df)
+    monkeypatch.setattr(train, "CHUNK_BYTES", 2000)  # a few batches per chunk
+    b = Forecaster(backend="numpy", holdout=6, **SMALL).fit(df)
+    assert b.windows.shape[1] * b.windows.window_bytes > 2000
+    for n in reference.names_of(a.members[0]):
+        assert_same_bits(b.members[0][n], a.members[0][n], n)
+
+
+def test_bundled_data_loads_into_the_panel():
+    for name, n, season in (("airpassengers", 1, 12), ("macro", 8, 4), ("nile", 1, 0)):
+        p = data.load(name)
+        assert len(p) == n and p.season == season
