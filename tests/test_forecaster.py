@@ -233,3 +233,19 @@ def test_bundled_data_loads_into_the_panel():
     for name, n, season in (("airpassengers", 1, 12), ("macro", 8, 4), ("nile", 1, 0)):
         p = data.load(name)
         assert len(p) == n and p.season == season
+
+
+def test_calibration_origins_are_spread_over_the_span_when_capped(monkeypatch):
+    from lockstep import forecast
+
+    fc = Forecaster(backend="numpy", holdout=6, **SMALL).fit(long_table(4, 60))
+    s_all, o_all, _ = fc._calibration_rows()
+    monkeypatch.setattr(forecast, "CALIBRATION_ROWS", 12)  # 3 origins per series
+    s, o, stop = fc._calibration_rows()
+    assert np.bincount(s).tolist() == [3] * 4
+    for i in range(4):
+        span = o_all[s_all == i]
+        mine = o[s == i]
+        assert mine[0] == span[0] and mine[-1] == span[-1] and set(mine) <= set(span)
+    fc._calibrate()
+    assert len(fc.score_ptr) - 1 == int((stop - o).max())  # every step still calibrated

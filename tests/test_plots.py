@@ -1,7 +1,8 @@
-"""Plots a reader can read (issue 12, item 8): axis labels with units, dates on the time axis
-(the forecast's too), one axis per series when scales differ, anchors that are not bit-exact
-drawn distinctly in the bench plot with the machine and the shape in its title. Checked on
-the matplotlib figure objects, not on pixels."""
+"""Plots a reader can read (issue 12, item 8): a panel's first series one axis each, with
+dates on the time axis (the forecast's too), interval bands, the holdout shaded and a note
+when series are left out; anchors that are not bit-exact drawn distinctly in the bench plot
+with the machine and the shape in its title. Checked on the matplotlib figure objects, not
+on pixels."""
 
 import datetime as dt
 
@@ -11,14 +12,13 @@ import pytest
 pytest.importorskip("matplotlib")
 
 import matplotlib.dates as mdates  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
 
-from lockstep import cli, data, plots  # noqa: E402
+from lockstep import cli, plots  # noqa: E402
+from lockstep.data.table import Panel  # noqa: E402
+from lockstep.errors import UsageError  # noqa: E402
 
-FAST = ["--epochs", "2", "--hidden", "4", "--backend", "numpy", "--quiet"]
-
-
-def _months(n, y=2001):
-    return [f"{y + i // 12:04d}-{i % 12 + 1:02d}" for i in range(n)]
 
 
 def _is_date_axis(ax):
@@ -34,62 +34,185 @@ def _line(ax, label):
     return ln
 
 
-def test_forecast_axes_have_units_and_dates_that_continue_the_series():
-    s = data.load("airpassengers")
-    fig = plots.forecast_figure(s, np.full((3, 1), 400.0), len(s), None, title="t")
+LEVELS = (80, 95)
+
+
+def _panel(values, dated=True, start="1949-01", source="test"):
+    """A monthly panel (``dated``) or an undated one of the series in ``values``."""
+    values = [np.asarray(v, np.float64) for v in values]
+    lens = [len(v) for v in values]
+    ds = None
+    if dated:
+        ds = np.concatenate([np.arange(np.datetime64(start, "M"), np.datetime64(start, "M") + n)
+                             .astype("datetime64[ns]") for n in lens] or
+                            [np.zeros(0, "datetime64[ns]")])
+    y = np.concatenate(values) if values else np.zeros(0)
+    return Panel(ids=np.array([f"s{i}" for i in range(len(values))], dtype=str),
+                 indptr=np.r_[0, np.cumsum(lens)].astype(np.int64), y=y, ds=ds,
+                 exog=np.zeros((len(y), 0)), exog_names=(), freq="MS" if dated else None,
+                 source=source, period=12 if dated else None)
+
+
+def _air():
+    t = np.arange(144)
+    return 120 * np.exp(0.01 * t) * (1 + 0.15 * np.sin(2 * np.pi * t / 12))
+
+
+def _frame(panel, h=12, levels=LEVELS, start=None, value=None):
+    """A forecast frame: ``h`` steps after each series' end (or from row ``start``)."""
+    parts = []
+    for i, uid in enumerate(panel.ids):
+        sl = slice(int(panel.indptr[i]), int(panel.indptr[i + 1]))
+        n = sl.stop - sl.start
+        s0 = n if start is None else int(start[i])
+        if panel.ds is None:
+            ds = np.arange(s0, s0 + h)
+        else:
+            first = panel.ds[sl][0].astype("datetime64[M]")
+            ds = np.arange(first + s0, first + s0 + h).astype("datetime64[ns]")
+        yhat = np.full(h, panel.y[sl][-1] if value is None else value)
+        d = {"unique_id": uid, "ds": ds, "yhat": yhat}
+        for j, lv in enumerate(levels):
+            d[f"yhat-lo-{lv}"] = yhat - 10 * (j + 1)
+            d[f"yhat-hi-{lv}"] = yhat + 10 * (j + 1)
+        parts.append(pd.DataFrame(d))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _texts(fig):
+    return [t.get_text() for t in fig.texts] + [t.get_text() for a in fig.axes
+                                                for t in [a.title, *a.texts]]
+
+
+def _bands(ax):
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
+
+
+def test_forecast_of_one_series_draws_history_forecast_and_two_bands(tmp_path):
+    p = _panel([_air()])
+    f = _frame(p)
+    out = plots.forecast(p, tmp_path / "f.png", f, title="air")
+    assert out == tmp_path / "f.png" and out.stat().st_size > 0
+    fig = plots.forecast_figure(p, f, title="air")
     (ax,) = fig.axes
-    assert ax.get_ylabel() == "Passengers" and ax.get_xlabel() == "date"
-    assert _is_date_axis(ax)
-    assert _x_dates(_line(ax, "Passengers"))[0] == dt.date(1949, 1, 1)
-    # the forecast after the series' end is placed at the months that follow it
-    assert _x_dates(_line(ax, "lockstep forecast")) == [dt.date(1961, m, 1) for m in (1, 2, 3)]
+    bands = _bands(ax)
+    assert len(bands) == 2
+    # the wider band lighter, both labelled
+    assert {b.get_label() for b in bands} == {"80 % interval", "95 % interval"}
+    alpha = {b.get_label(): b.get_alpha() for b in bands}
+    assert alpha["95 % interval"] < alpha["80 % interval"]
+    assert ax.get_xlabel() == "date" and _is_date_axis(ax)
+    assert _x_dates(_line(ax, "actual"))[0] == dt.date(1949, 1, 1)
+    assert _x_dates(_line(ax, "lockstep forecast")) == [dt.date(1961, m, 1) for m in range(1, 13)]
+    assert ax.get_title() == "air" and ax.get_ylabel() == "s0"
+    assert not any("series shown" in t for t in _texts(fig))
 
 
-@pytest.mark.parametrize("labels, first, nxt", [
-    ([f"{2000 + i // 4}-Q{i % 4 + 1}" for i in range(8)], dt.date(2000, 1, 1), dt.date(2002, 1, 1)),
-    ([str(1871 + i) for i in range(8)], dt.date(1871, 1, 1), dt.date(1879, 1, 1)),
-    ([f"2020-01-{d:02d}" for d in range(1, 9)], dt.date(2020, 1, 1), dt.date(2020, 1, 9)),
-])
-def test_quarters_years_and_days_are_dates_too(labels, first, nxt):
-    s = data.Series(np.arange(1.0, 9.0), ["v"], labels)
-    fig = plots.forecast_figure(s, np.ones(2), len(s))
-    (ax,) = fig.axes
-    assert _is_date_axis(ax)
-    assert _x_dates(_line(ax, "v"))[0] == first
-    assert _x_dates(_line(ax, "lockstep forecast"))[0] == nxt
+def test_only_the_first_six_of_many_series_are_drawn_and_the_figure_says_so():
+    rng = np.random.default_rng(0)
+    p = _panel([rng.normal(size=30) + i for i in range(10)])
+    fig = plots.forecast_figure(p, _frame(p, h=4))
+    assert len(fig.axes) == 6
+    assert any("first 6 of 10 series shown" in t for t in _texts(fig))
+    assert [a.get_ylabel() for a in fig.axes] == [f"s{i}" for i in range(6)]
+    fig = plots.forecast_figure(p, _frame(p, h=4), max_series=3)
+    assert len(fig.axes) == 3 and any("first 3 of 10" in t for t in _texts(fig))
+    fig = plots.series_figure(p)
+    assert len(fig.axes) == 6
+    assert any("first 6 of 10 series shown" in t for t in _texts(fig))
+    assert fig.axes[0].get_title().startswith("test")
 
 
-def test_undated_series_count_time_steps():
-    s = data.Series(np.arange(10.0), ["load_mw"])
-    fig = plots.forecast_figure(s, np.ones(3), 8, np.zeros(3))
-    (ax,) = fig.axes
-    assert ax.get_xlabel() == "time step" and ax.get_ylabel() == "load_mw"
-    assert not _is_date_axis(ax)
-    assert list(_line(ax, "lockstep forecast").get_xdata()) == [8, 9, 10]
+def test_each_axis_draws_its_own_series_forecast():
+    p = _panel([np.arange(24.0), 100 + np.arange(36.0)])
+    fig = plots.forecast_figure(p, _frame(p, h=3, levels=()))
+    a0, a1 = fig.axes
+    assert list(_line(a0, "lockstep forecast").get_ydata()) == [23.0] * 3
+    assert list(_line(a1, "lockstep forecast").get_ydata()) == [135.0] * 3
+    assert not _bands(a0)
+    # dated panels share the x axis
+    assert a0.get_shared_x_axes().joined(a0, a1)
 
 
-def test_series_of_different_scales_get_one_axis_each():
-    n = 36
-    t = np.arange(n)
-    big = 1000 + 50 * np.sin(t)
-    small = 2 + np.sin(t)
-    s = data.Series(np.c_[big, small], ["revenue_eur", "rate_pct"], _months(n))
-    for fig in (plots.forecast_figure(s, np.ones((4, 2)), n - 4, np.ones((4, 2))),
-                plots.series_figure(s)):
-        assert len(fig.axes) == 2
-        assert [a.get_ylabel() for a in fig.axes] == ["revenue_eur", "rate_pct"]
-        assert fig.axes[-1].get_xlabel() == "date" and _is_date_axis(fig.axes[-1])
-    # the same scale: one axis, both names on it
-    s2 = data.Series(np.c_[small, small + 0.5], ["a", "b"], _months(n))
-    fig = plots.series_figure(s2)
-    assert len(fig.axes) == 1 and fig.axes[0].get_ylabel() == "a, b"
+def test_undated_panel_counts_time_steps(tmp_path):
+    p = _panel([np.arange(10.0), np.arange(7.0)], dated=False)
+    f = _frame(p, h=3)
+    fig = plots.forecast_figure(p, f)
+    a0, a1 = fig.axes
+    assert fig.axes[-1].get_xlabel() == "time step" and not _is_date_axis(fig.axes[-1])
+    assert list(_line(a0, "actual").get_xdata()) == list(range(10))
+    assert list(_line(a0, "lockstep forecast").get_xdata()) == [10, 11, 12]
+    assert list(_line(a1, "lockstep forecast").get_xdata()) == [7, 8, 9]
+    assert not a0.get_shared_x_axes().joined(a0, a1)
+    plots.forecast(p, tmp_path / "f.png", f)
+    plots.series(p, tmp_path / "s.svg")
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["f.png", "s.svg"]
 
 
-def test_same_scale_rule():
-    assert plots._same_scale(np.c_[np.arange(10.0), np.arange(10.0) + 2])
-    assert not plots._same_scale(np.c_[np.arange(10.0), 100 + np.arange(10.0)])  # apart
-    assert not plots._same_scale(np.c_[np.arange(10.0), np.arange(10.0) * 10])  # 10x the span
-    assert plots._same_scale(np.c_[np.arange(10.0), np.full(10, np.nan)])  # nothing to compare
+def test_holdout_is_shaded_when_the_forecast_starts_inside_the_series():
+    p = _panel([_air(), _air()[:60]])
+    start = np.array([132, 48])
+    f = _frame(p, h=12, start=start)
+    base = f[["unique_id", "ds"]].assign(y=1.0)
+    fig = plots.forecast_figure(p, f, actual_from=start, baseline=base)
+    for ax, last in zip(fig.axes, (dt.date(1960, 12, 1), dt.date(1953, 12, 1))):
+        (span,) = [q for q in ax.patches if q.get_label() == "holdout"]
+        assert "holdout" in [t.get_text() for t in ax.get_legend().get_texts()]
+        # from the forecast's first row to the series' last
+        x0, x1 = sorted((span.get_x(), span.get_x() + span.get_width()))
+        assert mdates.num2date(x0).date() == dt.date(last.year, 1, 1)
+        assert mdates.num2date(x1).date() == last
+        b = _line(ax, "seasonal naive")
+        assert b.get_linestyle() == "--" and b.get_color() == "grey"
+        # the held-out actuals are still drawn
+        assert len(_line(ax, "actual").get_xdata()) in (144, 60)
+    # without actual_from: no holdout; a forecast after the end: nothing to shade
+    fig = plots.forecast_figure(p, f)
+    assert not any(q.get_label() == "holdout" for a in fig.axes for q in a.patches)
+    fig = plots.forecast_figure(p, _frame(p), actual_from=[144, 60])
+    assert not any(q.get_label() == "holdout" for a in fig.axes for q in a.patches)
+
+
+@pytest.mark.parametrize("bad", [[1.0, 1.4e308, -1.4e308, 2.0, np.inf, np.nan, 3.0, 4.0],
+                                 [np.nan] * 8, [1e308] * 8])
+def test_huge_or_non_finite_values_do_not_raise_and_are_noted(tmp_path, bad):
+    for dated in (True, False):
+        p = _panel([np.array(bad)], dated=dated)
+        f = _frame(p, h=2, value=1e308)
+        f.loc[1, "yhat-hi-95"] = np.inf
+        fig = plots.forecast_figure(p, f, actual_from=[6])
+        notes = " ".join(_texts(fig))
+        assert "drawn at the limit" in notes or "non-finite" in notes
+        plots.forecast(p, tmp_path / "f.png", f, actual_from=[6])
+        plots.series(p, tmp_path / "s.png")
+        assert "drawn at the limit" in " ".join(_texts(plots.series_figure(p))) \
+            or "non-finite" in " ".join(_texts(plots.series_figure(p)))
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["f.png", "s.png"]
+
+
+def test_series_without_forecast_rows_and_empty_panels_still_draw(tmp_path):
+    p = _panel([np.arange(12.0), np.arange(5.0)])
+    f = _frame(p, h=2).iloc[:2]  # rows of the first series only
+    fig = plots.forecast_figure(p, f)
+    assert len(fig.axes) == 2 and not [ln for ln in fig.axes[1].get_lines()
+                                       if ln.get_label() == "lockstep forecast"]
+    e = _panel([])
+    plots.forecast(e, tmp_path / "e.png", f.iloc[:0])
+    plots.series(e, tmp_path / "s.png")
+    assert any("no series" in t for t in _texts(plots.series_figure(e)))
+
+
+def test_check_path_refuses_unknown_formats_and_folders(tmp_path):
+    with pytest.raises(UsageError, match="unknown image format"):
+        plots.check_path(tmp_path / "plot.xyz")
+    with pytest.raises(UsageError, match="is a folder"):
+        plots.check_path(tmp_path)
+    plots.check_path(tmp_path / "plot.png")
+
+
+def test_losses_plot_is_written(tmp_path):
+    h = {"train_loss": [1.0, 0.5, 0.0, np.inf], "valid_loss": [1.2, 0.7, np.nan, 1e308]}
+    assert plots.losses(h, tmp_path / "l.png", best_epoch=2).stat().st_size > 0
 
 
 def test_speedup_plot_marks_runs_that_are_not_bit_exact():
@@ -127,26 +250,6 @@ def drawn(monkeypatch):
 
     monkeypatch.setattr(plots, "_save", record)
     return seen
-
-
-def test_train_and_forecast_plots_have_units_and_dates(tmp_path, capsys, drawn):
-    out = tmp_path / "run"
-    assert cli.main(["train", *FAST, "--out", str(out)]) == 0
-    f = drawn["forecast.png"]
-    assert f["ylabels"] == ["Passengers"] and f["xlabel"] == "date" and f["dates"]
-    assert drawn["losses.png"]["ylabels"][0].startswith("MSE")
-    assert cli.main(["forecast", "--checkpoint", str(out / "checkpoint.npz"), "--horizon", "6",
-                     "--plot", str(tmp_path / "f.png")]) == 0
-    assert drawn["f.png"]["dates"] and drawn["f.png"]["ylabels"] == ["Passengers"]
-
-
-def test_data_plot_of_two_scales_has_two_axes(tmp_path, capsys, drawn):
-    p = tmp_path / "two.csv"
-    p.write_text("month,visits,revenue\n" + "".join(
-        f"{m},{10 + i % 3},{5000 + 40 * i}\n" for i, m in enumerate(_months(30))))
-    assert cli.main(["data", "--data", str(p), "--plot", str(tmp_path / "s.png")]) == 0
-    s = drawn["s.png"]
-    assert s["axes"] == 2 and s["ylabels"] == ["visits", "revenue"] and s["dates"]
 
 
 @pytest.mark.slow

@@ -32,7 +32,11 @@ from .train import Trainer, TrainState
 TASKS = ("regress", "classify-change")
 LEVELS_MAX = 99.9  # a level must leave some probability outside the interval
 MAX_ABS = 1e150  # values (and transform parameters) beyond this overflow the float64 transforms
-PREDICT_BYTES = 64 << 20  # forecast windows in one engine call
+PREDICT_BYTES = 256 << 20  # a forecast engine call's windows and activations
+# Calibration origins across all series: beyond this, each series gets fewer origins, spread
+# evenly over its validation span (so every horizon step is still calibrated); the scores of
+# 250k (series, origin) pairs pin a quantile far tighter than the forecasts vary.
+CALIBRATION_ROWS = 250_000
 
 
 # ---- settings ------------------------------------------------------------------------------
@@ -518,7 +522,8 @@ class Forecaster:
         classify = st.task == "classify-change"
         nv = 3 if classify else 1
         out = np.empty((len(series), horizon))
-        chunk = max(1, PREDICT_BYTES // (W * I * 8))
+        mc = self.model_cfg  # the inputs and ~10 values per hidden unit and layer per step
+        chunk = max(1, PREDICT_BYTES // (W * (I + 10 * mc.hidden_size * mc.num_layers) * 8))
         for lo in range(0, len(series), chunk):
             s, e = series[lo:lo + chunk], ends[lo:lo + chunk]
             F = self._feature_block(s, e, horizon, future if future is None
@@ -585,14 +590,22 @@ class Forecaster:
 
     # -- calibration --
     def _calibration_rows(self):
-        """(series, origins, stop) of every calibration forecast: each origin in a series'
-        validation span (or ``calibration`` origins back) forecasts up to its training end."""
+        """(series, origins, stop) of every calibration forecast: the origins of each
+        series' validation span (or the last ``calibration`` origins), each forecasting up
+        to its training end. Beyond CALIBRATION_ROWS in all, each series keeps k origins
+        spread evenly over its span (the first kept, so every step is calibrated)."""
         st, W = self.settings, self.settings.window
-        k = self.n_valid if st.calibration is None else np.full(len(self.panel), st.calibration)
+        n = len(self.panel)
+        k = self.n_valid if st.calibration is None else np.full(n, st.calibration)
         lo = np.maximum(self.first + W + 1, self.n_train - k)
-        counts = np.maximum(self.n_train - lo, 0)
-        series = np.repeat(np.arange(len(self.panel)), counts)
-        origins = np.repeat(lo, counts) + _ranges(counts)
+        span = np.maximum(self.n_train - lo, 0)
+        keep = max(1, CALIBRATION_ROWS // max(1, n))
+        counts = np.minimum(span, keep)
+        series = np.repeat(np.arange(n), counts)
+        j = _ranges(counts)
+        c = np.repeat(counts, counts)
+        step = np.where(c > 1, (np.repeat(span, counts) - 1) / np.maximum(c - 1, 1), 0)
+        origins = np.repeat(lo, counts) + np.floor(j * step).astype(np.int64)
         return series, origins, self.n_train[series]
 
     def _calibrate(self):
@@ -701,14 +714,14 @@ class Forecaster:
         for i, sid in enumerate(p.ids):
             k = pos.get(sid)
             if k is None:
-                raise DataError(f"the future covariates have no series {sid!r}; give its next "
+                raise DataError(f"the future covariates have no series {str(sid)!r}; give its next "
                                 f"{horizon} steps")
             r = t.rows(k)
             vals = np.concatenate([t.y[r][:, None], t.exog[r]], axis=1)
             where = pd.Index(t.ds[r]).get_indexer(steps[i])
             if (where < 0).any():
                 j = int(np.flatnonzero(where < 0)[0])
-                raise DataError(f"no covariates for series {sid!r} at "
+                raise DataError(f"no covariates for series {str(sid)!r} at "
                                 f"{calendar.stamp(steps[i][j])} (step {j + 1} of {horizon}); "
                                 f"give every future step up to {calendar.stamp(steps[i][-1])}")
             out[i] = vals[where]
@@ -900,7 +913,8 @@ class Forecaster:
                      "exog_names": list(p.exog_names), "fingerprint": p.fingerprint()}
         arrays = {"code": self.tf.code, "lag": self.tf.lag, "center": self.tf.center,
                   "spread": self.tf.spread, "exog_center": self.tf.exog_center,
-                  "exog_spread": self.tf.exog_spread, "n_valid": self.n_valid}
+                  "exog_spread": self.tf.exog_spread, "n_valid": self.n_valid,
+                  "floor": self.tf.floor if self.tf.floor is not None else np.zeros(len(p))}
         if self.centroids is not None:
             arrays["centroids"] = self.centroids
         done = len(self.members) == st.ensemble and hasattr(self, "scores")
@@ -1132,8 +1146,13 @@ class _Loaded:
                 f.fail(k, f"must be finite{' and positive' if 'spread' in k else ''} and within "
                        f"+-{MAX_ABS:g}")
             arrs[k] = a
+        floor = f.array("floor", dtype=np.float64, shape=(n,))
+        if ((code == 1) & ~(floor > 0)).any() or ((code == 2) & ~(floor > -1)).any():
+            f.fail("floor", "must be above each series' transform's domain edge (0 for log, "
+                   "-1 for log1p)")
         self.transforms = prep.Transforms(code, st.diff, lag, arrs["center"], arrs["spread"],
-                                          arrs["exog_center"], arrs["exog_spread"], st.scale)
+                                          arrs["exog_center"], arrs["exog_spread"], st.scale,
+                                          floor)
         self.n_valid = f.array("n_valid", dtype=np.int64, kind="i", shape=(n,))
         if ((self.n_valid < 0) | (self.n_valid >= lengths)).any():
             f.fail("n_valid", "must be in [0, rows) per series")

@@ -162,7 +162,7 @@ def write_atomically(path, write, mode="wb"):
     except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(e, OSError) and e.filename is None:
+        if isinstance(e, OSError) and e.filename is None and e.errno is not None:
             e.filename = str(path)  # disk full, quota, I/O error: say which file
         raise
     dfd = os.open(path.parent, os.O_RDONLY)

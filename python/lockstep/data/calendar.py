@@ -101,9 +101,9 @@ def to_ns(values) -> np.ndarray:
         codes = np.asarray(v.cat.codes, np.int64)
         return np.where(codes >= 0, cat_ns[np.maximum(codes, 0)], NAT) if len(cat_ns) else \
             np.full(len(codes), NAT, np.int64)
-    if dt.kind in "iuf" or dt.kind == "b":  # whole numbers 1..9999 are years; else not dates
+    if dt.kind in "iuf" or dt.kind == "b":  # whole numbers 1678..2261 are years; else not dates
         a = np.asarray(v, np.float64)
-        ok = np.isfinite(a) & (a == np.round(a)) & (a >= 1) & (a <= 9999) & (dt.kind != "b")
+        ok = np.isfinite(a) & (a == np.round(a)) & (a >= 1678) & (a <= 2261) & (dt.kind != "b")
         out = np.full(len(a), NAT, np.int64)
         if ok.any():
             yr = a[ok].astype(np.int64) - 1970
@@ -118,7 +118,7 @@ def to_ns(values) -> np.ndarray:
 def to_datetime(values, errors="raise") -> np.ndarray:
     """Cells -> ``datetime64[ns]``: ISO dates and times ('2016-01' and '2016-01-01' in one
     column), ISO quarters ('2015-Q1', '2015Q1': the quarter's first day), other common forms
-    element by element, whole numbers 1..9999 as years, time-zone aware stamps (mixed DST
+    element by element, whole numbers 1678..2261 as years, time-zone aware stamps (mixed DST
     offsets too) converted to UTC and made naive. ``errors='raise'``: a cell that is not a
     date raises ``DataError``; ``'coerce'``: it becomes NaT."""
     pd = _pd()

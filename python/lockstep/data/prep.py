@@ -66,7 +66,9 @@ def group_stats(v, group, use, n, scale):
         hi = np.full((n, e), -np.inf)
         np.minimum.at(lo, g, w)
         np.maximum.at(hi, g, w)
-        c, s = (lo + hi) / 2, (hi - lo) / 2
+        seen = np.isfinite(lo)  # a group without rows (refused later, by name) gets 0 and 1
+        c = np.where(seen, (np.where(seen, lo, 0) + np.where(seen, hi, 0)) / 2, 0.0)
+        s = np.where(seen, (np.where(seen, hi, 0) - np.where(seen, lo, 0)) / 2, 1.0)
     s = np.where(s > 0, s, 1.0)
     return (c, s) if two else (c[:, 0], s[:, 0])
 
@@ -91,6 +93,9 @@ class Transforms:
     exog_center: np.ndarray
     exog_spread: np.ndarray
     scale: str = "standard"
+    # the smallest training value of each series: a later value below it (a zero after a
+    # positive training part) is raised to it before the log, so inputs stay finite
+    floor: np.ndarray | None = None
 
     @property
     def lags(self) -> np.ndarray:
@@ -125,7 +130,7 @@ class Transforms:
         lag = np.where(usable > 2 * season + 2, season, 0).astype(np.int64) if season \
             else np.zeros(n, np.int64)
         t = cls(code, bool(diff), lag, np.zeros(n), np.ones(n), np.zeros((n, 0)),
-                np.ones((n, 0)), scale)
+                np.ones((n, 0)), scale, np.where(np.isfinite(lo), lo, 0.0))
         first = skip + t.lags
         use = (pos >= first[group]) & (pos < n_train[group])
         t.center, t.spread = group_stats(t._differenced(t.stage1(y, group), indptr, pos),
@@ -139,11 +144,12 @@ class Transforms:
         y = np.asarray(y, np.float64)
         c = self.code[group]
         out = y.copy()
-        with np.errstate(all="ignore"):  # rows outside the training part may leave the domain
-            m = c == _CODES["log"]
-            out[m] = arith.log(y[m])
-            m = c == _CODES["log1p"]
-            out[m] = arith.log(1.0 + y[m])
+        if self.floor is not None and (c > 0).any():
+            y = np.maximum(y, np.where(c > 0, self.floor[group], -np.inf))
+        m = c == _CODES["log"]
+        out[m] = arith.log(y[m])
+        m = c == _CODES["log1p"]
+        out[m] = arith.log(1.0 + y[m])
         return out
 
     def _differenced(self, v, indptr, pos):

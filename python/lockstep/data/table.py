@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import warnings
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -29,6 +30,7 @@ from .calendar import NAT
 # columns are read as text: an id "NA" is a name
 NA_STRINGS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
               "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+_YMD = re.compile(r"^\d{4}-\d{1,2}(-\d{1,2})?\b")
 _GRID_MAX = 5_000_000  # stamps of one common date grid for the regularity check
 
 
@@ -435,9 +437,10 @@ def _check_times(ns, missing, text_of, sid_of, src, time_col):
     if other.any():
         k = int(np.flatnonzero(other)[0])
         sid, row = sid_of(k)
-        raise DataError(f"{src.where}: series {_q(sid)}: time value {_q(text_of(k))} at "
-                        f"{src.at(row)} is not a date (a month past 12 or a day past the month's "
-                        "end?); use ISO dates such as 2020-01-31, 2020-01 or 2020-Q1")
+        cell = str(text_of(k))
+        hint = " (a month past 12 or a day past the month's end?)" if _YMD.match(cell.strip()) else ""
+        raise DataError(f"{src.where}: series {_q(sid)}: time value {_q(cell)} at {src.at(row)} is "
+                        f"not a date{hint}; use ISO dates such as 2020-01-31, 2020-01 or 2020-Q1")
     k = int(np.flatnonzero(empty)[0])
     sid, row = sid_of(k)
     raise DataError(f"{src.where}: series {_q(sid)} has no date at {src.at(row)} (the time "
@@ -531,7 +534,12 @@ def _regularity_error(src, sid, t, rows, freq, given, ref):
                         "give series of one frequency")
     want = _date_range(int(t.view(np.int64)[0]), len(t), cal._offset(freq))
     k = int(np.flatnonzero(want != t.view(np.int64))[0])
-    prev = cal.stamp(t[k - 1]) if k else "the start"
+    if k == 0:
+        raise DataError(f"{src.where}: series {_q(sid)} starts at {cal.stamp(t[0])} "
+                        f"({src.at(rows[0])}), which is not a stamp of frequency {freq} (the next "
+                        f"is {cal.stamp(want.view('datetime64[ns]')[0])}); align the dates to the "
+                        "frequency or pass another --freq")
+    prev = cal.stamp(t[k - 1])
     raise DataError(f"{src.where}: series {_q(sid)} is not regular at frequency {freq}: {prev} "
                     f"is followed by {cal.stamp(t[k])} ({src.at(rows[k])}), expected "
                     f"{cal.stamp(want.view('datetime64[ns]')[k])}; fill the gap or resample")
@@ -677,10 +685,7 @@ def _wide(cols: _Cols, plan: _Plan, freq, period):
     elif plan.time:
         ns = cal.to_ns(cols.get(plan.time))
         t_missing = _missing_text(cols.get(plan.time))
-    blank = empty.all(axis=1)
-    if ns is not None:
-        blank &= t_missing
-    present = ~empty & ~blank[:, None]
+    present = ~empty  # an empty row inside a series is a hole; before or after it, nothing
     has = present.any(axis=0)
     if not has.all():
         j = int(np.flatnonzero(~has)[0])
@@ -770,32 +775,33 @@ def _read_csv(p: Path, where, opts, freq, period):
     with _open_regular(p) as fh:
         raw = fh.buffer
         h = _pd_read(raw, p, header=None, nrows=1, dtype=str, keep_default_na=False,
-                     encoding="utf-8-sig", index_col=False, skip_blank_lines=True)
+                     encoding="utf-8-sig", index_col=False, skip_blank_lines=False)
         if not len(h):
             raise DataError(f"{p} is empty; it needs a header row and at least one data row")
         header = [str(c) for c in h.iloc[0].tolist()]
+        if not any(c.strip() for c in header):
+            raise DataError(f"{p}: line 1 is empty; the first line must name the columns")
         if len(set(header)) != len(header):
             dup = sorted({c for c in header if header.count(c) > 1})
             raise DataError(f"{p} has duplicate column names in its header: {_names(dup)}; "
                             "name each column once")
-        syn = [f"c{i}" for i in range(len(header))]
-        base = dict(header=0, names=syn, index_col=False, encoding="utf-8-sig",
-                    keep_default_na=False, skip_blank_lines=False, engine="c")
+        base = dict(header=0, index_col=False, encoding="utf-8-sig", keep_default_na=False,
+                    skip_blank_lines=False, engine="c")  # columns by position: names as written
 
         def first_is_time():
-            return not _numeric_column(_pd_read(raw, p, usecols=[syn[0]], dtype=str, **base)[syn[0]])
+            return not _numeric_column(_pd_read(raw, p, usecols=[0], dtype=str, **base).iloc[:, 0])
 
         plan = _plan(header, where, *opts, first_is_time)
         need = plan.columns()
-        use = [syn[header.index(c)] for c in need]
+        pos = [header.index(c) for c in need]
         dtype, na = {}, {}
-        for c, s in zip(need, use):
+        for c, j in zip(need, pos):
             if c in (plan.id, plan.time):
-                dtype[s] = "category"  # parsed once per distinct cell
+                dtype[j] = "category"  # parsed once per distinct cell
             else:
-                dtype[s], na[s] = "float64", list(NA_STRINGS)
+                dtype[j], na[j] = "float64", list(NA_STRINGS)
         # every column used: no usecols, so that a row with too many cells is refused
-        cols = use if len(use) < len(syn) else None
+        cols = sorted(pos) if len(pos) < len(header) else None
         try:
             df = _pd_read(raw, p, usecols=cols, dtype=dtype, na_values=na, **base)
         except (ValueError, TypeError, OverflowError) as e:
@@ -803,12 +809,13 @@ def _read_csv(p: Path, where, opts, freq, period):
                 raise
             # a cell that is not a number: read the columns as text to name it
             df = _pd_read(raw, p, usecols=cols, dtype=str, **base)
-        df = df[use]
-        for c, s in zip(need, use):  # categories inferred as numbers ('007' read as 7): as text
-            if c in (plan.id, plan.time) and isinstance(df[s].dtype, pd.CategoricalDtype) and \
-                    not pd.api.types.is_string_dtype(df[s].cat.categories.dtype):
-                df[s] = _pd_read(raw, p, usecols=[s], dtype=str, **base)[s]
+        order = sorted(pos) if cols is not None else list(range(len(header)))
+        df = df.iloc[:, [order.index(j) for j in pos]]
         df.columns = need
+        for c, j in zip(need, pos):  # categories inferred as numbers ('007' read as 7): as text
+            if c in (plan.id, plan.time) and isinstance(df[c].dtype, pd.CategoricalDtype) and \
+                    not pd.api.types.is_string_dtype(df[c].cat.categories.dtype):
+                df[c] = _pd_read(raw, p, usecols=[j], dtype=str, **base).iloc[:, 0].to_numpy()
         if not len(df):
             raise DataError(f"{p} has a header but no data rows")
         return _build(_Cols(df, need, _Src(where, True)), plan, freq, period)
