@@ -32,7 +32,7 @@ from .train import Trainer, TrainState
 TASKS = ("regress", "classify-change")
 LEVELS_MAX = 99.9  # a level must leave some probability outside the interval
 MAX_ABS = 1e150  # values (and transform parameters) beyond this overflow the float64 transforms
-PREDICT_BYTES = 256 << 20  # a forecast engine call's windows and activations
+PREDICT_BYTES = 64 << 20  # a forecast engine call's windows and activations
 # Calibration origins across all series: beyond this, each series gets fewer origins, spread
 # evenly over its validation span (so every horizon step is still calibrated); the scores of
 # 250k (series, origin) pairs pin a quantile far tighter than the forecasts vary.
@@ -183,7 +183,7 @@ class _Validation:
 
     def __init__(self, backend, fc, series, ends, n_valid):
         self._be, self._fc = backend, fc
-        self._series, self._ends = series, ends
+        self._series, self._ends, self._n_valid = series, ends, n_valid
         self._h = int(n_valid.max())
         start = fc.panel.indptr[series]
         k = np.arange(self._h)
@@ -195,9 +195,10 @@ class _Validation:
         return getattr(self._be, name)
 
     def evaluate(self, x=None, y=None):
-        z = self._fc._forecast_model(self._be, self._series, self._ends, self._h)
+        z = self._fc._forecast_model(self._be, self._series, self._ends, self._h,
+                                     steps=self._n_valid)
         with np.errstate(all="ignore"):  # a diverging run gives inf: the Trainer reports it
-            err = (z - self._true)[self._mask]
+            err = (z[self._mask] - self._true[self._mask])
             return self._be.dtype.type(np.mean(err * err))
 
 
@@ -512,58 +513,71 @@ class Forecaster:
         d = (d[:, back:] - tf.exog_center[series][:, None]) / tf.exog_spread[series][:, None]
         return np.nan_to_num(d, nan=0.0)
 
-    def _forecast_model(self, be, series, ends, horizon, future=None):
+    def _forecast_model(self, be, series, ends, horizon, future=None, steps=None):
         """Model-space forecasts (B, horizon) of the rows (series[b], ends[b]): each from the
         first ends[b] rows of its series, recursively, every row in one engine call per
-        step (in chunks of PREDICT_BYTES). classify-change gives class tokens."""
+        step (in chunks of PREDICT_BYTES). classify-change gives class tokens. ``steps``
+        (B,): a row needs only its first steps[b] forecasts (the rest are NaN); the rows
+        still running form a prefix of each chunk (rows ordered by steps), so finished rows
+        cost nothing."""
         st, p = self.settings, self.panel
         W, dt = st.window, np.dtype(st.dtype)
         I = self._A.shape[1]
         classify = st.task == "classify-change"
         nv = 3 if classify else 1
-        out = np.empty((len(series), horizon))
+        out = np.full((len(series), horizon), np.nan)
+        steps = np.full(len(series), horizon) if steps is None else np.minimum(steps, horizon)
+        order = np.argsort(-steps, kind="stable")
         mc = self.model_cfg  # the inputs and ~10 values per hidden unit and layer per step
         chunk = max(1, PREDICT_BYTES // (W * (I + 10 * mc.hidden_size * mc.num_layers) * 8))
         for lo in range(0, len(series), chunk):
-            s, e = series[lo:lo + chunk], ends[lo:lo + chunk]
-            F = self._feature_block(s, e, horizon, future if future is None
-                                    else future[lo:lo + chunk])
+            idx = order[lo:lo + chunk]
+            s, e, need = series[idx], ends[idx], steps[idx]
+            F = self._feature_block(s, e, horizon, None if future is None else future[idx])
             rows = (p.indptr[s] + e)[None, :] + np.arange(-W, 0)[:, None]  # (W, B)
             x = self._A[rows].copy()
             if F.shape[2]:
                 x[-1, :, nv:] = F[:, 0]
             for h in range(horizon):
-                y = np.asarray(be.predict(np.ascontiguousarray(x.astype(dt))))[-1]  # (B, O)
+                k = int((need > h).sum())  # the rows still running: a prefix
+                if k == 0:
+                    break
+                x = x[:, :k]
+                y = np.asarray(be.predict(np.ascontiguousarray(x.astype(dt))))[-1]  # (k, O)
                 if classify:
                     tok = np.argmax(y, axis=1)
-                    out[lo:lo + chunk, h] = tok
+                    out[idx[:k], h] = tok
                     val = prep.one_hot(tok, 3)
                 else:
-                    out[lo:lo + chunk, h] = y[:, 0]
+                    out[idx[:k], h] = y[:, 0]
                     val = y[:, :1].astype(np.float64)
                 if h + 1 < horizon:
-                    new = np.zeros((len(s), I))
+                    new = np.zeros((k, I))
                     new[:, :nv] = val
                     if F.shape[2]:
-                        new[:, nv:] = F[:, h + 1]
+                        new[:, nv:] = F[:k, h + 1]
                     x = np.concatenate([x[1:], new[None]], axis=0)
         return out
 
-    def _forecast_values(self, series, ends, horizon, future=None):
+    def _forecast_values(self, series, ends, horizon, future=None, steps=None):
         """Forecasts in the series' units (B, horizon): the ensemble's mean in model space
         (members in order, float64; while training, the current parameters), then each
-        series' inverse transform; seasonal naive for series that fell back to it."""
+        series' inverse transform; seasonal naive for series that fell back to it. With
+        ``steps``, row b's forecasts after its first steps[b] are NaN (not computed)."""
         be = self.trainer.backend
         classify = self.settings.task == "classify-change"
         acc = 0
         for params in self.members or [None]:
             if params is not None:
                 be.load(params, None)
-            z = self._forecast_model(be, series, ends, horizon, future)
+            z = self._forecast_model(be, series, ends, horizon, future, steps)
+            unused = np.isnan(z)
+            z[unused] = 0.0  # the steps not asked for: kept out of the inverse's arithmetic
             acc = acc + (self._values(z, series, ends) if classify else z)
         acc = acc / max(1, len(self.members))
         # regress: the mean in model space, then the inverse; classify-change: of the values
         vals = acc if classify else self._values(acc, series, ends)
+        vals[unused] = np.nan
         fb = getattr(self, "fallback", None)
         if fb is not None and fb[series].any():
             for b in np.flatnonzero(fb[series]):
@@ -620,7 +634,7 @@ class Forecaster:
             self.scores, self.score_ptr = np.zeros(0), np.zeros(1, np.int64)
             return
         H = int((stop - origins).max())
-        f = self._forecast_values(series, origins, H)
+        f = self._forecast_values(series, origins, H, steps=stop - origins)
         k = np.arange(H)
         ok = k[None, :] < (stop - origins)[:, None]
         actual = p.y[np.minimum(p.indptr[series][:, None] + origins[:, None] + k[None, :],
