@@ -754,20 +754,49 @@ def _pd_read(raw, p, **kw):
     pd = _pd()
     raw.seek(0)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return pd.read_csv(raw, **kw)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            df = pd.read_csv(raw, **kw)
+        if any(issubclass(w.category, pd.errors.ParserWarning) and "Length of header" in
+               str(w.message) for w in caught):
+            _long_row(raw, p)  # a row with more cells than the header
+        return df
     except pd.errors.EmptyDataError:
         raise DataError(f"{p} is empty; it needs a header row and at least one data row") from None
     except UnicodeDecodeError:
         raise DataError(f"{p} is not UTF-8 text; save it as a UTF-8 CSV file") from None
     except pd.errors.ParserError as e:
         msg = str(e).strip().splitlines()[-1].split("C error: ")[-1] if str(e).strip() else ""
+        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
+        if m:
+            raise DataError(f"{p} line {m.group(2)} has {m.group(3)} cells but the header has "
+                            f"{m.group(1)}; fix the row") from None
         raise DataError(f"{p}: not valid CSV ({msg[:120]}); fix the file") from None
     except OSError as e:
         raise DataError(f"cannot read {p}: {e.strerror or e}") from None
     finally:
         raw.seek(0)
+
+
+def _long_row(raw, p):
+    """Name the first row with more cells than the header (pandas only warns of it)."""
+    import csv
+    import io
+
+    raw.seek(0)
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    try:
+        reader = csv.reader(text)
+        header = next(reader, [])
+        for r in reader:
+            if len(r) > len(header):
+                raise DataError(f"{p} line {reader.line_num} has {len(r)} cells but the header "
+                                f"has {len(header)}; fix the row")
+        raise DataError(f"{p}: a row has more cells than the header; fix the file")
+    except csv.Error as e:
+        raise DataError(f"{p} line {reader.line_num}: not valid CSV ({e}); fix the file") from None
+    finally:
+        text.detach()
 
 
 def _read_csv(p: Path, where, opts, freq, period):
