@@ -249,3 +249,21 @@ def test_calibration_origins_are_spread_over_the_span_when_capped(monkeypatch):
         assert mine[0] == span[0] and mine[-1] == span[-1] and set(mine) <= set(span)
     fc._calibrate()
     assert len(fc.score_ptr) - 1 == int((stop - o).max())  # every step still calibrated
+
+
+def test_model_selection_scores_a_spread_subset_of_a_large_table(monkeypatch):
+    from lockstep import forecast
+
+    seen = []
+    real = forecast._Validation
+
+    class Recording(real):
+        def __init__(self, backend, fc, series, ends, n_valid):
+            seen.append(series.tolist())
+            super().__init__(backend, fc, series, ends, n_valid)
+
+    monkeypatch.setattr(forecast, "_Validation", Recording)
+    monkeypatch.setattr(forecast, "VALIDATION_SERIES", 3)
+    fc = Forecaster(backend="numpy", holdout=6, **SMALL).fit(long_table(7, 40))
+    assert seen == [[0, 3, 6]]
+    assert len(fc.states[0].valid_loss) == SMALL["epochs"]
