@@ -151,7 +151,7 @@ def main(argv=None):
             rows["neuralforecast LSTM"] = (_score(p, nf[0], horizon, args.windows, step, season),
                                            nf[1], {})
         entry = {"name": name, "freq": p.freq, "season": season, "horizon": horizon,
-                 "series": p.ids, "models": {}, "not_run": {k: v for k, v in (
+                 "series": [str(i) for i in p.ids], "models": {}, "not_run": {k: v for k, v in (
                      ("statsforecast", why_sf), ("neuralforecast", why_nf)) if v}}
         for model, (sc, w, extra) in rows.items():
             ps = per_series(sc, p.ids)

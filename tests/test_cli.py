@@ -10,7 +10,7 @@ import pytest
 
 from lockstep import checkpoint, cli, reference
 
-FAST = ["--epochs", "3", "--hidden", "5", "--backend", "numpy", "--quiet"]
+FAST = ["--epochs", "3", "--hidden", "5", "--ensemble", "1", "--backend", "numpy", "--quiet"]
 
 
 def run(capsys, *argv):
@@ -24,17 +24,27 @@ def snapshot(path):
                   for p in path.rglob("*"))
 
 
+def model_arrays(path):
+    """The model section's arrays of a checkpoint (checkpoint.read verifies every digest)."""
+    return checkpoint.read(path)["sections"]["model"]["arrays"]
+
+
 def test_train_writes_checkpoint_plots_and_json(tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, stderr = run(capsys, "train", *FAST, "--out", str(out), "--json")
     assert code == 0, stderr
     res = json.loads(stdout)  # stdout is nothing but the JSON document
-    for key in ("rmse", "mae", "mape"):
-        assert key in res["metrics"] and key in res["baseline"]["seasonal_naive"]
+    (w,) = res["holdout"]["windows"]  # one series, one holdout window
+    for key in ("rmse", "mae", "mape", "smape", "mase"):
+        assert key in w["model"] and key in w["baseline"]
+        assert res["holdout"]["overall"]["model"][key] == w["model"][key]
+    assert res["holdout"]["baseline"] == "seasonal naive (period 12)"
+    assert len(res["forecast"]) == 24 == res["holdout"]["horizon"]
     assert len(res["history"]["train_loss"]) == 3 == len(res["history"]["valid_loss"])
     assert res["checkpoint"] == str(out / "checkpoint.npz")
     for f in ("checkpoint.npz", "losses.png", "forecast.png"):
         assert (out / f).stat().st_size > 0
+    assert res["plots"] == [str(out / "losses.png"), str(out / "forecast.png")]
     assert "seasonal naive" in stderr and "train 0." not in stdout
 
 
@@ -44,35 +54,60 @@ def test_forecast_from_checkpoint(tmp_path, capsys):
     code, stdout, _ = run(capsys, "forecast", "--checkpoint", str(out / "checkpoint.npz"),
                           "--horizon", "5", "--json", "--plot", str(tmp_path / "f.png"))
     res = json.loads(stdout)
-    assert code == 0 and res["time"] == ["1961-01", "1961-02", "1961-03", "1961-04", "1961-05"]
+    assert code == 0 and [r["ds"] for r in res["rows"]] == [
+        "1961-01-01", "1961-02-01", "1961-03-01", "1961-04-01", "1961-05-01"]
+    assert res["columns"] == ["unique_id", "ds", "yhat", "yhat-lo-80", "yhat-hi-80",
+                              "yhat-lo-95", "yhat-hi-95"]
+    assert res["forecast"] == [r["yhat"] for r in res["rows"]]
     assert np.isfinite(res["forecast"]).all() and (tmp_path / "f.png").is_file()
 
 
 def test_cli_resume_equals_one_run(tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
-    args = ["--hidden", "5", "--backend", "numpy", "--quiet", "--patience", "0"]
+    args = ["--hidden", "5", "--backend", "numpy", "--quiet", "--patience", "0",
+            "--ensemble", "1"]
     assert run(capsys, "train", *args, "--epochs", "4", "--out", str(a))[0] == 0
     assert run(capsys, "train", *args, "--epochs", "2", "--out", str(b))[0] == 0
     assert run(capsys, "train", *args, "--epochs", "4", "--out", str(b), "--resume")[0] == 0
-    ca, cb = checkpoint.load(a / "checkpoint.npz"), checkpoint.load(b / "checkpoint.npz")
+    ca, cb = model_arrays(a / "checkpoint.npz"), model_arrays(b / "checkpoint.npz")
     for n in reference.PARAM_NAMES:
-        assert ca["params"][n].tobytes() == cb["params"][n].tobytes(), n
+        k = f"m0.params.{n}"
+        assert ca[k].tobytes() == cb[k].tobytes(), n
 
 
-def test_data_and_info(tmp_path, capsys):
-    code, stdout, _ = run(capsys, "data", "--json", "--plot", str(tmp_path / "s.png"))
+def test_many_series_take_the_same_path(tmp_path, capsys):
+    """data, train (holdout table, JSON), --resume and forecast (--level, --plot) work for a
+    table of many series as for one."""
+    code, stdout, _ = run(capsys, "data", "--data", "macro", "--json")
     d = json.loads(stdout)
-    assert code == 0 and d["rows"] == 144 and (tmp_path / "s.png").is_file()
-    code, stdout, _ = run(capsys, "info", "--json")
-    info = json.loads(stdout)
-    runs = {r["run"]: r for r in info["runs"]}
-    assert runs["numpy:reference@cpu"]["available"]
-    assert all(r["reason"] for r in info["runs"] if not r["available"])
-    if runs["cpu:blocked@cpu"]["available"]:
-        from lockstep import _cpu
-        assert info["cpu_isa"] == _cpu.isa() in ("base", "avx2", "avx512")
-        code, stdout, _ = run(capsys, "info")
-        assert f"cpu kernels {info['cpu_isa']}" in stdout.splitlines()[0]
+    assert code == 0 and d["series"] == len(d["per_series"]) == 8 and d["season"] == 4
+    a, b = tmp_path / "a", tmp_path / "b"
+    args = ["--data", "macro", "--epochs", "2", "--hidden", "5", "--ensemble", "1",
+            "--backend", "numpy", "--quiet", "--patience", "0"]
+    code, stdout, stderr = run(capsys, "train", *args, "--out", str(a), "--json")
+    assert code == 0, stderr
+    res = json.loads(stdout)
+    ids = [r["unique_id"] for r in d["per_series"]]
+    assert res["series"] == 8 and [w["unique_id"] for w in res["holdout"]["windows"]] == ids
+    assert len(res["forecast"]) == 8 * res["holdout"]["horizon"]
+    assert "forecast of the last 24 points of 8 series (numpy:reference@cpu):" in stderr
+    assert run(capsys, "train", *args[:2], *args[4:], "--epochs", "1", "--out", str(b))[0] == 0
+    assert run(capsys, "train", "--out", str(b), "--resume", "--epochs", "2", "--quiet",
+               "--backend", "numpy")[0] == 0
+    ca, cb = model_arrays(a / "checkpoint.npz"), model_arrays(b / "checkpoint.npz")
+    assert sorted(ca) == sorted(cb)
+    for k in ca:
+        assert ca[k].tobytes() == cb[k].tobytes(), k
+    code, stdout, stderr = run(capsys, "forecast", "--checkpoint", str(b / "checkpoint.npz"),
+                               "--horizon", "2", "--level", "90", "--plot",
+                               str(tmp_path / "f.png"), "--json")
+    assert code == 0, stderr
+    f = json.loads(stdout)
+    assert f["series"] == 8 and f["columns"] == ["unique_id", "ds", "yhat", "yhat-lo-90",
+                                                 "yhat-hi-90"]
+    assert [r["unique_id"] for r in f["rows"]] == [i for i in ids for _ in range(2)]
+    assert all(r["yhat-lo-90"] <= r["yhat"] <= r["yhat-hi-90"] for r in f["rows"])
+    assert (tmp_path / "f.png").stat().st_size > 0
 
 
 def bad_inputs(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from lockstep import cli
 
-FAST = ["--epochs", "3", "--hidden", "5", "--backend", "numpy", "--quiet"]
+FAST = ["--epochs", "3", "--hidden", "5", "--ensemble", "1", "--backend", "numpy", "--quiet"]
 
 
 def run(capsys, *argv):
@@ -23,20 +23,28 @@ def test_train_table_and_forecast_values_are_on_stdout(tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, stderr = run(capsys, "train", *FAST, "--out", out)
     assert code == 0, stderr
-    assert "forecast of the last 24 points:" in stdout and "RMSE" in stdout
-    assert "checkpoint:" in stdout
+    assert "forecast of the last 24 points (numpy:reference@cpu):" in stdout
+    lines = stdout.splitlines()
+    assert any(ln.split()[:2] == ["lockstep", "(numpy:reference@cpu)"] for ln in lines)
+    assert any(ln.split()[:4] == ["seasonal", "naive", "(period", "12)"] for ln in lines)
+    assert "RMSE" in stdout and "MASE" in stdout and "interval coverage:" in stdout
+    assert f"checkpoint: {out / 'checkpoint.npz'}  (3 epochs, completed)" in stdout
     assert "RMSE" not in stderr
     code, stdout, stderr = run(capsys, "forecast", "--checkpoint", out / "checkpoint.npz",
                                "--horizon", "3")
     assert code == 0, stderr
-    lines = stdout.splitlines()
-    assert [ln.split()[0] for ln in lines] == ["1961-01", "1961-02", "1961-03"]
+    head, *rows = stdout.splitlines()
+    assert head.split() == ["unique_id", "ds", "yhat", "yhat-lo-80", "yhat-hi-80",
+                            "yhat-lo-95", "yhat-hi-95"]
+    assert [ln.split()[:2] for ln in rows] == [["Passengers", "1961-01-01"],
+                                               ["Passengers", "1961-02-01"],
+                                               ["Passengers", "1961-03-01"]]
     assert stderr == ""
 
 
 def test_data_info_check_summaries_are_on_stdout(capsys):
     code, stdout, _ = run(capsys, "data")
-    assert code == 0 and "airpassengers: 144 rows" in stdout
+    assert code == 0 and "airpassengers: 1 series, 144 rows, monthly (MS), season 12" in stdout
     code, stdout, _ = run(capsys, "info")
     assert code == 0 and stdout.startswith("lockstep ") and "numpy:reference@cpu" in stdout
     code, stdout, stderr = run(capsys, "check", "--backends", "numpy", "--shape", "1,3,1,3,2",
@@ -159,20 +167,30 @@ def _months(n, y=2001):
     ([str(2000 + i) for i in range(10)], None),
     (["2020-01-01", "2020-01-02", "2020-01-05", "2020-01-06"], None),
 ])
-def test_period_from_the_dates(labels, period):
-    from lockstep.data import infer_period
-
-    assert infer_period(labels) == period
+def test_period_from_the_dates(tmp_path, capsys, labels, period):
+    f = _csv(tmp_path / "p.csv", labels)
+    # plain years are numbers: a numeric first column is a series unless named as the time
+    extra = ["--time-column", "date"] if all(t.isdigit() for t in labels) else []
+    code, stdout, stderr = run(capsys, "data", "--data", f, *extra, "--json")
+    if period is None and not extra:  # irregular dates: no frequency, so no period
+        assert code == 2 and stdout == "" and "pass --freq" in stderr, stderr
+        return
+    assert code == 0, stderr
+    d = json.loads(stdout)
+    assert d["series"] == 1 and d["rows"] == len(labels)
+    assert d["season"] == (period or 0)
 
 
 def test_monthly_csv_gets_period_12_and_a_named_baseline(tmp_path, capsys):
     f = _csv(tmp_path / "m.csv", _months(72))
     code, stdout, _ = run(capsys, "data", "--data", f)
-    assert code == 0 and "period 12" in stdout
+    assert code == 0 and "monthly (MS), season 12" in stdout
     code, stdout, stderr = run(capsys, "train", *FAST, "--data", f, "--holdout", "12",
                                "--out", tmp_path / "a", "--json")
     assert code == 0, stderr
-    assert json.loads(stdout)["baseline"]["name"] == "seasonal naive (period 12)"
+    res = json.loads(stdout)
+    assert res["season"] == 12 == res["holdout"]["season"]
+    assert res["holdout"]["baseline"] == "seasonal naive (period 12)"
     assert "seasonal naive (period 12)" in stderr
     # --season overrides the dates; 0 = none, and the baseline says it is plain naive
     code, stdout, stderr = run(capsys, "train", *FAST, "--data", f, "--holdout", "12",
@@ -191,33 +209,43 @@ def test_undated_csv_says_how_to_give_a_period(tmp_path, capsys):
 # ---- settings remembered on --resume -------------------------------------------------------
 
 def _ck(out):
+    """The model section of the checkpoint in ``out`` (checkpoint.read verifies it)."""
     from lockstep import checkpoint
 
-    return checkpoint.load(out / "checkpoint.npz")
+    return checkpoint.read(out / "checkpoint.npz")["sections"]["model"]
+
+
+def _epoch(out):
+    (member,) = _ck(out)["meta"]["members"]  # FAST and these tests train one model
+    return member["epoch"]
 
 
 def test_resume_takes_every_setting_and_the_data_from_the_checkpoint(tmp_path, capsys):
     f = _csv(tmp_path / "m.csv", _months(60))
     a, b = tmp_path / "a", tmp_path / "b"
     common = ["--data", f, "--value-column", "sales", "--holdout", "12", "--hidden", "6",
-              "--window", "6", "--lr", "0.01", "--backend", "numpy", "--quiet"]
+              "--window", "6", "--lr", "0.01", "--ensemble", "1", "--backend", "numpy",
+              "--quiet"]
     assert run(capsys, "train", *common, "--epochs", "5", "--out", a)[0] == 0
     assert run(capsys, "train", *common, "--epochs", "2", "--out", b)[0] == 0
     # only --out, --resume and the new total: the settings and the data come from the checkpoint
     code, stdout, stderr = run(capsys, "train", "--out", b, "--resume", "--epochs", "5",
                                "--quiet", "--backend", "numpy")
     assert code == 0, stderr
-    assert _ck(b)["epoch"] == 5 and _ck(b)["config"]["settings"]["hidden_size"] == 6
+    assert _epoch(b) == 5 and _ck(b)["meta"]["settings"]["hidden_size"] == 6
+    assert _ck(b)["meta"]["settings"]["window"] == 6 and _ck(b)["meta"]["settings"]["lr"] == 0.01
     import numpy as np
 
     for k in ("W_ih", "W_hh", "b", "W_out", "b_out"):
-        assert np.array_equal(_ck(a)["params"][k], _ck(b)["params"][k]), k
+        assert np.array_equal(_ck(a)["arrays"][f"m0.params.{k}"],
+                              _ck(b)["arrays"][f"m0.params.{k}"]), k
 
 
 @pytest.mark.parametrize("flag, words", [
     (["--hidden", "7"], "--hidden 7 differs from the checkpoint"),
     (["--lr", "0.5"], "--lr 0.5 differs"),
-    (["--no-log"], "--no-log differs"),
+    (["--no-log"], "--transform none differs"),  # --no-log is --transform none
+    (["--transform", "log1p"], "--transform log1p differs"),
     (["--patience", "0"], "--patience 0 (off) differs"),
 ])
 def test_resume_with_a_differing_flag_is_refused_naming_it(tmp_path, capsys, flag, words):
@@ -228,7 +256,7 @@ def test_resume_with_a_differing_flag_is_refused_naming_it(tmp_path, capsys, fla
     assert code == 2 and stdout == ""
     (line,) = stderr.strip().splitlines()
     assert line.startswith("lockstep: error: ") and words in line and "None" not in line, line
-    assert _ck(out)["epoch"] == 3
+    assert _epoch(out) == 3
 
 
 def test_resume_a_completed_run_needs_more_epochs(tmp_path, capsys):
@@ -237,23 +265,25 @@ def test_resume_a_completed_run_needs_more_epochs(tmp_path, capsys):
     code, _, stderr = run(capsys, "train", "--out", out, "--resume")
     assert code == 2 and "completed its 3 epochs" in stderr
     code, _, stderr = run(capsys, "train", "--out", out, "--resume", "--epochs", "3")
-    assert code == 2 and "pass more than 3" in stderr
+    assert code == 2 and "has 3 epochs already" in stderr and "pass more" in stderr
+    assert _epoch(out) == 3
 
 
 def test_resume_of_an_early_stopped_run_says_so_and_needs_the_flag(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["--hidden", "5", "--backend", "numpy", "--quiet", "--lr", "0.2", "--patience", "1"]
+    args = ["--hidden", "5", "--backend", "numpy", "--quiet", "--lr", "0.2", "--patience", "1",
+            "--ensemble", "1"]
     assert run(capsys, "train", *args, "--epochs", "60", "--out", out)[0] == 0
-    ck = _ck(out)
-    assert ck["extra"]["stopped"] == "early-stop", "the setup should stop early"
-    done = ck["epoch"]
+    (member,) = _ck(out)["meta"]["members"]
+    assert member["stopped"] == "early-stop", "the setup should stop early"
+    done = member["epoch"]
     code, stdout, stderr = run(capsys, "train", "--out", out, "--resume", "--epochs", done + 3)
     assert code == 2 and "stopped early at epoch" in stderr and "--continue-early-stopped" in stderr
-    assert _ck(out)["epoch"] == done
+    assert _epoch(out) == done
     code, stdout, stderr = run(capsys, "train", "--out", out, "--resume", "--epochs", done + 3,
                                "--continue-early-stopped", "--quiet")
     assert code == 0, stderr
-    assert _ck(out)["epoch"] == done + 3
+    assert _epoch(out) == done + 3
 
 
 # ---- the README's commands, as written -----------------------------------------------------
@@ -292,9 +322,9 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys):
     for f in ("f.png", "series.png", "speedup.png", "run1/checkpoint.npz",
               "classify/checkpoint.npz", "lockstep-out/checkpoint.npz"):
         assert (tmp_path / f).is_file(), f
-    from lockstep import checkpoint
-
-    assert checkpoint.load(tmp_path / "run1" / "checkpoint.npz")["epoch"] == 200
+    # --resume trained every ensemble member on to the new total (--patience 0: no early stop)
+    members = _ck(tmp_path / "run1")["meta"]["members"]
+    assert members and [m["epoch"] for m in members] == [200] * len(members)
 
 
 # ---- classify-change ------------------------------------------------------------------------
@@ -303,10 +333,13 @@ def test_classify_change_reports_accuracy_and_confusion(tmp_path, capsys):
     code, stdout, stderr = run(capsys, "train", "--task", "classify-change", *FAST,
                                "--out", tmp_path / "c", "--json")
     assert code == 0, stderr
-    c = json.loads(stdout)["classes"]
+    c = json.loads(stdout)["holdout"]["classes"]
     conf = c["confusion"]
     assert len(conf) == 3 and all(len(r) == 3 for r in conf) and sum(map(sum, conf)) == 24
     hits = sum(conf[j][j] for j in range(3))
-    assert c["accuracy"] == hits / 24 == sum(p == a for p, a in zip(c["predicted"], c["actual"])) / 24
-    assert 0 <= c["majority_accuracy"] <= 1 and c["centroids"] == sorted(c["centroids"])
+    assert c["accuracy"] == hits / 24 \
+        == sum(p == a for p, a in zip(c["predicted"], c["actual"])) / 24
+    assert 0 <= c["majority_accuracy"] <= 1
+    (centroids,) = c["centroids"]  # one series: its three class centres, increasing
+    assert len(centroids) == 3 and centroids == sorted(centroids)
     assert "accuracy" in stderr and "confusion" in stderr

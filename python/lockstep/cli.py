@@ -412,8 +412,9 @@ def _summary(fc) -> str:
             f"{ran} epochs" + (", one per model" if len(st) > 1 else ""))
     first = sum(s.best_epoch == 1 for s in st)
     if first:
-        line += (f"; epoch 1 was best for {first} of {len(st)} model(s): the model barely "
-                 "trained - try a smaller --lr, another --window or more --patience")
+        who = "" if len(st) == 1 else f" for {first} of {len(st)} models"
+        line += (f"; epoch 1 was the best{who}: the model barely trained - try a smaller "
+                 "--lr, another --window or more --patience")
     return line
 
 

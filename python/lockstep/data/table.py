@@ -763,6 +763,8 @@ def _pd_read(raw, p, **kw):
         return df
     except pd.errors.EmptyDataError:
         raise DataError(f"{p} is empty; it needs a header row and at least one data row") from None
+    except IndexError:  # pandas' usecols on a file of a header alone
+        raise DataError(f"{p} has a header but no data rows; add rows") from None
     except UnicodeDecodeError:
         raise DataError(f"{p} is not UTF-8 text; save it as a UTF-8 CSV file") from None
     except pd.errors.ParserError as e:
