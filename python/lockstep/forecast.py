@@ -141,13 +141,19 @@ def _lv(lv):
     return int(lv) if float(lv).is_integer() else lv
 
 
-def default_valid_size(season, n, task="regress") -> int:
-    """Validation points of a series when valid_size is None: three seasons (36 months) for
-    the regress task, at most a third of its ``n`` model-space values; one season for
-    classify-change; 20% (10% for classify-change) without a season."""
+def default_valid_size(season, n, task="regress"):
+    """Validation points of each series when valid_size is None: three seasons (36 months)
+    for the regress task, at most a third of its ``n`` model-space values; one season for
+    classify-change; 20% (10% for classify-change) without a season. ``season`` and ``n``
+    may be arrays (one entry per series)."""
+    season = np.asarray(0 if season is None else season, np.int64)
+    n = np.asarray(n, np.int64)
     if task != "regress":
-        return season or max(1, n // 10)
-    return max(1, min(3 * season, n // 3)) if season else max(1, n // 5)
+        out = np.where(season > 0, season, np.maximum(1, n // 10))
+    else:
+        out = np.where(season > 0, np.maximum(1, np.minimum(3 * season, n // 3)),
+                       np.maximum(1, n // 5))
+    return int(out) if out.ndim == 0 else out
 
 
 # ---- windows drawn by index ----------------------------------------------------------------
@@ -268,9 +274,9 @@ class Forecaster:
         if big.any():
             r = int(np.flatnonzero(big)[0])
             g = int(np.searchsorted(ip, r, side="right") - 1)
-            raise DataError(f"series {str(panel.ids[g])!r}: value {y[r]:.6g} at row {r - ip[g] + 1} is "
-                            f"beyond +-{MAX_ABS:g}, where the float64 transforms overflow; "
-                            "rescale it")
+            raise DataError(f"series {str(panel.ids[g])!r}: value {y[r]:.6g} at row "
+                            f"{r - ip[g] + 1} is beyond +-{MAX_ABS:g}, where the float64 "
+                            "transforms overflow; rescale it")
         n_train = lengths - st.holdout
         skip = (st.train_start * np.maximum(n_train, 0)).astype(np.int64)
         classify = st.task == "classify-change"
@@ -295,12 +301,8 @@ class Forecaster:
         self.first, self.n_train = first, n_train
         m = n_train - first
         lag_for_valid = self.tf.lag if not classify else np.full(n, self.season)
-        if st.valid_size is not None:
-            nv = np.full(n, st.valid_size, np.int64)
-        else:
-            nv = np.array([default_valid_size(int(s), int(k), st.task)
-                           for s, k in zip(lag_for_valid, m)], np.int64) if n <= 64 else \
-                _default_valid_vec(lag_for_valid, m, st.task)
+        nv = np.full(n, st.valid_size, np.int64) if st.valid_size is not None else \
+            default_valid_size(lag_for_valid, m, st.task)
         self.n_valid = np.minimum(nv, np.maximum(0, m - st.window - 1))
         self._model_rows(classify)
         counts = m - self.n_valid - st.window
@@ -321,7 +323,7 @@ class Forecaster:
                                classify)
         return self.windows
 
-    def _model_rows(self, classify):
+    def _model_rows(self, classify, centroids=None):
         """Model-space values ``_Z`` of every row (tokens for classify-change) and the model
         inputs ``_A`` (rows, I): A[r] = [z_r (one-hot tokens for classify-change), the
         features of row r + 1] (known in advance: calendar position, scaled covariates)."""
@@ -333,11 +335,10 @@ class Forecaster:
             nc = np.full(len(p.y), np.nan)
             d_ok = pos >= 1
             prev = np.maximum(np.arange(len(p.y)) - 1, 0)
-            t = (pos - 1).astype(np.float64)
-            d = p.y - p.y[prev]
-            nc[d_ok] = np.where(d >= 0, d / (0.5 * t + 15), d / np.abs(-0.6 * t - 7))[d_ok]
+            nc[d_ok] = prep.scaled_change(p.y - p.y[prev], pos - 1)[d_ok]
             use = d_ok & (pos >= self.first[group]) & (pos < self.n_train[group])
-            self.centroids = prep.kmeans_groups(nc[use], group[use], n)
+            self.centroids = prep.kmeans_groups(nc[use], group[use], n) if centroids is None \
+                else centroids
             tok = np.zeros(len(p.y), np.int64)
             for i in range(n):  # encode with each series' own centroids
                 r = slice(ip[i], ip[i + 1])
@@ -1017,14 +1018,10 @@ class Forecaster:
         lags = np.ones(len(p), np.int64) if st.task == "classify-change" else self.tf.lags
         self.first = (st.train_start * np.maximum(self.n_train, 0)).astype(np.int64) + lags
         self.n_valid = ck.n_valid
-        if st.task == "classify-change":
-            self._model_rows(True)
-            self.centroids = ck.centroids
-        else:
-            self._model_rows(False)
+        self._model_rows(st.task == "classify-change", ck.centroids)
         if self.model_cfg != ck.model_cfg:
-            raise checkpoint.CheckpointError(f"{ck.path}: field model.meta.model does not match the "
-                                             "data and settings; delete it or train again")
+            raise checkpoint.CheckpointError(f"{ck.path}: field model.meta.model does not match "
+                                             "the data and settings; delete it or train again")
         self.states = ck.states(self.model_cfg)
         self.trainer = self._trainer(0)
         self.members = [s.best_params if s.best_params is not None else s.params
@@ -1061,14 +1058,6 @@ def _spread(idx, k):
     if len(idx) <= k:
         return idx
     return idx[np.unique(np.linspace(0, len(idx) - 1, k).round().astype(np.int64))]
-
-
-def _default_valid_vec(season, m, task):
-    season, m = np.asarray(season), np.asarray(m)
-    if task != "regress":
-        return np.where(season > 0, season, np.maximum(1, m // 10)).astype(np.int64)
-    return np.where(season > 0, np.maximum(1, np.minimum(3 * season, m // 3)),
-                    np.maximum(1, m // 5)).astype(np.int64)
 
 
 def _overall(rows, levels):

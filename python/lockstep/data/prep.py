@@ -57,10 +57,10 @@ def group_stats(v, group, use, n, scale):
         c, s = np.zeros((n, e)), np.ones((n, e))
     elif scale == "standard":
         cnt = np.bincount(g, minlength=n).astype(np.float64)
-        c = np.stack([np.bincount(g, w[:, j], n) for j in range(e)], 1) / np.maximum(cnt, 1)[:, None]
+        per = np.maximum(cnt, 1)[:, None]
+        c = np.stack([np.bincount(g, w[:, j], n) for j in range(e)], 1) / per
         d = w - c[g]
-        s = np.sqrt(np.stack([np.bincount(g, d[:, j] * d[:, j], n) for j in range(e)], 1)
-                    / np.maximum(cnt, 1)[:, None])
+        s = np.sqrt(np.stack([np.bincount(g, d[:, j] * d[:, j], n) for j in range(e)], 1) / per)
     else:
         lo = np.full((n, e), np.inf)
         hi = np.full((n, e), -np.inf)
@@ -218,20 +218,28 @@ def kmeans_groups(v, group, n, k=3):
 
 # ---- the seed's "encoded change" task ------------------------------------------------------
 
-def bound_lines(n: int):
-    """The seed's upper (0.5 t + 15) and lower (-0.6 t - 7) bound lines for t = 0..n-1."""
-    t = np.arange(n, dtype=np.float64)
+def bounds(t):
+    """The seed's upper (0.5 t + 15) and lower (-0.6 t - 7) bound lines at indices ``t``."""
+    t = np.asarray(t, np.float64)
     return 0.5 * t + 15, -0.6 * t - 7
 
 
+def bound_lines(n: int):
+    """``bounds`` for t = 0..n-1."""
+    return bounds(np.arange(n))
+
+
+def scaled_change(d, t):
+    """A change ``d`` at index ``t`` over the upper bound when >= 0, over |lower| when not."""
+    up, lo = bounds(t)
+    return np.where(d >= 0, d / up, d / np.abs(lo))
+
+
 def normalized_change(values, t=None):
-    """Change x[t+1] - x[t] divided by the upper bound when >= 0, by |lower| when negative;
-    ``t`` gives each change's index on the bound lines (default 0, 1, ...)."""
+    """Each change x[t+1] - x[t] of a series, ``scaled_change`` at t = 0, 1, ... (or ``t``)."""
     v = np.asarray(values, np.float64).reshape(-1)
     d = v[1:] - v[:-1]
-    t = np.arange(len(d), dtype=np.float64) if t is None else np.asarray(t, np.float64)
-    up, lo = 0.5 * t + 15, -0.6 * t - 7
-    return np.where(d >= 0, d / up, d / np.abs(lo))
+    return scaled_change(d, np.arange(len(d)) if t is None else t)
 
 
 def kmeans_1d(v, k: int = 3, iters: int = 100):
@@ -263,7 +271,8 @@ def decode(tokens, t, centroids):
     t = np.asarray(t, np.float64)
     c = np.take_along_axis(np.asarray(centroids), tok, axis=-1) if np.ndim(centroids) > 1 \
         else np.asarray(centroids)[tok]
-    return np.where(c >= 0, c * (0.5 * t + 15), c * np.abs(-0.6 * t - 7))
+    up, lo = bounds(t)
+    return np.where(c >= 0, c * up, c * np.abs(lo))
 
 
 def one_hot(tokens, k: int, dtype=np.float64):
