@@ -267,3 +267,16 @@ def test_model_selection_scores_a_spread_subset_of_a_large_table(monkeypatch):
     fc = Forecaster(backend="numpy", holdout=6, **SMALL).fit(long_table(7, 40))
     assert seen == [[0, 3, 6]]
     assert len(fc.states[0].valid_loss) == SMALL["epochs"]
+
+
+def test_future_covariates_for_a_model_without_any_are_refused(tmp_path, capsys):
+    from lockstep import cli
+
+    df = long_table(3, 40)
+    fc = Forecaster(backend="numpy", **SMALL).fit(df, tmp_path / "m.npz")
+    with pytest.raises(Exception, match="trained with covariates"):
+        fc.predict(3, future=_future(df.assign(promo=0.0), 3))
+    _future(df.assign(promo=0.0), 3).to_csv(tmp_path / "f.csv", index=False)
+    code = cli.main(["forecast", "--checkpoint", str(tmp_path / "m.npz"), "--horizon", "3",
+                     "--future", str(tmp_path / "f.csv")])
+    assert code == 2 and "drop --future" in capsys.readouterr().err

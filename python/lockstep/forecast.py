@@ -708,6 +708,9 @@ class Forecaster:
             at_end = future is not None or self.holdout == 0 or getattr(self, "loaded", False)
         held = 0 if at_end else self.holdout
         fut = None
+        if future is not None and not p.exog_names:
+            raise ConfigError("future covariates go to a model trained with covariates "
+                              "(--exog); this one has none: drop --future")
         if p.exog_names:
             if future is None and held < horizon:
                 raise DataError(f"the model reads covariates {', '.join(p.exog_names)}: their "
