@@ -194,13 +194,14 @@ def worker_neuralforecast(a):
         logging.getLogger(name).setLevel(logging.ERROR)
     df = make_table(a.n, a.seed)
     lengths = df.groupby("unique_id", sort=False).size().to_numpy()
-    # windows of input 12 and horizon 12 per series (its sampler draws windows_batch_size of
-    # them per step from batch_size series): max_steps gives `epochs` passes over them
+    # windows of input 12 and horizon 12 per series; each step trains on windows_batch_size
+    # windows drawn from batch_size series, so max_steps gives `epochs` passes over them
     windows = int(np.maximum(lengths - 12 - 12 + 1, 0).sum())
-    batch = 32 * 1024  # neuralforecast's defaults: batch_size 32 series, windows_batch_size 1024
+    batch = 1024  # windows per step (its default is 128: 8x the steps for the same passes)
     steps = max(1, int(np.ceil(a.epochs * windows / batch)))
     model = LSTM(h=12, input_size=12, max_steps=steps, random_seed=a.seed, accelerator="cpu",
-                 enable_progress_bar=False, enable_model_summary=False, logger=False)
+                 windows_batch_size=batch, enable_progress_bar=False,
+                 enable_model_summary=False, logger=False)
     nf = NeuralForecast(models=[model], freq="MS")
     t0 = time.perf_counter()
     nf.fit(df=df)

@@ -136,19 +136,24 @@ def fit(y, exog, indptr, n_train=(120, 30, 15), skip=(0, 0, 0), **kw):
 
 
 @pytest.mark.parametrize("transform", ["log", "log1p", "none", "auto"])
-@pytest.mark.parametrize("diff", [False, True])
+@pytest.mark.parametrize("diff", [False, True, "nonseasonal"])
 @pytest.mark.parametrize("season", [0, 12])
 @pytest.mark.parametrize("scale", ["standard", "minmax", "none"])
 def test_transforms_inverse_undoes_forward(transform, diff, season, scale):
     y, exog, ip = three_series()
     if transform in ("log", "log1p"):
         y = np.abs(y) + 1.0  # values these transforms take
-    t = fit(y, exog, ip, transform=transform, diff=diff, season=season, scale=scale)
+    t = fit(y, exog, ip, transform=transform, diff=diff is True, season=season, scale=scale,
+            diff_nonseasonal=diff == "nonseasonal")
     if season:  # per-series lags: the short series is left without a seasonal difference
         assert t.lag.tolist() == [12, 12, 0]
     else:
         assert t.lag.tolist() == [0, 0, 0]
-    assert t.lags.tolist() == (t.lag + int(diff)).tolist()
+    # the lag-1 difference: every series, none, or those without a seasonal difference
+    want = [True] * 3 if diff is True else [False] * 3 if not diff else \
+        (t.lag == 0).tolist()
+    assert t.diff.tolist() == want
+    assert t.lags.tolist() == (t.lag + t.diff).tolist()
     z = t.forward(y, ip)
     s1 = t.stage1(y, prep.group_of(ip))
     k = int(t.lags.max()) + 1

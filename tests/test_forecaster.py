@@ -280,3 +280,27 @@ def test_future_covariates_for_a_model_without_any_are_refused(tmp_path, capsys)
     code = cli.main(["forecast", "--checkpoint", str(tmp_path / "m.npz"), "--horizon", "3",
                      "--future", str(tmp_path / "f.csv")])
     assert code == 2 and "drop --future" in capsys.readouterr().err
+
+
+def test_the_direct_head_predicts_blocks_with_the_same_bits_everywhere(tmp_path):
+    """--head direct: each window predicts the next head_steps values (O = head_steps, loss on
+    the last step); longer horizons run in blocks; every backend gives the same bits, and the
+    checkpoint gives them back."""
+    df = long_table(4, 48)
+    kw = dict(holdout=6, head="direct", head_steps=4, **SMALL)
+    a = Forecaster(backend="numpy", **kw).fit(df, tmp_path / "d.npz")
+    b = Forecaster(backend="cpu", **kw).fit(df)
+    assert a.model_cfg.output_size == 4 and a.settings.train_config().loss_on == "last"
+    x, y = a.windows.gather(np.arange(3))
+    assert y.shape == (3, 4)
+    for n in reference.names_of(a.members[0]):
+        assert_same_bits(b.members[0][n], a.members[0][n], n)
+    f = a.predict(10, at_end=True)  # 4 + 4 + 2: three engine calls
+    assert len(f) == 40 and np.isfinite(f["yhat"]).all()
+    assert_same_bits(Forecaster.load(tmp_path / "d.npz").predict(10)["yhat"].to_numpy(),
+                     f["yhat"].to_numpy(), "loaded")
+    assert_same_bits(b.predict(10, at_end=True)["yhat"].to_numpy(), f["yhat"].to_numpy(), "cpu")
+    with pytest.raises(Exception, match="head_steps"):
+        Forecaster(head="direct", **SMALL)
+    with pytest.raises(Exception, match="classify-change predicts one class"):
+        Forecaster(head="direct", head_steps=3, task="classify-change", **SMALL)

@@ -46,25 +46,27 @@ def _train(capsys, tmp_path, name, holdout, *extra):
     return json.loads(out)
 
 
-# series: (holdout, default RMSE, MAE, MAPE, --epochs 3 RMSE); docs/results.md
+# series: (holdout, default RMSE, MAE, MAPE, --epochs 3 RMSE, beats the baseline's RMSE);
+# docs/results.md. The Nile (yearly, no season) is differenced at lag 1 since the M3
+# validation study (diff_nonseasonal): its RMSE is now above naive's, its MAPE below.
 MEASURED = {
-    "airpassengers": (24, 22.483, 17.492, 3.827, 22.483),
-    "elec_equip": (24, 1.286, 0.950, 0.978, 1.286),
-    "nile": (10, 140.018, 113.487, 13.268, 140.018),
+    "airpassengers": (24, 22.483, 17.492, 3.827, 22.483, True),
+    "elec_equip": (24, 1.286, 0.950, 0.978, 1.286, True),
+    "nile": (10, 156.763, 120.438, 12.511, 156.763, False),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MEASURED))
 def test_default_run_is_no_worse_than_a_short_fixed_run(tmp_path, capsys, name):
-    holdout, rmse, mae, mape, short = MEASURED[name]
+    holdout, rmse, mae, mape, short, beats = MEASURED[name]
     d = _train(capsys, tmp_path, name, holdout)
     s = _train(capsys, tmp_path, name, holdout, "--epochs", "3")
     dm, sm = d["holdout"]["overall"]["model"], s["holdout"]["overall"]["model"]
     assert dm["rmse"] <= sm["rmse"]
     assert [round(dm[k], 3) for k in ("rmse", "mae", "mape")] == [rmse, mae, mape]
     assert round(sm["rmse"], 3) == short
-    assert dm["rmse"] < d["holdout"]["overall"]["baseline"]["rmse"]
+    assert (dm["rmse"] < d["holdout"]["overall"]["baseline"]["rmse"]) == beats
     assert d["stopped"] == "early-stop" and d["epochs"] < 30  # well under a minute
 
 

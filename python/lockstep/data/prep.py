@@ -76,7 +76,7 @@ def group_stats(v, group, use, n, scale):
 @dataclass
 class Transforms:
     """Per-series transforms of grouped arrays, every field an array indexed by series:
-    ``code`` (0 none, 1 log, 2 log1p) -> lag-1 difference (``diff``, for all) -> seasonal
+    ``code`` (0 none, 1 log, 2 log1p) -> lag-1 difference (``diff``: per series) -> seasonal
     difference at ``lag`` (0 = none) -> scaling by ``center`` / ``spread``. The covariates
     are differenced the same way and scaled by ``exog_center`` / ``exog_spread``.
 
@@ -86,7 +86,7 @@ class Transforms:
     inputs are the same bits on every machine."""
 
     code: np.ndarray
-    diff: bool
+    diff: np.ndarray  # bool per series (a single bool is broadcast)
     lag: np.ndarray
     center: np.ndarray
     spread: np.ndarray
@@ -97,17 +97,22 @@ class Transforms:
     # positive training part) is raised to it before the log, so inputs stay finite
     floor: np.ndarray | None = None
 
+    def __post_init__(self):
+        self.diff = np.broadcast_to(np.asarray(self.diff, bool), np.shape(self.code)).copy()
+
     @property
     def lags(self) -> np.ndarray:
         """Rows each series' differences consume at its start."""
-        return self.lag + int(self.diff)
+        return self.lag + self.diff.astype(np.int64)
 
     @classmethod
     def fit(cls, y, exog, indptr, n_train, skip, *, transform="auto", diff=False, season=0,
-            scale="standard"):
+            scale="standard", diff_nonseasonal=False):
         """Fit on rows [skip, n_train) of each series (positions inside the series).
         ``transform`` auto takes the log of a series whose training values are all positive
-        and leaves the others as they are (zeros and negatives train too)."""
+        and leaves the others as they are (zeros and negatives train too). ``diff``: every
+        series gets the lag-1 difference; ``diff_nonseasonal``: those without a seasonal
+        difference do (their trend is left otherwise)."""
         if transform not in TRANSFORMS:
             raise DataError(f"transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
         if scale not in SCALES:
@@ -129,7 +134,8 @@ class Transforms:
         usable = n_train - skip
         lag = np.where(usable > 2 * season + 2, season, 0).astype(np.int64) if season \
             else np.zeros(n, np.int64)
-        t = cls(code, bool(diff), lag, np.zeros(n), np.ones(n), np.zeros((n, 0)),
+        d = np.full(n, bool(diff)) | (bool(diff_nonseasonal) & (lag == 0))
+        t = cls(code, d, lag, np.zeros(n), np.ones(n), np.zeros((n, 0)),
                 np.ones((n, 0)), scale, np.where(np.isfinite(lo), lo, 0.0))
         first = skip + t.lags
         use = (pos >= first[group]) & (pos < n_train[group])
@@ -153,8 +159,8 @@ class Transforms:
         return out
 
     def _differenced(self, v, indptr, pos):
-        if self.diff:
-            v = lagged(v, indptr, 1, pos)
+        if self.diff.any():  # lag 1 where diff, unchanged (lag 0) elsewhere
+            v = lagged(v, indptr, self.diff.astype(np.int64), pos)
         return lagged(v, indptr, self.lag, pos)
 
     def forward(self, y, indptr):
@@ -178,10 +184,9 @@ class Transforms:
         B, h = z.shape
         s = z * self.spread[series][:, None] + self.center[series][:, None]
         hist = np.asarray(s1_hist, np.float64)
-        if self.diff:
-            d_hist = hist[:, 1:] - hist[:, :-1]
-        else:
-            d_hist = hist
+        d = self.diff[series]
+        with np.errstate(invalid="ignore"):  # the rows without a difference take the values
+            d_hist = np.where(d[:, None], hist[:, 1:] - hist[:, :-1], hist[:, 1:])
         lag = self.lag[series]
         if lag.any():  # x[t] = d[t] + x[t - lag], continuing the differenced history
             ext = np.concatenate([d_hist, np.empty((B, h))], axis=1)
@@ -191,13 +196,13 @@ class Transforms:
                 prev = ext[rows, k0 + t - np.maximum(lag, 1)]
                 ext[:, k0 + t] = np.where(lag > 0, s[:, t] + prev, s[:, t])
             s = ext[:, k0:]
-        if self.diff:  # x[t] = d[t] + x[t - 1]
+        if d.any():  # x[t] = d[t] + x[t - 1] where differenced
             out = np.empty_like(s)
             prev = hist[:, -1]
             for t in range(h):
                 prev = s[:, t] + prev
                 out[:, t] = prev
-            s = out
+            s = np.where(d[:, None], out, s)
         c = self.code[series][:, None]
         with np.errstate(over="ignore"):
             e = arith.exp(s)
