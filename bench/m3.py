@@ -50,6 +50,12 @@ RECIPES = {
     "diff-nonseasonal-w6": {"diff_nonseasonal": True, "window": 6},
     # the direct (MQ-RNN style) head: each window predicts the whole horizon
     "direct": {"diff_nonseasonal": True, "head": "direct"},
+    # seasonal indices removed after the log, then the lag-1 difference: a model output of 0
+    # is the seasonally adjusted naive forecast (NAIVE2's idea); the LSTM learns the rest
+    "indices": {"seasonality": "indices"},
+    "indices-direct": {"seasonality": "indices", "head": "direct"},
+    "indices-ensemble3": {"seasonality": "indices", "ensemble": 3},
+    "difference": {"seasonality": "difference"},
 }
 
 
@@ -74,12 +80,18 @@ def split(tr, te, h, which):
     return tr[g >= h].reset_index(drop=True), tr[g < h].reset_index(drop=True)
 
 
-def fit_window(hist, want, season, diff, steps=1):
+def fit_window(hist, want, season, diff, steps=1, indices=False):
     """The recipe's window, shortened where the shortest series could not give a training
-    window with it (rows >= lags + window + 1 + steps; its validation span shrinks to fit)."""
+    window with it (rows >= lags + window + 1 + steps; its validation span shrinks to fit).
+    A series too short for its seasonal difference and that window drops the seasonal
+    difference (the library's rule), so only a window of 2 with a lag-1 difference is a
+    floor."""
     shortest = int(hist.groupby("unique_id").size().min())
-    lags = (season if shortest > 2 * season + 2 else 0) + int(diff)
-    return max(2, min(want, shortest - lags - 1 - steps))
+    room = shortest - 1 - steps
+    if season and shortest > 2 * season + 2 and room - season - int(diff) >= 2 \
+            and not indices:
+        return min(want, room - season - int(diff))
+    return max(2, min(want, room - 1))
 
 
 def run_lockstep(hist, h, season, recipe, backend):
@@ -91,7 +103,7 @@ def run_lockstep(hist, h, season, recipe, backend):
         settings["head_steps"] = h
     window = fit_window(hist, settings.pop("window", 12), season,
                         settings.get("diff", False) or settings.get("diff_nonseasonal", False),
-                        settings.get("head_steps", 1))
+                        settings.get("head_steps", 1), settings.get("seasonality") == "indices")
     fc = Forecaster(window=window, backend=backend, quiet=True, season=season,
                     valid_size=h, **settings)
     t0 = time.perf_counter()

@@ -288,3 +288,32 @@ def test_seed_encoded_change_task():
     bound = 0.5 * 40 + 15 if d40 >= 0 else 0.6 * 40 + 7
     assert prep.normalized_change(v[40:42], t=[40])[0] == d40 / bound
     np.testing.assert_array_equal(prep.one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
+
+
+def test_seasonal_indices_deseasonalise_and_come_back():
+    """seasonality "indices": per-series indices after the log (zero where the series shows
+    no significant season or is shorter than three), no seasonal difference, the lag-1
+    difference for all; the inverse continues a history exactly, and a model output that
+    undoes to a zero difference is the seasonally adjusted naive forecast."""
+    y, exog, ip = three_series()
+    t = fit(y, exog, ip, season=12, seasonality="indices", diff_nonseasonal=True)
+    assert t.period == 12 and t.lag.tolist() == [0, 0, 0] and t.diff.all()
+    assert np.abs(t.index[0]).max() > 0.05 and abs(t.index[0].sum()) < 1e-12
+    assert not t.index[2].any()  # 15 training rows: fewer than three seasons
+    pos, group = prep.positions(ip), prep.group_of(ip)
+    z = t.forward(y, ip)
+    s1 = t.stage1(y, group, pos)
+    for i, m in ((0, 60), (1, 25), (2, 10)):
+        a, b = ip[i], ip[i + 1]
+        back = t.inverse(z[None, a + m:b], np.array([i]), s1[None, a + m - 2:a + m],
+                         np.array([m]))
+        np.testing.assert_allclose(back[0], y[a + m:b], rtol=1e-12,
+                                   atol=1e-12 * np.abs(y[a:b]).max())
+    # the model-space value of a zero difference: the adjusted last value, reseasonalised
+    zero = (0.0 - t.center[0]) / t.spread[0]
+    f = t.inverse(np.full((1, 12), zero), np.array([0]), s1[None, 118:120], np.array([120]))
+    adj = np.log(y[119]) - t.index[0, 119 % 12]
+    want = np.exp(adj + t.index[0, (120 + np.arange(12)) % 12])
+    np.testing.assert_allclose(f[0], want, rtol=1e-9)
+    with pytest.raises(ValueError, match="position"):
+        t.stage1(y, group)

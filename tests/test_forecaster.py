@@ -304,3 +304,16 @@ def test_the_direct_head_predicts_blocks_with_the_same_bits_everywhere(tmp_path)
         Forecaster(head="direct", **SMALL)
     with pytest.raises(Exception, match="classify-change predicts one class"):
         Forecaster(head="direct", head_steps=3, task="classify-change", **SMALL)
+
+
+def test_seasonal_indices_train_save_and_forecast_the_same_bits(tmp_path):
+    df = long_table(4, 48)
+    kw = dict(holdout=6, seasonality="indices", **SMALL)
+    a = Forecaster(backend="numpy", **kw).fit(df, tmp_path / "i.npz")
+    b = Forecaster(backend="cpu", **kw).fit(df)
+    assert a.tf.period == 12 and (a.tf.lag == 0).all() and a.tf.diff.all()
+    for n in reference.names_of(a.members[0]):
+        assert_same_bits(b.members[0][n], a.members[0][n], n)
+    f = a.predict(8, at_end=True)
+    assert_same_bits(Forecaster.load(tmp_path / "i.npz").predict(8)["yhat"].to_numpy(),
+                     f["yhat"].to_numpy(), "loaded")

@@ -47,11 +47,13 @@ def _train(capsys, tmp_path, name, holdout, *extra):
 
 
 # series: (holdout, default RMSE, MAE, MAPE, --epochs 3 RMSE, beats the baseline's RMSE);
-# docs/results.md. The Nile (yearly, no season) is differenced at lag 1 since the M3
-# validation study (diff_nonseasonal): its RMSE is now above naive's, its MAPE below.
+# docs/results.md. Since the M3 validation study the season leaves by seasonal indices and
+# the series without a seasonal difference are differenced at lag 1: the Nile's RMSE is now
+# above naive's (its MAPE below), and these tails got worse than with the seasonal difference
+# (AirPassengers 22.483, elec_equip 1.286): reported, not tuned to.
 MEASURED = {
-    "airpassengers": (24, 22.483, 17.492, 3.827, 22.483, True),
-    "elec_equip": (24, 1.286, 0.950, 0.978, 1.286, True),
+    "airpassengers": (24, 28.571, 22.865, 4.766, 28.571, True),
+    "elec_equip": (24, 2.749, 2.329, 2.315, 2.749, True),
     "nile": (10, 156.763, 120.438, 12.511, 156.763, False),
 }
 

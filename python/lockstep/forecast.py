@@ -70,6 +70,11 @@ class ForecastSettings:
     # and left monthly and quarterly as they were (docs/results.md)
     diff_nonseasonal: bool = True
     season: int | None = None  # None: the data's period (12 for monthly data) or 0
+    # how the season leaves the series: seasonal indices removed after the log (each series'
+    # own, where its seasonality is significant; ES-RNN's and NAIVE2's idea), then the lag-1
+    # difference; or a seasonal difference. Indices by default: on the M3 validation split
+    # monthly sMAPE 17.66 -> 16.95, quarterly 10.59 -> 9.78 (docs/results.md)
+    seasonality: str = "indices"
     scale: str = "standard"
     valid_size: int | None = None  # validation points per series; None: default_valid_size
     patience: int | None = 10  # epochs without a better validation forecast
@@ -129,6 +134,9 @@ class ForecastSettings:
         if self.season is not None and (self.season < 0 or self.season == 1):
             raise ConfigError(f"season must be 0 (off) or a lag >= 2, got {self.season}; use "
                               "diff for a lag-1 difference")
+        if self.seasonality not in prep.SEASONALITY:
+            raise ConfigError(f"seasonality must be one of {', '.join(prep.SEASONALITY)}, got "
+                              f"{self.seasonality!r}")
         if self.scale not in prep.SCALES:
             raise ConfigError(f"scale must be one of {', '.join(prep.SCALES)}, got {self.scale!r}")
         if not 1 <= self.ensemble <= 100:
@@ -315,7 +323,10 @@ class Forecaster:
             self.tf = prep.Transforms.fit(y, panel.exog, ip, np.maximum(n_train, 1), skip,
                                           transform=st.transform, diff=st.diff,
                                           season=self.season, scale=st.scale,
-                                          diff_nonseasonal=st.diff_nonseasonal)
+                                          diff_nonseasonal=st.diff_nonseasonal,
+                                          seasonality=st.seasonality,
+                                          min_rows=st.window + 1 + (
+                                              st.head_steps if st.head == "direct" else 1))
             lags = self.tf.lags
         first = skip + lags
         H = st.head_steps if st.head == "direct" else 1  # targets after each window
@@ -329,7 +340,8 @@ class Forecaster:
                             f"({short.size} series too short: drop them or pass --skip-short)")
         self.first, self.n_train = first, n_train
         m = n_train - first
-        lag_for_valid = self.tf.lag if not classify else np.full(n, self.season)
+        lag_for_valid = self.tf.lag if not classify and st.seasonality == "difference" \
+            else np.full(n, self.season)
         nv = np.full(n, st.valid_size, np.int64) if st.valid_size is not None else \
             default_valid_size(lag_for_valid, m, st.task)
         self.n_valid = np.minimum(nv, np.maximum(0, m - st.window - H))
@@ -386,7 +398,7 @@ class Forecaster:
             inside[ip[1:] - 1] = False
             A[inside, value.shape[1]:] = F[nxt[inside]]
         self._A = A
-        self._S1 = self.tf.stage1(p.y, group)
+        self._S1 = self.tf.stage1(p.y, group, prep.positions(ip))
         I = A.shape[1]
         O = 3 if classify else (st.head_steps if st.head == "direct" else 1)
         self.model_cfg = ModelConfig(I, st.hidden_size, O, init=st.init,
@@ -645,7 +657,7 @@ class Forecaster:
         k = int(self.tf.lags.max()) + 1
         idx = start[:, None] + ends[:, None] + np.arange(-k, 0)[None, :]
         hist = self._S1[np.maximum(idx, 0)]
-        return self.tf.inverse(z, series, hist)
+        return self.tf.inverse(z, series, hist, ends)
 
     # -- calibration --
     def _calibration_rows(self):
@@ -979,6 +991,8 @@ class Forecaster:
                   "spread": self.tf.spread, "exog_center": self.tf.exog_center,
                   "exog_spread": self.tf.exog_spread, "n_valid": self.n_valid,
                   "diff": self.tf.diff,
+                  "season_index": self.tf.index if self.tf.index is not None
+                  else np.zeros((len(p), 0)),
                   "floor": self.tf.floor if self.tf.floor is not None else np.zeros(len(p))}
         if self.centroids is not None:
             arrays["centroids"] = self.centroids
@@ -1217,9 +1231,15 @@ class _Loaded:
         if ((code == 1) & ~(floor > 0)).any() or ((code == 2) & ~(floor > -1)).any():
             f.fail("floor", "must be above each series' transform's domain edge (0 for log, "
                    "-1 for log1p)")
+        index = f.array("season_index", dtype=np.float64, ndim=2)
+        if index.shape[0] != n or index.shape[1] not in (0, self._season(st, p)) \
+                or (np.abs(index) > 1e3).any() or (st.seasonality == "difference"
+                                                   and index.shape[1]):
+            f.fail("season_index", "must hold one row of seasonal indices (of sane size) per "
+                   "series, for seasonality indices only")
         self.transforms = prep.Transforms(code, diff, lag, arrs["center"], arrs["spread"],
                                           arrs["exog_center"], arrs["exog_spread"], st.scale,
-                                          floor)
+                                          floor, index if index.shape[1] else None)
         self.n_valid = f.array("n_valid", dtype=np.int64, kind="i", shape=(n,))
         if ((self.n_valid < 0) | (self.n_valid >= lengths)).any():
             f.fail("n_valid", "must be in [0, rows) per series")
@@ -1249,6 +1269,10 @@ class _Loaded:
         self._members = mem
         if m["backend"] is not None:
             f.str(m["backend"], "meta.backend", 200)
+
+    @staticmethod
+    def _season(st, p):
+        return (p.season if st.season is None else st.season) or 0
 
     def settings_kw(self):
         return self.settings.to_dict()
