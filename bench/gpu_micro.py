@@ -117,11 +117,54 @@ def run(dev, dtype="float32", small=False):
     return out
 
 
+def resources():
+    """Every cuda/*.cu kernel as the driver loaded it: registers, local and static shared
+    memory (cuFuncGetAttribute through CuPy) beside lockstep/gpu_resources.json for this
+    device's architecture (made by `python -m lockstep.sass --write-docs` on the CPU machine).
+    Returns (rows, mismatches)."""
+    from lockstep import cuda_build, sass
+
+    arch = cuda_build.device_arch()
+    table = sass.load_resources()["kernels"]
+    known = table.get(arch)
+    rows, bad = [], []
+    for name in sass.cuda_sources():
+        mod = cuda_build.load_module(name, cooperative=name == "lstm_persistent")
+        ptx = sass.nvrtc_module(name, arch)[1]
+        for k in cuda_build.ptx_functions(ptx):
+            fn = mod.get_function(k)
+            got = {"regs": fn.num_regs, "local": fn.local_size_bytes,
+                   "shared": fn.shared_size_bytes}
+            want = (known or {}).get(k)
+            row = {"kernel": k, "arch": arch, **got, "table": want}
+            rows.append(row)
+            if got["local"]:
+                bad.append(f"{k}: {got['local']} bytes of local memory (a spill)")
+            if want and any(got[f] != want[f] for f in ("regs", "shared", "local")):
+                bad.append(f"{k}: loaded {got}, table {want}")
+    return rows, bad
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--emu", action="store_true", help="run on the SIMT emulator (no GPU)")
+    ap.add_argument("--resources", action="store_true",
+                    help="compare the loaded kernels' registers and shared memory with "
+                         "lockstep/gpu_resources.json instead of timing")
     args = ap.parse_args(argv)
+    if args.resources:
+        rows, bad = resources()
+        arch = rows[0]["arch"] if rows else "?"
+        print(f"{len(rows)} kernels loaded for {arch}; "
+              + ("table has no entry for this arch" if rows and rows[0]["table"] is None
+                 else f"{len(bad)} differ from lockstep/gpu_resources.json"))
+        for b in bad:
+            print("  " + b)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=2)
+        return 1 if bad else 0
     dev = Emu() if args.emu else Gpu()
     results = [run(dev, dt, small=args.emu) for dt in ("float32", "float64")]
     for r in results:

@@ -105,13 +105,17 @@ def compile(source: str, name: str, arch: str, target: str = "ptx", extra=(), ca
     path = _cache_path(source, name, arch, opts, target)
     if cache and path.is_file():
         return path.read_bytes()
-    out = _nvrtc_compile(source, name, opts, target)
+    # A cubin compile produces the PTX too: cache both (the SASS check reads them in pairs).
+    outs = _nvrtc_compile(source, name, opts, target, both=True) if target == "cubin" else \
+        {target: _nvrtc_compile(source, name, opts, target)}
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(out)
-        os.replace(tmp, path)  # atomic: concurrent builders never see half a file
-    return out
+        for tgt, data in outs.items():
+            p = path if tgt == target else _cache_path(source, name, arch, opts, tgt)
+            tmp = p.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(data)
+            os.replace(tmp, p)  # atomic: concurrent builders never see half a file
+    return outs[target]
 
 
 def _cache_path(source: str, name: str, arch: str, opts, target: str) -> Path:
@@ -121,7 +125,9 @@ def _cache_path(source: str, name: str, arch: str, opts, target: str) -> Path:
     return cache_dir() / f"{Path(name).stem}-{arch}-{key}.{target}"
 
 
-def _nvrtc_compile(source: str, name: str, opts, target: str) -> bytes:
+def _nvrtc_compile(source: str, name: str, opts, target: str, both: bool = False):
+    """The PTX or cubin bytes of one NVRTC compile; with ``both`` a dict {"ptx", "cubin"}
+    from that one compile, else with ``both`` false and called directly, the bytes."""
     nvrtc = _nvrtc()
     ok = nvrtc.nvrtcResult.NVRTC_SUCCESS
     err, prog = nvrtc.nvrtcCreateProgram(source.encode(), name.encode(), 0, [], [])
@@ -135,12 +141,15 @@ def _nvrtc_compile(source: str, name: str, opts, target: str) -> bytes:
         if err != ok:
             raise KernelBuildError(f"NVRTC could not compile {name}:\n"
                                    f"{log.decode(errors='replace').strip()}")
-        get_size, get = ((nvrtc.nvrtcGetPTXSize, nvrtc.nvrtcGetPTX) if target == "ptx"
-                         else (nvrtc.nvrtcGetCUBINSize, nvrtc.nvrtcGetCUBIN))
-        _, size = get_size(prog)
-        buf = b" " * size
-        get(prog, buf)
-        return buf.rstrip(b"\0") if target == "ptx" else buf
+        out = {}
+        for tgt in (("ptx", "cubin") if both else (target,)):
+            get_size, get = ((nvrtc.nvrtcGetPTXSize, nvrtc.nvrtcGetPTX) if tgt == "ptx"
+                             else (nvrtc.nvrtcGetCUBINSize, nvrtc.nvrtcGetCUBIN))
+            _, size = get_size(prog)
+            buf = b" " * size
+            get(prog, buf)
+            out[tgt] = buf.rstrip(b"\0") if tgt == "ptx" else buf
+        return out if both else out[target]
     finally:
         nvrtc.nvrtcDestroyProgram(prog)
 

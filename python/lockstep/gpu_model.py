@@ -15,8 +15,13 @@ The model, per kernel launch (one counter record):
               lane per cycle: half the FMA-counted peak)
     shared  = shared-memory wavefronts (loads + stores) / (SMs * clock), one 128-byte
               wavefront per SM per cycle
-    serial  = max_thread_flops * dep_latency / clock: the busiest thread's operations as one
-              dependent chain (a sequential sum is one)
+    serial  = waves * max_thread_flops * dep_latency / clock: the busiest thread's operations
+              as one dependent chain (a sequential sum is one), once per wave of blocks, where
+              waves = ceil(blocks / (SMs * resident blocks per SM)) and the resident blocks
+              per SM are the real occupancy: the registers and static shared memory ptxas gave
+              the kernel (gpu_resources.json, `python -m lockstep.sass --write-docs`) with the
+              launch's block size and dynamic shared memory (`sass.occupancy`); a kernel the
+              table lacks counts as one wave
     occupancy: a launch of blocks < SMs keeps only `blocks` SMs busy, so the four throughput
               terms (DRAM, L2, FP, shared) are multiplied by SMs / blocks
     time    = launch + grid_syncs * grid_barrier + max(DRAM, L2, FP, shared, serial)
@@ -31,7 +36,8 @@ in the 50 MB L2: pessimistic for small models), L1 hits (every request is L2 tra
 temporal locality inside a launch beyond the footprint rule above, memory latency in a
 dependent chain (a thread that waits for each load is not charged), warps with few active
 lanes (FP counts lane operations, not issued warp instructions), the tail of a grid that does
-not fill whole waves, instruction issue and registers, and the instruction sequence behind one
+not fill whole waves (beyond the serial term's whole waves), instruction issue, latency hiding
+by the resident warps (the occupancy only sets the waves), and the instruction sequence behind one
 division or square root (one op each). The launch latency is added to every launch, not
 overlapped with the previous kernel (pessimistic by up to launch_s for long kernels), and the
 occupancy correction gives a small grid only its SMs' share of L2 and DRAM bandwidth, although
@@ -87,6 +93,7 @@ class GpuSpec:
     dep_latency_cycles: float = 4.0   # a dependent FP32/FP64 add or mul
     wavefronts_per_sm_clock: float = 1.0
     notes: str = ""
+    arch: str = "sm_90"      # whose registers and shared memory (gpu_resources.json) apply
 
     def calibrated(self, micro: dict) -> "GpuSpec":
         """This spec with the figures bench/gpu_micro.py measured (its `run` dict): launch
@@ -153,11 +160,13 @@ def launch_cost(rec: dict, gpu: GpuSpec) -> dict:
     wavefronts = sh["load"]["wavefronts"] + sh["store"]["wavefronts"]
     blocks = math.prod(rec["grid"])
     occ = max(1.0, gpu.sms / max(blocks, 1))
+    bps = resident_blocks(rec, gpu)
+    waves = -(-blocks // (gpu.sms * bps)) if bps else 1
     t = {"dram": dram / gpu.dram_bw * occ,
          "l2": SECTOR * sectors / gpu.l2_bw * occ,
          "fp": (f32 / gpu.f32_rate + f64 / gpu.f64_rate) * occ,
          "shared": wavefronts / (gpu.sms * gpu.clock_hz * gpu.wavefronts_per_sm_clock) * occ,
-         "serial": rec["max_thread_flops"] * gpu.dep_latency_cycles / gpu.clock_hz,
+         "serial": waves * rec["max_thread_flops"] * gpu.dep_latency_cycles / gpu.clock_hz,
          "launch": gpu.launch_s,
          "barrier": rec["grid_syncs"] * gpu.grid_barrier_s}
     bound = max(TERMS, key=lambda k: t[k])
@@ -166,11 +175,24 @@ def launch_cost(rec: dict, gpu: GpuSpec) -> dict:
            "sectors": sectors, "min_sectors": ld["min_sectors"] + st["min_sectors"],
            "wavefronts": wavefronts,
            "min_wavefronts": sh["load"]["min_wavefronts"] + sh["store"]["min_wavefronts"],
-           "low_occupancy": int(occ > 1)}
+           "low_occupancy": int(occ > 1), "waves": waves}
     row.update({f"t_{k}": v for k, v in t.items()})
     row["t"] = t["launch"] + t["barrier"] + t[bound]
     row["bound"] = bound
     return row
+
+
+def resident_blocks(rec: dict, gpu: GpuSpec):
+    """Blocks of this launch one SM holds at once, from the kernel's real registers and static
+    shared memory on ``gpu.arch`` (lockstep.sass), or None when the table lacks the kernel."""
+    from . import sass
+
+    res = sass.kernel_resources(rec["kernel"], gpu.arch)
+    if res is None:
+        return None
+    occ = sass.occupancy(res["regs"], res["shared"], math.prod(rec["block"]),
+                         int(rec.get("shared_mem", 0)))
+    return occ["blocks_per_sm"] or None
 
 
 def predict(records, gpu: GpuSpec | str) -> dict:

@@ -35,7 +35,7 @@ EMU_PROPS = {"name": "SIMT emulator (lockstep._simt)", "sm_count": 4,
 # kernels with the launch geometry they get on that GPU, so the emulator's cost counters
 # (docs/cuda.md) are those of the device's launches.
 H200_PROPS = {"name": "SIMT emulator as an NVIDIA H200 (132 SMs, 227 KiB shared per block)",
-              "sm_count": 132, "smem_per_block": 227 * 1024}
+              "sm_count": 132, "smem_per_block": 227 * 1024, "arch": "sm_90"}
 
 SOURCES = ("lstm_common", "lstm_naive", "lstm_fused", "lstm_persistent")
 COOPERATIVE = ("lstm_persistent",)  # modules whose kernels need a cooperative launch
@@ -51,27 +51,39 @@ def _persistent_smem(H, hs, itemsize):
     return (4 * hs * H + (ROWS + 1) * (TILE + 1)) * itemsize
 
 
-def persistent_plan(H: int, itemsize: int, sm_count: int, smem_per_block: int):
-    """(blocks, hs, shared-memory bytes) for the persistent kernels, or a ConfigError.
+def persistent_plan(H: int, itemsize: int, sm_count: int, smem_per_block: int,
+                    static_smem: int = 0):
+    """(blocks, hs, dynamic shared-memory bytes) for the persistent kernels, or a ConfigError.
 
     At most one block per SM (all must be resident for the grid barrier), each owning hs hidden
     units and holding 4 * hs * H weights of W_hh in shared memory. hs is ceil(H / SMs) rounded up
     to a multiple of 8 when that fits (a warp then moves whole 32-byte sectors of every per-unit
-    array), else ceil(H / SMs) itself.
+    array), else ceil(H / SMs) itself. ``static_smem``: the kernels' own static shared memory
+    (from the compiled cubin, lockstep.sass), which shares the per-block limit.
     """
+    room = smem_per_block - static_smem
     hs0 = -(-H // sm_count)
     for hs in (-(-hs0 // 8) * 8, hs0):
         smem = _persistent_smem(H, min(hs, H), itemsize)
-        if smem <= smem_per_block:
+        if smem <= room:
             hs = min(hs, H)
             return -(-H // hs), hs, smem
     raise ConfigError(
         f"strategy persistent cannot hold W_hh on chip for H={H} in "
-        f"{'float32' if itemsize == 4 else 'float64'}: it needs {smem} bytes of shared "
-        f"memory per block ({sm_count} SMs, {hs0} units per block) but a block has "
+        f"{'float32' if itemsize == 4 else 'float64'}: it needs {smem + static_smem} bytes of "
+        f"shared memory per block ({sm_count} SMs, {hs0} units per block) but a block has "
         f"{smem_per_block}; the largest H is "
-        f"{persistent_max_hidden(itemsize, sm_count, smem_per_block)}. "
-        f"Use strategy fused instead")
+        f"{persistent_max_hidden(itemsize, sm_count, room)}. Use strategy fused instead")
+
+
+def persistent_static_smem(sfx: str, arch: str) -> int:
+    """The larger static shared memory of persistent_fwd/bwd (sfx "_f32" or "_f64") on
+    ``arch`` as ptxas compiled them (lockstep/gpu_resources.json, `python -m lockstep.sass
+    --write-docs`); 0 when the table lacks them."""
+    from .. import sass
+
+    res = [sass.kernel_resources(f"persistent_{d}{sfx}", arch) for d in ("fwd", "bwd")]
+    return max((r["shared"] for r in res if r), default=0)
 
 
 def persistent_max_hidden(itemsize: int, sm_count: int, smem_per_block: int) -> int:
@@ -160,7 +172,8 @@ class _GpuDevice:
         self.props = {"name": cupy.cuda.runtime.getDeviceProperties(dev.id)["name"].decode(),
                       "sm_count": attrs["MultiProcessorCount"],
                       "smem_per_block": attrs.get("MaxSharedMemoryPerBlockOptin",
-                                                  attrs["MaxSharedMemoryPerBlock"])}
+                                                  attrs["MaxSharedMemoryPerBlock"]),
+                      "arch": cuda_build.device_arch()}
 
     def _fn(self, name):
         hit = self._fns.get(name)
@@ -248,8 +261,10 @@ class CudaRawBackend(Backend):
         I, H, O = model_cfg.input_size, model_cfg.hidden_size, model_cfg.output_size
         self.I, self.H, self.O, self.L = I, H, O, model_cfg.num_layers
         if self.strategy == "persistent":
+            arch = self.dev.props.get("arch")
             self.plan = persistent_plan(H, self.dtype.itemsize, self.dev.props["sm_count"],
-                                        self.dev.props["smem_per_block"])
+                                        self.dev.props["smem_per_block"],
+                                        persistent_static_smem(self.sfx, arch) if arch else 0)
         if train_cfg.loss == "ce" and O > 2 ** 24:
             raise ConfigError("cross-entropy labels travel as exact floats: at most 2**24 classes")
         # The flat layout of parameters, gradients and optimizer slots: param_names(L) order.
