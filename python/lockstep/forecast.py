@@ -87,9 +87,8 @@ class ForecastSettings:
     levels: tuple = (80, 95)  # conformal interval levels (percent)
     calibration: int | None = None  # forecast origins per series for the intervals
     # models from seeds seed, seed+1, ...; forecasts averaged in model space. One by default:
-    # three helped some series (AirPassengers) and hurt others badly (elec_equip: RMSE 1.29 with
-    # one, 8.48 with three, each member selected on its validation forecast); when an ensemble
-    # helps is for a validation study to say (docs/results.md)
+    # on the M3 validation split three were better on monthly series (sMAPE 16.13 vs 16.95)
+    # and worse on quarterly, yearly and other ones, at three times the cost (docs/results.md)
     ensemble: int = 1
     fallback: bool = False  # seasonal naive for series whose validation forecast loses to it
     # recursive: one step ahead, each forecast fed back in; direct: the last time step
