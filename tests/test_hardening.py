@@ -536,8 +536,15 @@ def test_large_csv_with_a_bad_last_line_is_refused_fast(big_csv_probe):
     assert secs < 20
 
 
-@pytest.mark.xfail(strict=True, reason="library: data.read (pandas) peaks at ~14x the file's "
-                   "size on a 400,000-row CSV (91 MB for 6.6 MB); the old reader stayed under 6x")
+@pytest.mark.xfail(strict=True, reason="library: a cell that is not a number makes data.read "
+                   "re-read the value columns as text with pandas' C parser, which peaks at ~13x "
+                   "the file (87 MB for 6.6 MB: a Python string per cell per parser chunk "
+                   "before the Arrow copy); the good path of the same file peaks at ~8x (90 MB "
+                   "for 10.9 MB, ISO times parsed by Arrow), a 244 MB wide file at 8.0x (1.95 "
+                   "GiB: _wide stacks the columns and makes int64 codes, row numbers, values "
+                   "and dates of 8 bytes per value, 2.7x the text, beside the parsed frame), a "
+                   "295 MB long file at 2.0x. Within 3x needs _wide/_assemble to go column by "
+                   "column, freeing the frame, and a chunked search for the bad cell")
 def test_large_csv_with_a_bad_last_line_is_read_in_bounded_memory(big_csv_probe):
     grown, secs, msg, size, n = big_csv_probe
     # values 8 bytes a row, labels ~60: memory a small multiple of the file, not 25x it

@@ -361,19 +361,14 @@ def bench(preset="seed", names=None, progress=True, anchors=None) -> dict:
             raise ConfigError(f"unknown anchor {a!r}; choose from {', '.join(ANCHORS)}")
         ok, why = anchor_available(a, preset)
         (todo.append(a) if ok else unavailable.append({"run": a, "reason": why}))
-    bar = None
-    if progress and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), file=sys.stderr, unit="run", leave=False)
+    # each run takes seconds to a minute: a bar on a terminal, a line per run otherwise
+    bar = harness.Progress(len(todo), quiet=not progress, prefix="timing ")
     results = []
-    for spec in todo:
-        if bar:
-            bar.set_description(spec)
-        results.append(_measure_child(spec, preset))
-        if bar:
-            bar.update(1)
-    if bar:
+    try:
+        for spec in todo:
+            bar(spec)
+            results.append(_measure_child(spec, preset))
+    finally:
         bar.close()
     ref = next((r for r in results if r["run"].startswith("numpy:") and "wall_s" in r), None)
     for r in results:
@@ -552,6 +547,7 @@ def bench_model(shape=SEED_SHAPE, dtype="float32", model="h200", strategies=None
     from . import gpu_model
     from .backends.cuda_raw import CudaRawBackend
 
+    # everything is checked before the first progress line
     ok, why = CudaRawBackend.available("emu")
     if not ok:
         raise ConfigError(f"--device emu: {why}")
@@ -561,20 +557,28 @@ def bench_model(shape=SEED_SHAPE, dtype="float32", model="h200", strategies=None
             raise ConfigError(f"unknown cuda-raw strategy {s!r}; choose from "
                               f"{', '.join(CudaRawBackend.strategies)}")
     gpu = gpu_model.get(model)
+    if count_steps is not None and count_steps < 1:
+        raise ConfigError(f"--count-steps must be at least 1, got {count_steps}")
+    I, H, T, B = shape
+    ModelConfig(I, H, 1)
+    from . import limits
+
+    limits.check_memory(limits.training_bytes(I, H, 1, T, B, B, np.dtype(dtype).itemsize),
+                        f"--shape {','.join(map(str, shape))}", "choose a smaller --shape")
     from . import _simt
 
     results = []
     old = _simt.workers()
     _simt.set_workers(os.cpu_count() or 1)  # the counts do not depend on it (test_gpu_model)
+    bar = harness.Progress(len(strategies), quiet=not progress, prefix="counting ")
     try:
         for s in strategies:
-            if progress:
-                print(f"counting cuda-raw:{s}@emu at I,H,T,B = {shape} ...", file=sys.stderr,
-                      flush=True)
+            bar(f"cuda-raw:{s}@emu at I,H,T,B = {shape}")
             t0 = time.perf_counter()
             results.append(count_strategy(s, shape, dtype, model, count_steps))
             results[-1]["wall_s"] = time.perf_counter() - t0
     finally:
+        bar.close()
         _simt.set_workers(old)
     I, H, T, B = shape
     return {"mode": "model", "model": model, "gpu": asdict(gpu), "dtype": np.dtype(dtype).name,
@@ -663,8 +667,13 @@ def _parse_shape(text):
 def _write_json(args, res):
     """--json: the document on stdout; --json-file FILE: the same document in FILE."""
     if getattr(args, "json_file", None):
-        args.json_file.parent.mkdir(parents=True, exist_ok=True)
-        args.json_file.write_text(json.dumps(res, indent=2))
+        from . import outdir
+
+        # atomically (a full disk leaves no partial file), or in place on a FIFO or a device,
+        # through the descriptor cmd_bench opened before the work
+        fd, args.json_fd = getattr(args, "json_fd", None), None  # write_text closes it
+        outdir.write_text(args.json_file, json.dumps(res, indent=2) + "\n", fd=fd,
+                          flag="--json-file")
     if args.json is True:
         print(json.dumps(res, indent=2), flush=True)
 
@@ -684,7 +693,8 @@ def cli_bench_model(args):
     model = args.model or "h200"
     gpu = gpu_model.get(model)
     strategies = args.strategies.split(",") if args.strategies else None
-    res = bench_model(shape, args.dtype or "float32", model, strategies, args.count_steps)
+    res = bench_model(shape, args.dtype or "float32", model, strategies, args.count_steps,
+                      progress=not getattr(args, "quiet", False))
     I, H, T, B = shape
     err(f"cuda-raw strategies on {gpu.name}, predicted from the SIMT emulator's counters: one "
         f"training step (forward, loss, backward, weight gradients, clipping, SGD) of "
@@ -735,7 +745,7 @@ def cli_bench(args):
     for n in names or []:
         backends.get(n)
     anchors = None if args.anchors is None else [a for a in args.anchors.split(",") if a]
-    res = bench(args.preset, names, anchors=anchors)
+    res = bench(args.preset, names, anchors=anchors, progress=not getattr(args, "quiet", False))
     err(f"preset {res['preset']}: {res['description']}")
     err(f"shape I,H,O,T,N = {res['shape']}; machine: {res['machine']['cpu']} "
         f"({res['machine']['cpus']} CPUs)")

@@ -49,7 +49,15 @@ def cmd_info(args):
     rows = backends.runs()
     runs = [{"run": backends.run_name(n, s, d) if s else n, "available": ok, "reason": why}
             for n, s, d, ok, why in rows]
-    info = {"version": __version__, "runs": runs, "auto": "%s@%s" % backends.resolve("auto")}
+    try:
+        auto = "%s@%s" % backends.resolve("auto")
+    except LockstepError as e:  # a bad setting (LOCKSTEP_CPU_ISA): shown, not raised
+        auto, info_auto_error = None, one_line(e)
+    else:
+        info_auto_error = None
+    info = {"version": __version__, "runs": runs, "auto": auto}
+    if info_auto_error:
+        info["auto_error"] = info_auto_error
     try:
         from . import _cpu
 
@@ -58,9 +66,12 @@ def cmd_info(args):
     except ImportError as e:
         info["cpu_build"] = {"error": str(e)}
         info["cpu_isa"] = None
+    except ValueError:  # LOCKSTEP_CPU_ISA names no unit this build runs: the row says why
+        info["cpu_isa"] = None
     info["cpus"] = os.cpu_count()
     isa = f"; cpu kernels {info['cpu_isa']}" if info["cpu_isa"] else ""
-    say(args, f"lockstep {__version__}  ({info['cpus']} CPUs; auto backend = {info['auto']}{isa})")
+    say(args, f"lockstep {__version__}  ({info['cpus']} CPUs; auto backend = "
+        f"{info['auto'] or 'none: ' + info_auto_error}{isa})")
     width = max(len(r["run"]) for r in runs)
     for r in runs:
         say(args, f"  {r['run']:<{width}}  {'yes' if r['available'] else 'no '}  "
@@ -117,11 +128,12 @@ def _settings_from_args(args):
     kw = dict(task=args.task, hidden_size=args.hidden, window=args.window, epochs=args.epochs,
               lr=args.lr, optimizer=args.optimizer, batch_size=args.batch_size, clip=args.clip,
               dtype=args.dtype, seed=args.seed, transform="none" if args.no_log else
-              args.transform, diff=args.diff, season=args.season,
+              args.transform, diff=args.diff, diff_nonseasonal=args.diff_nonseasonal,
+              season=args.season, seasonality=args.seasonality,
               patience=args.patience or None, holdout=args.holdout, loss_on=args.loss_on,
               momentum=args.momentum, grad_shards=args.grad_shards, num_layers=args.layers,
               dropout=args.dropout, calendar=args.calendar, levels=_levels(args.level),
-              ensemble=args.ensemble)
+              ensemble=args.ensemble, head=args.head, head_steps=args.head_steps)
     if args.task == "classify-change" and args.train_start is None:
         kw["train_start"] = 0.4  # the seed's choice
     elif args.train_start is not None:
@@ -135,10 +147,12 @@ SETTING_FLAGS = {"task": "task", "hidden": "hidden_size", "window": "window", "l
                  "optimizer": "optimizer", "momentum": "momentum", "batch_size": "batch_size",
                  "clip": "clip", "loss_on": "loss_on", "dtype": "dtype", "seed": "seed",
                  "no_log": "transform", "transform": "transform", "diff": "diff",
+                 "diff_nonseasonal": "diff_nonseasonal", "seasonality": "seasonality",
                  "season": "season", "patience": "patience", "holdout": "holdout",
                  "train_start": "train_start", "grad_shards": "grad_shards",
                  "layers": "num_layers", "dropout": "dropout", "calendar": "calendar",
-                 "level": "levels", "ensemble": "ensemble"}
+                 "level": "levels", "ensemble": "ensemble", "head": "head",
+                 "head_steps": "head_steps"}
 
 
 def _flag_value(dest, v):
@@ -157,6 +171,8 @@ def _show(dest, setting_value):
     flag = "--" + dest.replace("_", "-")
     if dest in ("no_log", "transform"):
         return f"--transform {setting_value}"
+    if dest == "diff_nonseasonal":
+        return "no --no-diff-nonseasonal" if setting_value else "--no-diff-nonseasonal"
     if dest in ("diff", "calendar"):
         return flag if setting_value else f"no {flag}"
     if dest == "patience":
@@ -662,23 +678,54 @@ def cmd_bench(args):
             raise UsageError("--json FILE is the old spelling of --json-file FILE: pass one")
         args.json_file, args.json = Path(args.json), False
     args.json = bool(args.json)
+    args.json_fd = None
     if args.json_file:
         if args.json_file.is_dir():
             raise UsageError(f"--json-file {args.json_file} is a folder; name a file")
         outdir.check_parent(args.json_file, "--json-file")
-
-    return bench.cli_bench(args)
+        t = outdir.target(args.json_file, "--json-file")
+        if t.direct:  # a FIFO without a reader is refused now, not after the work
+            args.json_fd = outdir.open_direct(t, "--json-file")
+    try:
+        return bench.cli_bench(args)
+    finally:
+        if args.json_fd is not None:
+            os.close(args.json_fd)
 
 
 # ---- parser --------------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
+    _MISSING = object()  # the default of a required option while it is parsed
     """argparse with the project's one-line errors: ``lockstep: error: <what>; see
     'lockstep train --help'`` and exit code 2, instead of the whole usage text."""
 
     def error(self, message):
         err(f"lockstep: error: {one_line(message)}; see '{self.prog} --help'")
         raise SystemExit(2)
+
+    def parse_known_args(self, args=None, namespace=None):
+        """A subcommand's parser reports an unrecognized option itself (so that the hint
+        names 'lockstep train --help', not 'lockstep --help'), and before a missing required
+        option: `backtest --horizn 12` is a typo of --horizon, not a missing --horizon."""
+        if " " not in self.prog:  # the top level: its subcommand's parser reports
+            return super().parse_known_args(args, namespace)
+        required = [a for a in self._actions if a.required and a.option_strings]
+        saved = [(a, a.default) for a in required]
+        for a in required:
+            a.required, a.default = False, self._MISSING
+        try:
+            ns, extras = super().parse_known_args(args, namespace)
+        finally:
+            for a, default in saved:
+                a.required, a.default = True, default
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        missing = [a for a in required if getattr(ns, a.dest, None) is self._MISSING]
+        if missing:
+            self.error("the following arguments are required: "
+                       + ", ".join("/".join(a.option_strings) for a in missing))
+        return ns, extras
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -798,11 +845,20 @@ def build_parser():
                        help="working precision")
         t.add_argument("--no-log", action="store_true", help="no log transform (--transform none)")
         t.add_argument("--diff", action="store_true",
-                       help="also difference at lag 1 (default: no)")
+                       help="also difference every series at lag 1 (default: no)")
+        t.add_argument("--no-diff-nonseasonal", dest="diff_nonseasonal", action="store_false",
+                       help="leave the trend of the series without a seasonal difference (no "
+                       "season, or too short for one); by default they are differenced at "
+                       "lag 1")
         t.add_argument("--season", type=int, default=None,
                        help="the seasonal period: lag of the seasonal difference and of the "
                        "seasonal-naive baseline (default: inferred from the dates, e.g. 12 for "
                        "monthly data; 0 = none)")
+        t.add_argument("--seasonality", choices=["difference", "indices"],
+                       default=dflt.seasonality,
+                       help="how the season leaves each series: a seasonal difference, or "
+                       "seasonal indices removed after the log (where the series' season is "
+                       "significant) followed by the lag-1 difference")
         t.add_argument("--train-start", type=float, default=None,
                        help="fraction of the series to skip at the start (default: 0; 0.4 for "
                        "classify-change)")
@@ -836,6 +892,12 @@ def build_parser():
                        "warning) instead of refusing them")
         t.add_argument("--ensemble", type=int, default=dflt.ensemble, metavar="N",
                        help="models from seeds --seed, --seed+1, ...; their forecasts averaged")
+        t.add_argument("--head", choices=["recursive", "direct"], default=dflt.head,
+                       help="recursive: forecast one step, feed it back in; direct: each window "
+                       "predicts the next --head-steps values at once (longer horizons in "
+                       "blocks)")
+        t.add_argument("--head-steps", type=int, default=dflt.head_steps, metavar="N",
+                       help="values the direct head predicts per window (with --head direct)")
 
     t = add("train", "train, forecast the holdout, compare with the seasonal-naive baseline")
     data_args(t)
@@ -951,10 +1013,20 @@ def _other_rank() -> bool:
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    args.argv = None if argv is None else list(argv)  # for train --ranks, which re-runs it
+    import signal
+
     report = (lambda msg: None) if _other_rank() else err
+    args = None
     try:
+        # parsed inside the try, so that an interrupt here is one line too
+        parser = build_parser()
+        for name in ("check", "bench"):  # --quiet, where build_parser does not give it yet
+            sp = parser._subparsers._group_actions[0].choices[name]
+            if not any(a.dest == "quiet" for a in sp._actions):
+                sp.add_argument("--quiet", action="store_true",
+                                help="no progress on stderr (the results stay on stdout)")
+        args = parser.parse_args(argv)
+        args.argv = None if argv is None else list(argv)  # for train --ranks, which re-runs it
         return args.func(args)
     except LockstepError as e:
         report(f"lockstep: error: {one_line(e)}")
@@ -970,7 +1042,12 @@ def main(argv=None):
                "--batch-size) or a smaller data file")
         return 2
     except KeyboardInterrupt:
-        err("lockstep: interrupted; the last checkpoint is intact")
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second ^C cannot cut this line
+        except ValueError:  # not the main thread
+            pass
+        training = getattr(args, "command", None) == "train"
+        err("lockstep: interrupted" + ("; the last checkpoint is intact" if training else ""))
         return 130
 
 

@@ -19,6 +19,93 @@ from .train import new_rng, run_epochs
 REFERENCE = "numpy"
 
 
+class Progress:
+    """Progress of long steps on stderr, for ``check`` and ``bench``: a tqdm bar on a terminal
+    (its clock ticking while a stage runs), otherwise a line per stage and, while one stage
+    runs on, a line every ``every`` seconds; nothing with ``quiet``. Call it with each
+    stage's name; ``epoch(k, n)`` reports a stage's epochs; ``close()`` at the end."""
+
+    def __init__(self, total, quiet=False, unit="run", every=20.0, file=None, prefix=""):
+        import threading
+
+        self.file, self.quiet, self.every = file or sys.stderr, quiet, every
+        self.prefix = prefix
+        self.stage, self.t0, self.bar = None, 0.0, None
+        self.lock, self.done = threading.Lock(), threading.Event()
+        self.thread = None
+        if quiet:
+            return
+        try:
+            tty = self.file.isatty()
+        except (AttributeError, ValueError):
+            tty = False
+        if tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, file=self.file, unit=unit, leave=False)
+        self.thread = threading.Thread(target=self._tick, daemon=True)
+        self.thread.start()
+
+    def _line(self, msg):
+        print(msg, file=self.file, flush=True)
+
+    def __call__(self, stage):
+        import time
+
+        if self.quiet:
+            return
+        stage = self.prefix + stage
+        with self.lock:
+            if self.bar is not None:
+                if self.stage is not None:
+                    self.bar.update(1)
+                self.bar.set_description(stage)
+                self.bar.set_postfix_str("")
+            else:
+                self._line(f"{stage} ...")
+            self.stage, self.t0 = stage, time.monotonic()
+
+    def set_total(self, n):
+        if self.bar is not None:
+            self.bar.total = n
+            self.bar.refresh()
+
+    def epoch(self, k, n):
+        import time
+
+        if self.quiet:
+            return
+        with self.lock:
+            if self.bar is not None:
+                self.bar.set_postfix_str(f"epoch {k}/{n}")
+            elif time.monotonic() - self.t0 >= 2.0:  # quick stages need no more than their line
+                self._line(f"  {self.stage}: epoch {k} of {n} done "
+                           f"({time.monotonic() - self.t0:.0f} s)")
+
+    def _tick(self):
+        import time
+
+        last = time.monotonic()
+        while not self.done.wait(1.0):
+            with self.lock:
+                if self.bar is not None:
+                    self.bar.refresh()
+                elif self.stage is not None and \
+                        time.monotonic() - max(last, self.t0) >= self.every:
+                    last = time.monotonic()
+                    self._line(f"  {self.stage}: still running "
+                               f"({time.monotonic() - self.t0:.0f} s)")
+
+    def close(self):
+        self.done.set()
+        if self.thread is not None:
+            self.thread.join()
+        if self.bar is not None:
+            if self.stage is not None:
+                self.bar.update(1)
+            self.bar.close()
+
+
 def parse_run(spec: str):
     """"backend[:strategy][@device]" -> (backend, strategy or None, device or None)."""
     rest, _, device = spec.partition("@")
@@ -45,13 +132,18 @@ def make_problem(I, H, O, T, B, dtype, loss="mse", loss_on="all", optimizer="sgd
     return mc, tc, reference.init_params(mc, dtype, seed=seed), x, y
 
 
-def train_with(spec, model_cfg, train_cfg, dtype, params, x, y, epochs=None):
-    """Train a fresh backend instance from ``params``; (per-epoch losses array, final params)."""
+def train_with(spec, model_cfg, train_cfg, dtype, params, x, y, epochs=None, on_epoch=None):
+    """Train a fresh backend instance from ``params``; (per-epoch losses array, final params).
+    ``on_epoch(k, epochs)`` is called after each epoch (progress)."""
     name, strategy, device = parse_run(spec) if isinstance(spec, str) else spec
     be = backends.get(name)(model_cfg, train_cfg, dtype, strategy=strategy, device=device)
     be.load({n: np.asarray(params[n], dtype) for n in reference.param_names(model_cfg.num_layers)}, None)
     epochs = train_cfg.epochs if epochs is None else epochs
-    losses = list(run_epochs(be, x, y, train_cfg, new_rng(train_cfg.seed), epochs, data_key=id(x)))
+    losses = []
+    for loss in run_epochs(be, x, y, train_cfg, new_rng(train_cfg.seed), epochs, data_key=id(x)):
+        losses.append(loss)
+        if on_epoch:
+            on_epoch(len(losses), epochs)
     final, _ = be.state()
     return np.array(losses, dtype=dtype), {n: np.asarray(final[n]) for n in reference.names_of(final)}
 
@@ -83,24 +175,48 @@ def _problem_args(p):
                                           "dropout": p.get("dropout", 0.0)}
 
 
-def _run_local(spec, p):
+def _run_local(spec, p, on_epoch=None):
     mc, tc, params, x, y = make_problem(p["I"], p["H"], p["O"], p["T"], p["B"], p["dtype"],
                                         loss=p["loss"], optimizer=p["optimizer"], clip=p["clip"],
                                         epochs=p["epochs"], seed=p["seed"],
                                         layers=p.get("layers", 1), dropout=p.get("dropout", 0.0))
-    return train_with(spec, mc, tc, np.dtype(p["dtype"]), params, x, y)
+    return train_with(spec, mc, tc, np.dtype(p["dtype"]), params, x, y, on_epoch=on_epoch)
 
 
-def _run_child(spec, p, env):
+_EPOCH = "lockstep-harness-epoch "  # the child's progress lines on its stderr
+
+
+def _run_child(spec, p, env, on_epoch=None):
     """Run ``spec`` in a fresh interpreter with ``env`` added (flags such as
-    NUMBA_ENABLE_CUDASIM must be set before the first import); bits come back as base64."""
+    NUMBA_ENABLE_CUDASIM must be set before the first import); bits come back as base64.
+    The child reports each epoch on its stderr, passed on to ``on_epoch(k, epochs)``."""
+    import threading
+
     req = json.dumps({"spec": spec, "problem": _problem_args(p)})
-    r = subprocess.run([sys.executable, "-m", "lockstep.harness"], input=req, text=True,
-                       capture_output=True, env={**os.environ, **env}, timeout=3600)
-    if r.returncode != 0:
-        tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"{spec} failed in its child process: {tail}")
-    out = json.loads(r.stdout)
+    out, tail = [], []
+    with subprocess.Popen([sys.executable, "-m", "lockstep.harness"], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, **env}) as proc:
+        reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
+        reader.start()
+        try:
+            proc.stdin.write(req)
+            proc.stdin.close()
+            for line in proc.stderr:
+                if line.startswith(_EPOCH):
+                    if on_epoch:
+                        k, n = line[len(_EPOCH):].split()
+                        on_epoch(int(k), int(n))
+                elif line.strip():
+                    tail = (tail + [line.rstrip()])[-20:]
+            code = proc.wait(timeout=3600)
+            reader.join()
+        except BaseException:
+            proc.kill()
+            raise
+    if code != 0:
+        raise RuntimeError(f"{spec} failed in its child process: {(tail or ['no output'])[-1]}")
+    out = json.loads(out[0])
     dt = np.dtype(p["dtype"])
     losses = np.frombuffer(base64.b64decode(out["losses"]), dt)
     params = {n: np.frombuffer(base64.b64decode(out["params"][n][0]), dt).reshape(out["params"][n][1])
@@ -110,7 +226,11 @@ def _run_child(spec, p, env):
 
 def _child_main():
     req = json.loads(sys.stdin.read())
-    losses, params = _run_local(req["spec"], req["problem"])
+
+    def on_epoch(k, n):
+        print(f"{_EPOCH}{k} {n}", file=sys.stderr, flush=True)
+
+    losses, params = _run_local(req["spec"], req["problem"], on_epoch)
     print(json.dumps({
         "losses": base64.b64encode(np.ascontiguousarray(losses).tobytes()).decode(),
         "params": {n: [base64.b64encode(np.ascontiguousarray(v).tobytes()).decode(), list(v.shape)]
@@ -144,11 +264,15 @@ def check(problem: dict, names=None, progress=None):
         else:
             unavailable.append({"backend": spec, "reason": why})
     runs, ref = [], None
+    if hasattr(progress, "set_total"):
+        progress.set_total(len(todo))
     for spec, env in todo:
         if progress:
             progress(spec)
+        epoch = getattr(progress, "epoch", None)
         try:
-            losses, params = _run_child(spec, problem, env) if env else _run_local(spec, problem)
+            losses, params = _run_child(spec, problem, env, epoch) if env else \
+                _run_local(spec, problem, epoch)
         except Exception as e:  # noqa: BLE001 - a crashing backend is a failed run, reported
             runs.append({"run": spec, "error": f"{type(e).__name__}: {e}", "agree": False,
                          "losses": [], "losses_hex": [], "params_sha256": None})
@@ -168,45 +292,60 @@ DEFAULT_SHAPE = "1,13,1,12,8"  # I,H,O,T,B of `lockstep check` (O = 3 with --los
 
 
 def cli_check(args):
-    from .errors import UsageError, err, say
+    from .errors import UsageError, say
 
     try:
         I, H, O, T, B = (int(v) for v in args.shape.split(","))
-        if args.loss == "ce" and O == 1 and args.shape == DEFAULT_SHAPE:
-            O = 3  # the default shape is a regression's; cross-entropy gets 3 classes
-            err(f"--loss ce: O = 3 classes (--shape {I},{H},{O},{T},{B})")
-        problem = {"I": I, "H": H, "O": O, "T": T, "B": B, "dtype": args.dtype, "loss": args.loss,
-                   "optimizer": args.optimizer, "clip": args.clip, "epochs": args.epochs,
-                   "seed": args.seed, "layers": args.layers, "dropout": args.dropout}
         if min(I, H, O, T, B) <= 0 or args.epochs <= 0:
             raise ValueError
     except ValueError:
         raise UsageError(f"--shape must be five positive integers I,H,O,T,B and --epochs > 0, "
                          f"got {args.shape!r} and {args.epochs}") from None
+    if args.loss == "ce" and O == 1 and args.shape == DEFAULT_SHAPE:
+        O = 3  # the default shape is a regression's; cross-entropy gets 3 classes
+    shape = f"{I},{H},{O},{T},{B}"  # the shape that runs (said so in every line)
     if args.loss == "ce" and O < 2:
         raise UsageError(f"--loss ce needs O >= 2 classes in --shape, got {args.shape}; e.g. "
                          f"--shape {I},{H},3,{T},{B}")
-    ModelConfig(I, H, O, num_layers=args.layers)
-    TrainConfig(dropout=args.dropout)
-    if args.dropout and args.layers < 2:
-        raise UsageError(f"--dropout {args.dropout} acts between stacked layers; give --layers 2 "
-                         "or more, or drop --dropout")
     from . import limits
     from .config import MAX_EPOCHS
 
     if args.epochs > MAX_EPOCHS:
         raise UsageError(f"--epochs must be at most {MAX_EPOCHS}, got {args.epochs}")
+    # Every setting is checked here, by the configurations the runs are made of, before any
+    # run starts: a bad --seed or --clip is bad input (exit 2), not a failed check (exit 1).
+    try:
+        ModelConfig(I, H, O, num_layers=args.layers)
+        TrainConfig(loss=args.loss, optimizer=args.optimizer, clip=args.clip,
+                    epochs=args.epochs, batch_size=B, seed=args.seed, dropout=args.dropout)
+    except ConfigError as e:
+        raise UsageError(f"{e}; see 'lockstep check --help'") from None
+    if args.dropout and args.layers < 2:
+        raise UsageError(f"--dropout {args.dropout} acts between stacked layers; give --layers 2 "
+                         "or more, or drop --dropout")
     limits.check_memory(limits.training_bytes(I, H, O, T, B, B, np.dtype(args.dtype).itemsize,
                                               layers=args.layers),
                         f"--shape {args.shape}", "choose a smaller --shape")
     names = args.backends.split(",") if args.backends else None
     for n in names or []:
         backends.get(n)  # unknown names fail with exit 2
-    res = check(problem, names, progress=lambda s: err(f"training {s} ..."))
+    problem = {"I": I, "H": H, "O": O, "T": T, "B": B, "dtype": args.dtype, "loss": args.loss,
+               "optimizer": args.optimizer, "clip": args.clip, "epochs": args.epochs,
+               "seed": args.seed, "layers": args.layers, "dropout": args.dropout}
+    quiet = getattr(args, "quiet", False)
+    if args.loss == "ce" and shape != args.shape and not quiet:
+        from .errors import err
+
+        err(f"--loss ce: O = 3 classes (--shape {shape})")
+    progress = Progress(len(names or backends.REGISTRY) + 1, quiet=quiet, prefix="training ")
+    try:
+        res = check(problem, names, progress=progress)
+    finally:
+        progress.close()
     if args.json:
         print(json.dumps(res, indent=2))
     width = max([len(r["run"]) for r in res["runs"]] + [len(u["backend"]) for u in res["unavailable"]])
-    say(args, f"problem: I,H,O,T,B = {args.shape}, {args.dtype}, {args.loss}, {args.optimizer}, "
+    say(args, f"problem: I,H,O,T,B = {shape}, {args.dtype}, {args.loss}, {args.optimizer}, "
         f"clip {args.clip}, {args.epochs} epochs, seed {args.seed}, {args.layers} layer"
         f"{'s' if args.layers > 1 else ''}{f', dropout {args.dropout}' if args.dropout else ''}")
     for r in res["runs"]:

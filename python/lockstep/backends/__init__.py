@@ -81,6 +81,13 @@ class Backend:
     def available(cls, device=None):
         return True, "available"
 
+    @classmethod
+    def setting_error(cls):
+        """A user's setting that makes this backend unusable (an environment variable with
+        a bad value), as one line naming the fix; "auto" refuses it rather than silently
+        falling back to a slower backend. None when there is none."""
+        return None
+
     def __init__(self, model_cfg, train_cfg, dtype, strategy=None, device=None):
         self.model_cfg, self.train_cfg = model_cfg, train_cfg
         self.dtype = np.dtype(dtype)
@@ -146,17 +153,52 @@ def runs(names=None):
     return out
 
 
+# what each device is, for the hints of a refusal
+DEVICE_NAMES = {"emu": "the SIMT emulator", "sim": "the Numba simulator, slow",
+                "gpu": "a CUDA GPU", "cpu": "the CPU"}
+
+
+def _setting_error(name):
+    try:
+        return get(name).setting_error()
+    except ConfigError:
+        raise
+    except Exception:  # noqa: BLE001 - an import failure is availability's to report
+        return None
+
+
+def _unavailable(name, device, why):
+    """The refusal of an unavailable backend@device, naming the devices of the same backend
+    that are available here (``lockstep info`` lists them too) and the fix."""
+    try:
+        cls = get(name)
+        device = device or cls.devices[0]
+        others = [d for d in cls.devices if d != device and availability(name, d)[0]]
+    except Exception:  # noqa: BLE001 - the backend's module cannot even be imported
+        others = []
+    run = f"{name}@{device}" if device else name
+    fix = " or install CuPy" if "CuPy" in why else ""
+    if others:
+        alts = " or ".join(f"--device {d} ({DEVICE_NAMES.get(d, d)})" for d in others)
+        return f"backend {run} is unavailable: {why}; use {alts}{fix}"
+    return f"backend {run} is unavailable: {why}; choose another --backend{fix} ('lockstep " \
+           "info' lists what runs here)"
+
+
 def resolve(name: str, device=None):
     """(backend name, device) for a user's choice; "auto" = the fastest available."""
     if name != "auto":
         ok, why = availability(name, device)
         if not ok:
-            raise ConfigError(f"backend {name} is unavailable: {why}")
+            raise ConfigError(_unavailable(name, device, why))
         return name, device or get(name).devices[0]
     for choice in AUTO_ORDER:
         n, _, d = choice.partition("@")
         if availability(n, d or None)[0]:
             return n, d or get(n).devices[0]
+        problem = _setting_error(n)
+        if problem:  # a bad setting is said, not silently passed over for a slower backend
+            raise ConfigError(f"backend auto would pick {n}: {problem}")
     return "numpy", "cpu"
 
 

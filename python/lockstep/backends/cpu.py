@@ -8,15 +8,39 @@ docs/cpu.md for the kernels and how they keep the contract's bits.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .. import reference
 from ..config import ConfigError
 from . import Backend
 
+ISAS = ("auto", "base", "avx2", "avx512")  # the values of LOCKSTEP_CPU_ISA
+
+
 def _module():
     from .. import _cpu  # noqa: PLC0415 - the compiled module is optional until it is used
     return _cpu
+
+
+def isa_problem():
+    """Why LOCKSTEP_CPU_ISA cannot be honoured (one line naming the fix), or None when it is
+    unset, valid and supported by this build and CPU."""
+    want = os.environ.get("LOCKSTEP_CPU_ISA", "")
+    if want in ("", "auto"):
+        return None
+    if want not in ISAS:
+        return (f"LOCKSTEP_CPU_ISA={want!r} is not a kernel unit; set it to one of "
+                f"{', '.join(ISAS)}, or unset it")
+    try:
+        _module().isa()
+    except ImportError:
+        return None  # the module's absence is reported by itself
+    except ValueError:
+        return (f"LOCKSTEP_CPU_ISA={want}: this build or CPU has no {want} kernels; set it to "
+                "base or auto, or unset it")
+    return None
 
 
 class CpuBackend(Backend):
@@ -32,10 +56,19 @@ class CpuBackend(Backend):
             return False, f"lockstep._cpu is not built: {e}"
         if not hasattr(m, "EngineF32"):
             return False, "lockstep._cpu has no training engine (rebuild the package)"
-        return True, "available"
+        why = isa_problem()
+        return (False, why) if why else (True, "available")
+
+    @classmethod
+    def setting_error(cls):
+        return isa_problem()
 
     def __init__(self, model_cfg, train_cfg, dtype, strategy=None, device=None, isa="auto"):
         super().__init__(model_cfg, train_cfg, dtype, strategy=strategy, device=device)
+        if isa == "auto" and isa_problem():
+            raise ConfigError(isa_problem())
+        if isa not in ISAS:
+            raise ConfigError(f"isa must be one of {', '.join(ISAS)}, got {isa!r}")
         m, tc = _module(), train_cfg
         cls = m.EngineF32 if self.dtype == np.float32 else m.EngineF64
         self.names = reference.param_names(model_cfg.num_layers)

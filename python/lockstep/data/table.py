@@ -827,7 +827,9 @@ def _read_csv(p: Path, where, opts, freq, period):
         pos = [header.index(c) for c in need]
         dtype, na = {}, {}
         for c, j in zip(need, pos):
-            if c in (plan.id, plan.time):
+            if c == plan.time and not plan.long:
+                dtype[j] = str  # a wide table's times are distinct: compact (Arrow) text
+            elif c in (plan.id, plan.time):
                 dtype[j] = "category"  # parsed once per distinct cell
             else:
                 dtype[j], na[j] = "float64", list(NA_STRINGS)
