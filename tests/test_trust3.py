@@ -329,3 +329,21 @@ def test_bench_json_file_writes_the_document(tmp_path, capsys):
     assert cli.main(["bench", "--preset", "seed", "--backends", "numpy", "--anchors", "",
                      "--json-file", str(out), "--quiet"]) == 0
     assert json.loads(out.read_text())["preset"] == "seed"
+
+
+def test_an_interrupt_while_starting_up_is_one_line_and_exit_130():
+    """^C during the imports (numpy, pandas, the backends) or the work: exit 130 and one
+    line, never a KeyboardInterrupt traceback. (The interpreter's own first milliseconds,
+    before any of lockstep's code runs, are outside its reach.)"""
+    seen = set()
+    for delay in (0.15, 0.3, 0.45):
+        p = subprocess.Popen([sys.executable, "-m", "lockstep.cli", "info"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT)
+        out, errout = p.communicate(timeout=60)
+        assert "Traceback" not in errout, (delay, errout)
+        if p.returncode == 130:
+            assert errout.strip() == "lockstep: interrupted", errout
+        seen.add(p.returncode)
+    assert 130 in seen, seen

@@ -12,9 +12,27 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+unknown"
 
-from . import data, reference  # noqa: E402
-from .config import ConfigError, ModelConfig, TrainConfig  # noqa: E402
-from .forecast import Forecaster  # noqa: E402
-
 __all__ = ["__version__", "ConfigError", "Forecaster", "ModelConfig", "TrainConfig", "data",
            "reference"]
+
+# The public names load on first use (PEP 562), so that `import lockstep.cli` stays light
+# until the command line has installed its interrupt handling.
+_LAZY = {"data": (".data", None), "reference": (".reference", None),
+         "ConfigError": (".config", "ConfigError"), "ModelConfig": (".config", "ModelConfig"),
+         "TrainConfig": (".config", "TrainConfig"), "Forecaster": (".forecast", "Forecaster")}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'lockstep' has no attribute {name!r}")
+    import importlib
+
+    module, attr = _LAZY[name]
+    m = importlib.import_module(module, __name__)
+    value = m if attr is None else getattr(m, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

@@ -10,12 +10,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
-import numpy as np
 
-from . import __version__
+def _interrupted_early(signum, frame):
+    """^C while the heavy modules load (before main's try): one line and exit 130, not a
+    traceback. main() puts Python's own handler back before it parses anything."""
+    os.write(2, b"lockstep: interrupted\n")
+    os._exit(130)
+
+
+if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _interrupted_early)
+
+import numpy as np  # noqa: E402 - after the early handler: it takes a while to load
+
+from . import __version__  # noqa: E402
 from .errors import LockstepError, OutputError, UsageError, err, one_line, os_error_line, say
 
 DEFAULT_OUT = "lockstep-out"
@@ -974,6 +986,8 @@ def build_parser():
                    help="dropout between stacked layers (masks drawn on the host, the same on "
                    "every backend)")
     json_arg(c)
+    c.add_argument("--quiet", action="store_true",
+                   help="no progress on stderr (the results stay on stdout)")
     c.set_defaults(func=cmd_check)
 
     b = add("bench", "time every backend and strategy against the anchors")
@@ -999,6 +1013,8 @@ def build_parser():
                    "steps and extrapolate to T (default: all T when small, else n = 2)")
     b.add_argument("--strategies", help="with --device emu: comma-separated cuda-raw strategies "
                    "(default: all)")
+    b.add_argument("--quiet", action="store_true",
+                   help="no progress on stderr (the results stay on stdout)")
     b.set_defaults(func=cmd_bench)
     return p
 
@@ -1013,19 +1029,13 @@ def _other_rank() -> bool:
 
 
 def main(argv=None):
-    import signal
-
+    if signal.getsignal(signal.SIGINT) is _interrupted_early:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here: the try below
     report = (lambda msg: None) if _other_rank() else err
     args = None
     try:
         # parsed inside the try, so that an interrupt here is one line too
-        parser = build_parser()
-        for name in ("check", "bench"):  # --quiet, where build_parser does not give it yet
-            sp = parser._subparsers._group_actions[0].choices[name]
-            if not any(a.dest == "quiet" for a in sp._actions):
-                sp.add_argument("--quiet", action="store_true",
-                                help="no progress on stderr (the results stay on stdout)")
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
         args.argv = None if argv is None else list(argv)  # for train --ranks, which re-runs it
         return args.func(args)
     except LockstepError as e:

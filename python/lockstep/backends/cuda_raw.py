@@ -80,9 +80,13 @@ def persistent_static_smem(sfx: str, arch: str) -> int:
     """The larger static shared memory of persistent_fwd/bwd (sfx "_f32" or "_f64") on
     ``arch`` as ptxas compiled them (lockstep/gpu_resources.json, `python -m lockstep.sass
     --write-docs`); 0 when the table lacks them."""
-    from .. import sass
+    import json
+    from importlib import resources
 
-    res = [sass.kernel_resources(f"persistent_{d}{sfx}", arch) for d in ("fwd", "bwd")]
+    # read here, not through lockstep.sass (which imports this module for the plan)
+    table = json.loads((resources.files("lockstep") / "gpu_resources.json").read_text())
+    ks = table["kernels"].get(arch) or table["kernels"]["sm_90"]
+    res = [ks.get(f"persistent_{d}{sfx}") for d in ("fwd", "bwd")]
     return max((r["shared"] for r in res if r), default=0)
 
 
