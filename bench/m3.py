@@ -197,6 +197,32 @@ def run_statsforecast(hist, h, m, freq):
     return out, None
 
 
+def run_neuralforecast(hist, h, freq):
+    try:
+        import logging
+
+        from neuralforecast import NeuralForecast
+        from neuralforecast.models import LSTM, NHITS
+    except ImportError as e:
+        return None, f"neuralforecast is not installed ({e}); pip install neuralforecast"
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    shortest = int(hist.groupby("unique_id").size().min())
+    size = max(2, min(2 * h, shortest - h))  # an input window every series can give
+    out = {}
+    quiet = dict(enable_progress_bar=False, enable_model_summary=False, logger=False,
+                 accelerator="cpu", random_seed=0)
+    for model in (LSTM(h=h, input_size=size, **quiet), NHITS(h=h, input_size=size, **quiet)):
+        name = type(model).__name__
+        t0 = time.perf_counter()
+        nf = NeuralForecast(models=[model], freq=freq)
+        nf.fit(df=hist.assign(ds=pd.to_datetime(hist["ds"])))
+        fr = nf.predict().reset_index()
+        fr = fr.rename(columns={name: "yhat"})[["unique_id", "ds", "yhat"]]
+        out[f"neuralforecast {name}"] = (fr, time.perf_counter() - t0)
+    return out, None
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DIR)
@@ -248,6 +274,15 @@ def main(argv=None):
                 sc = score(hist, fut, fr, h, m, level_cols=False)
                 methods[name] = {k: v["smape"] for k, v in sc.items()}
                 extra[f"{name}_wall_s"] = wall
+        if a.neuralforecast:
+            nfx, why = run_neuralforecast(hist, h, pd.infer_freq(pd.to_datetime(
+                hist.loc[hist["unique_id"] == ids[0], "ds"])) or "D")
+            if nfx is None:
+                extra["neuralforecast"] = why
+            for name, (fr, wall) in (nfx or {}).items():
+                sc = score(hist, fut, fr, h, m, level_cols=False)
+                methods[name] = {k: v["smape"] for k, v in sc.items()}
+                extra[f"{name}_wall_s"] = wall
         table = {k: float(np.mean([v[i] for i in ids])) for k, v in methods.items()}
         n2 = methods.get("NAIVE2")
         better = (float(np.mean([methods["lockstep"][i] < n2[i] for i in ids])) if n2 else None)
@@ -262,8 +297,8 @@ def main(argv=None):
                  "beats_naive2_share": better, "theta_beats_naive2_share": theta_better,
                  **extra}
         res["frequencies"][freq] = entry
-        shown = [k for k in ("lockstep", *SHOWN, "AutoETS", "AutoTheta", "AutoARIMA")
-                 if k in table]
+        shown = [k for k in ("lockstep", *SHOWN, "AutoETS", "AutoTheta", "AutoARIMA",
+                             "neuralforecast LSTM", "neuralforecast NHITS") if k in table]
         print(f"\n{freq}: {len(ids)} series, h {h}, window {info['window']}, season "
               f"{info['season']}; fit {info['fit_s']:.1f} s, forecast {info['forecast_s']:.1f} s;"
               f" best epochs {info['best_epochs']} of {info['epochs']}")

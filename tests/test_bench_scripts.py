@@ -124,3 +124,29 @@ def test_cpu_peak_kernel_runs_every_operation_it_counts(vbytes, tmp_path):
               for b in loops]
     assert (12, 12) in counts, counts
     assert "vfmadd" not in asm and "vfmsub" not in asm
+
+
+M3 = Path(__file__).resolve().parents[2] / "shared" / "data" / "m3"
+
+
+@pytest.mark.skipif(not M3.is_dir(), reason=f"no M3 data at {M3} (shared/data/m3)")
+@pytest.mark.parametrize("split", ["validation", "test"])
+def test_m3_benchmark_scores_lockstep_beside_the_competition(tmp_path, split):
+    """bench/m3.py on the first series of two frequencies: every series kept (the window
+    shortened for the shortest), sMAPE as the competition computed it beside the original
+    methods (test) or NAIVE2 recomputed (validation), MASE, coverage, times."""
+    out = tmp_path / "m3.json"
+    r = subprocess.run([sys.executable, str(BENCH / "m3.py"), "--series", "6", "--frequencies",
+                        "yearly,other", "--split", split, "--json-file", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(out.read_text())["frequencies"]
+    for freq, h in (("yearly", 6), ("other", 8)):
+        e = res[freq]
+        assert e["series"] == 6 and e["horizon"] == h and e["window"] >= 2
+        assert 0 < e["smape"]["lockstep"] < 200 and "NAIVE2" in e["smape"]
+        if split == "test":
+            assert {"THETA", "ForecastPro", "NAIVE2"} <= set(e["smape"]) and e["of"] >= 20
+            assert e["theta_beats_naive2_share"] is not None
+        assert 0 <= e["coverage_80"] <= e["coverage_95"] <= 1 and e["fit_s"] > 0
+    assert "lockstep rank" in r.stdout
