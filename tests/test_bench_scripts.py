@@ -49,11 +49,13 @@ def test_compare_prints_predicted_beside_measured(tmp_path, capsys):
     assert "missing.json" in out
 
 
-def test_device_check_is_valid_and_fits_in_eight_minutes():
+def test_device_check_is_valid_and_fits_in_twelve_minutes():
+    """The device machine's whole check, the build included, within 12 minutes (issue 25):
+    the steps' limits add up to at most 11, leaving a minute for start-up and the summary."""
     script = BENCH / "device_check.sh"
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     limits = [int(m) for m in re.findall(r"^step [\w-]+ (\d+) ", script.read_text(), re.M)]
-    assert len(limits) >= 9 and sum(limits) <= 480, limits
+    assert len(limits) >= 9 and sum(limits) <= 660, limits
 
 
 def test_model_line_puts_measured_beside_predicted(capsys):
