@@ -347,3 +347,19 @@ def test_an_interrupt_while_starting_up_is_one_line_and_exit_130():
             assert errout.strip() == "lockstep: interrupted", errout
         seen.add(p.returncode)
     assert 130 in seen, seen
+
+
+def test_a_forecast_that_overflows_is_a_divergence_and_an_empty_out_is_refused(tmp_path):
+    """Adam at --lr 1e6 keeps every loss finite while the recursion overflows: exit 1 and the
+    divergence said first, not exit 0 with an inf forecast; --out '' names no folder."""
+    run = [sys.executable, "-m", "lockstep.cli", "train", "--lr", "1e6", "--epochs", "5",
+           "--hidden", "5", "--backend", "numpy", "--quiet", "--json"]
+    p = subprocess.run([*run, "--out", str(tmp_path / "r")], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.startswith("lockstep: training diverged: the forecasts are not finite")
+    res = json.loads(p.stdout)
+    assert None in res["forecast"]
+    p = subprocess.run([*run[:4], "--out", ""], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and p.stderr.strip() == (
+        "lockstep: error: --out is empty; name the output folder (default: lockstep-out)")

@@ -307,6 +307,8 @@ def cmd_train(args):
         return _launch_ranks(args)
     comm = _mpi_world()
     _check_train_args(args)
+    if not str(args.out).strip():
+        raise UsageError("--out is empty; name the output folder (default: lockstep-out)")
     out = Path(args.out)
     ck_path = out / "checkpoint.npz"
     outdir.check_dir(out)
@@ -501,7 +503,13 @@ def _train_in(folder, args, fc, panel, ck_path):
         frame = fc.predict(st.holdout, at_end=False)
     else:
         frame = fc.predict(st.window, at_end=True)
-    result["forecast"] = frame["yhat"].tolist()
+    if not diverged and not np.isfinite(frame["yhat"].to_numpy()).all():
+        # every loss was finite, yet the parameters send the recursion to inf (Adam at a huge
+        # --lr): a diverged run all the same, said before anything else
+        diverged = True
+        err("lockstep: training diverged: the forecasts are not finite although every loss "
+            "was; try a smaller --lr or --clip (the checkpoint holds the last epoch)")
+    result["forecast"] = [float(v) if np.isfinite(v) else None for v in frame["yhat"]]
     try:
         plots.losses(fc.history, out / "losses.png",
                      title=f"{panel.source}: {fc.trainer.run_name}",
