@@ -197,7 +197,7 @@ def run_statsforecast(hist, h, m, freq):
     return out, None
 
 
-def run_neuralforecast(hist, h, freq):
+def run_neuralforecast(hist, h, m, freq):
     try:
         import logging
 
@@ -265,21 +265,16 @@ def main(argv=None):
                 nv[sid] = smape(truth, naive2(y, h, m))
             methods["NAIVE2"] = nv
         extra = {}
-        if a.statsforecast:
-            sfx, why = run_statsforecast(hist, h, m, pd.infer_freq(pd.to_datetime(
-                hist.loc[hist["unique_id"] == ids[0], "ds"])) or "D")
-            if sfx is None:
-                extra["statsforecast"] = why
-            for name, (fr, wall) in (sfx or {}).items():
-                sc = score(hist, fut, fr, h, m, level_cols=False)
-                methods[name] = {k: v["smape"] for k, v in sc.items()}
-                extra[f"{name}_wall_s"] = wall
-        if a.neuralforecast:
-            nfx, why = run_neuralforecast(hist, h, pd.infer_freq(pd.to_datetime(
-                hist.loc[hist["unique_id"] == ids[0], "ds"])) or "D")
-            if nfx is None:
-                extra["neuralforecast"] = why
-            for name, (fr, wall) in (nfx or {}).items():
+        freq_alias = pd.infer_freq(pd.to_datetime(
+            hist.loc[hist["unique_id"] == ids[0], "ds"])) or "D"
+        for flag, who, run in (("statsforecast", "statsforecast", run_statsforecast),
+                               ("neuralforecast", "neuralforecast", run_neuralforecast)):
+            if not getattr(a, flag):
+                continue
+            got, why = run(hist, h, m, freq_alias)
+            if got is None:
+                extra[who] = why
+            for name, (fr, wall) in (got or {}).items():  # scored as lockstep is
                 sc = score(hist, fut, fr, h, m, level_cols=False)
                 methods[name] = {k: v["smape"] for k, v in sc.items()}
                 extra[f"{name}_wall_s"] = wall
