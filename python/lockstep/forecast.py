@@ -432,7 +432,9 @@ class Forecaster:
             from .distributed import check_ranks
 
             check_ranks(self.comm.size, st.grad_shards)
-        train = self.prepare(panel).compact()
+        # prepared already (the CLI prepares first, to refuse before touching --out)?
+        same = self.panel is panel and getattr(self, "windows", None) is not None
+        train = (self.windows if same else self.prepare(panel)).compact()
         self.members = []
         self.states = self._resume_states(checkpoint_path) if resume else []
         save_at_end = on_epoch is None and checkpoint_path
