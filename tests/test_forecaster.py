@@ -317,3 +317,23 @@ def test_seasonal_indices_train_save_and_forecast_the_same_bits(tmp_path):
     f = a.predict(8, at_end=True)
     assert_same_bits(Forecaster.load(tmp_path / "i.npz").predict(8)["yhat"].to_numpy(),
                      f["yhat"].to_numpy(), "loaded")
+
+
+@pytest.mark.parametrize("kw", [{}, {"seasonality": "difference"},
+                                 {"seasonality": "difference", "diff_nonseasonal": False},
+                                 {"head": "direct", "head_steps": 3}, {"train_start": 0.3}])
+def test_skip_short_keeps_exactly_what_prepare_accepts(kw):
+    lengths = np.arange(8, 40, 2)
+    rows = [pd.DataFrame({"unique_id": f"u{n}", "y": 10 + np.sin(np.arange(n)) + np.arange(n),
+                          "ds": pd.date_range("2001-01-01", periods=n, freq="MS")})
+            for n in lengths]
+    p = read(pd.concat(rows, ignore_index=True))
+    fc = Forecaster(backend="numpy", holdout=4, **{**SMALL, "window": 8, **kw})
+    kept, short = fc.skip_short(p)
+    assert short and len(kept) + len(short) == len(p)
+    fc.prepare(kept)  # every kept series trains
+    for sid in short:  # and every skipped one alone would be refused
+        i = int(np.flatnonzero(p.ids == sid)[0])
+        with pytest.raises(DataError, match="too few"):
+            Forecaster(backend="numpy", holdout=4, **{**SMALL, "window": 8, **kw}).prepare(
+                p.subset(np.array([i])))

@@ -967,15 +967,20 @@ class Forecaster:
     def skip_short(self, panel: Panel):
         """The panel without the series too short to train on, and their ids."""
         st = self.settings
-        season = (panel.season if st.season is None else st.season) or 0
-        need = st.holdout + int(st.diff or st.diff_nonseasonal) + season + st.window + 2
+        # prepare's rule: a series too short for its seasonal difference drops it, so what
+        # it must hold is the skipped start, the lag-1 difference, the window and targets
+        H = st.head_steps if st.head == "direct" else 1
         lengths = panel.lengths()
-        keep = np.flatnonzero(lengths >= need)
+        n_train = lengths - st.holdout
+        skip = (st.train_start * np.maximum(n_train, 0)).astype(np.int64)
+        lag1 = int(st.diff or st.diff_nonseasonal or st.task != "regress")
+        keep = np.flatnonzero(n_train - skip - lag1 >= st.window + 1 + H)
         if not len(keep):
             raise DataError(f"every series is too short for window {st.window} and the last "
                             f"{st.holdout} rows held out")
-        short = panel.ids[lengths < need]
-        return (panel.subset(keep) if len(keep) < len(panel) else panel), list(short)
+        short = np.setdiff1d(np.arange(len(panel)), keep)
+        return (panel.subset(keep) if len(keep) < len(panel) else panel), \
+            [str(i) for i in panel.ids[short]]
 
     # -- checkpoints --
     def save(self, path):
