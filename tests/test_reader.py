@@ -451,3 +451,53 @@ def test_fuzz_csv_gives_a_panel_or_a_data_error(tmp_path, header, lines, exog, f
         return
     assert isinstance(got, Panel)
     assert np.isfinite(got.y).all() and len(got.ids) == len(set(got.ids.tolist()))
+
+
+# ---- a large one-table file: read in chunks into one block, checked in ranges ---------------
+
+def _staggered(T=30_000, K=5, seed=3):
+    """Hourly series of different spans in one table (empty cells before and after), enough
+    rows for several parser chunks and check ranges: (frame with a ds column, long frame)."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2001-01-01", periods=T, freq="h")
+    wide = pd.DataFrame({"ds": ds.strftime("%Y-%m-%d %H:%M:%S")})
+    rows = []
+    for j in range(K):
+        a, b = sorted(rng.integers(0, T, 2))
+        v = np.full(T, np.nan)
+        v[a:b + 1] = np.round(rng.normal(size=b + 1 - a) * 100, 3)
+        wide[f"s{j}"] = v
+        rows.append(pd.DataFrame({"unique_id": f"s{j}", "ds": ds[a:b + 1], "y": v[a:b + 1]}))
+    return wide, pd.concat(rows, ignore_index=True)
+
+
+@pytest.mark.parametrize("form", ["lf", "crlf", "quoted newline"])
+def test_large_wide_file_equals_its_long_form(tmp_path, form):
+    wide, long = _staggered()
+    if form == "quoted newline":  # a line end inside a cell: fewer rows than line ends
+        wide["note"] = "a\nb"
+    text = wide.to_csv(index=False, lineterminator="\r\n" if form == "crlf" else "\n")
+    p = write(tmp_path, text)
+    vals = [c for c in wide.columns if c.startswith("s")]
+    same(read(p, value_column=vals), read(long))
+
+
+def test_large_wide_file_errors_name_the_first_row_and_series(tmp_path):
+    wide, _ = _staggered()
+    s = wide.drop(columns="ds").notna().to_numpy()
+    r = int(np.flatnonzero(s.sum(axis=1) >= 2)[-1])  # a late row that two series share
+    j = int(np.flatnonzero(s[r])[0])
+    for edit, msg in ((lambda w: w.iloc[r, 0].replace(":00:00", ":30:00"),
+                       f"series 's{j}' is not regular at frequency h"),
+                      (lambda w: w.iloc[r - 1, 0], f"series 's{j}' has the timestamp"),
+                      (lambda w: "soon", f"series 's{j}': time value 'soon' at line {r + 2}")):
+        w = wide.copy()
+        w.iloc[r, 0] = edit(w)
+        with pytest.raises(DataError, match=msg) as e:
+            read(write(tmp_path, w.to_csv(index=False)))
+        assert str(r + 2) in str(e.value) and "\n" not in str(e.value), str(e.value)
+    # a cell that is not a number, late in the file: found in the chunks, named with its line
+    w = wide.astype({f"s{j}": object})
+    w.iloc[r, j + 1] = "n/a?"
+    with pytest.raises(DataError, match=f"series 's{j}': 'n/a\\?' at line {r + 2} is not a "):
+        read(write(tmp_path, w.to_csv(index=False)))

@@ -545,68 +545,119 @@ def _regularity_error(src, sid, t, rows, freq, given, ref):
                     f"{cal.stamp(want.view('datetime64[ns]')[k])}; fill the gap or resample")
 
 
-def _assemble(names, codes, ds, y, exog, exog_names, rowno, src, freq, period, time_col):
-    """Grouped arrays from validated long arrays (codes: series per row, in first-appearance
-    order): group, check the order and regularity of the stamps, build the Panel."""
+def _spans(n):
+    """Position ranges ``(a, b)`` covering ``0..n``, each sharing its last position with the
+    next one's first, so that every pair of neighbours lies in one range: the stamp checks'
+    temporaries stay a small part of the data's size."""
+    step = max(1 << 16, n >> 6)
+    a = 0
+    while True:
+        b = min(n, a + step + 1)
+        yield a, b
+        if b >= n:
+            return
+        a = b - 1
+
+
+def _assemble(names, indptr, ds, y, exog, exog_names, rows, src, freq, period, time_col):
+    """The Panel of grouped arrays (series ``i`` is positions ``indptr[i]:indptr[i+1]``), after
+    checking the order and regularity of each series' stamps. ``rows(a, b)``: the series and
+    the source row of positions ``a..b-1``, made per range so that neither is stored per
+    value."""
     n = len(names)
     if n == 0 or len(y) == 0:
         raise DataError(f"{src.where} has no data rows; give a table with values")
-    if len(codes) > 1 and (codes[1:] < codes[:-1]).any():
-        order = np.argsort(codes, kind="stable")
-        codes, y, exog, rowno = codes[order], y[order], exog[order], rowno[order]
-        ds = None if ds is None else ds[order]
-    counts = np.bincount(codes, minlength=n)
-    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     ids = np.asarray(names, dtype=str)
     if ds is None:
         if freq is not None:
             raise DataError(f"--freq {freq} needs dates: {src.where} has no time column (set "
                             "--time-column)")
         return Panel(ids, indptr, y, None, exog, exog_names, None, src.where, period)
-    t = ds.view(np.int64)
-    same = codes[1:] == codes[:-1]
-    d = np.diff(t)
-    bad = same & (d <= 0)
-    if bad.any():
-        k = np.flatnonzero(bad)
-        k = int(k[np.argmin(rowno[k + 1])])
-        sid = names[codes[k]]
-        if d[k] == 0:
+    # of the bad rows, the first in the source is reported (then the first series): the ranges
+    # come in position order, so an equal row found later belongs to a later series
+    worst = None
+    for a, b in _spans(len(y)):
+        codes, rowno = rows(a, b)
+        d = np.diff(ds[a:b].view(np.int64))
+        bad = (codes[1:] == codes[:-1]) & (d <= 0)
+        if bad.any():
+            k = np.flatnonzero(bad)
+            k = int(k[np.argmin(rowno[k + 1])])
+            if worst is None or rowno[k + 1] < worst[0]:
+                worst = (rowno[k + 1], names[codes[k]], d[k], a + k, rowno[k])
+    if worst is not None:
+        r1, sid, dk, k, r0 = worst
+        if dk == 0:
             raise DataError(f"{src.where}: series {_q(sid)} has the timestamp "
                             f"{cal.stamp(ds[k])} more than once ({src.unit()} "
-                            f"{src.num(rowno[k])}, {src.num(rowno[k + 1])}); keep one row per "
-                            "time")
+                            f"{src.num(r0)}, {src.num(r1)}); keep one row per time")
         raise DataError(f"{src.where}: series {_q(sid)}: {cal.stamp(ds[k + 1])} at "
-                        f"{src.at(rowno[k + 1])} comes after {cal.stamp(ds[k])}; sort the table "
-                        "by time")
+                        f"{src.at(r1)} comes after {cal.stamp(ds[k])}; sort the table by time")
     given = freq is not None
     if freq is None:
         freq = _infer(ds, indptr, names, src, time_col)
-    irr = _irregular(ds, codes, indptr, cal._offset(freq))
-    if irr.any():
-        k = np.flatnonzero(irr)
-        k = int(k[np.argmin(rowno[k])])
-        i = int(codes[k])
+    off = cal._offset(freq)
+    for a, b in _spans(len(y)):
+        codes, rowno = rows(a, b)
+        j0 = int(codes[0])
+        local = np.clip(indptr[j0:int(codes[-1]) + 2], a, b) - a
+        irr = _irregular(ds[a:b], codes - j0, local, off)
+        if irr.any():
+            k = np.flatnonzero(irr)
+            k = int(k[np.argmin(rowno[k])])
+            if worst is None or rowno[k] < worst[0]:
+                worst = (rowno[k], int(codes[k]))
+    if worst is not None:
+        i = worst[1]
         r = slice(indptr[i], indptr[i + 1])
-        L = np.diff(indptr)
-        ref = names[int(np.argmax(L))]
-        _regularity_error(src, names[i], ds[r], rowno[r], freq, given, ref)
+        ref = names[int(np.argmax(np.diff(indptr)))]
+        _regularity_error(src, names[i], ds[r], rows(r.start, r.stop)[1], freq, given, ref)
     return Panel(ids, indptr, y, ds, exog, exog_names, freq, src.where, period)
 
 
 # ---- tables -> long arrays -------------------------------------------------------------------
 
 class _Cols:
-    """Column access to a table: ``get(name)`` a pandas Series; ``text(name, row)`` a cell for
-    messages (``raw`` re-reads text cells for the CSV's number errors)."""
+    """Column access to a table: ``get(name)`` a pandas Series; ``floats(name)`` a value column
+    as ``_floats`` gives it; ``block(names)`` value columns as one (columns, rows) array (a
+    ``_Block``, which the caller may overwrite); ``text(name, row)`` a cell for messages.
+    ``parsed``: value columns parsed already (float64 arrays by name), handed over by
+    ``floats`` so that their memory goes once the caller is done with each; ``block``: value
+    columns the CSV reader read into one array."""
 
-    def __init__(self, df, names, src, index_ns=None):
+    def __init__(self, df, names, src, index_ns=None, block=None):
         self.df, self.names, self.src, self.index_ns = df, names, src, index_ns
+        self.parsed, self._block = {}, block
+        self.rows = len(df)
 
     def get(self, name):
         return self.df.iloc[:, self.names.index(name)]
 
+    def floats(self, name):
+        if self._block is not None:
+            return self._block.column(name)
+        if name in self.parsed:
+            v = self.parsed.pop(name)
+            return v, np.zeros(len(v), bool)
+        return _floats(self.get(name))
+
+    def block(self, names) -> "_Block":
+        b, self._block = self._block, None
+        if b is not None and b.names == list(names):
+            return b
+        V = np.empty((len(names), self.rows))
+        bad = np.zeros(V.shape, bool)
+        cells = {}
+        for j, c in enumerate(names):
+            V[j], bad[j] = _floats(self.get(c))
+            if bad[j].any():
+                r = int(np.argmax(bad[j]))
+                cells[c] = {r: self.get(c).iloc[r]}
+        return _Block(V, self.rows, names, bad, cells)
+
     def text(self, name, row):
+        if self._block is not None and name in self._block.cells:
+            return self._block.cells[name][row]
         return self.get(name).iloc[row]
 
 
@@ -631,7 +682,7 @@ def _long(cols: _Cols, plan: _Plan, freq, period):
     id_missing = codes < 0
     rowno = np.arange(len(codes), dtype=np.int64)
     vcols = plan.values + plan.exog
-    nums = [_floats(cols.get(c)) for c in vcols]
+    nums = [cols.floats(c) for c in vcols]
     t_missing = _missing_text(cols.get(plan.time)) if plan.time else None
     blank = id_missing.copy()
     for v, b in nums:
@@ -661,23 +712,54 @@ def _long(cols: _Cols, plan: _Plan, freq, period):
     y = nums[0][0]
     exog = np.stack([v for v, _ in nums[1:]], axis=1) if plan.exog else \
         np.zeros((len(y), 0))
-    return _assemble(names, codes, ds, y, exog, tuple(plan.exog), rowno, src, freq, period,
-                     plan.time)
+    del nums
+    if len(codes) > 1 and (codes[1:] < codes[:-1]).any():  # group the rows by series, stably
+        order = np.argsort(codes, kind="stable")
+        codes, y, exog, rowno = codes[order], y[order], exog[order], rowno[order]
+        ds = None if ds is None else ds[order]
+        del order
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(names)))])
+    return _assemble(names, indptr, ds, y, exog, tuple(plan.exog),
+                     lambda a, b: (codes[a:b], rowno[a:b]), src, freq, period, plan.time)
 
 
 def _wide(cols: _Cols, plan: _Plan, freq, period):
     src = cols.src
     names = list(plan.values)
-    nums = [_floats(cols.get(c)) for c in names]
-    T = len(nums[0][0]) if nums else 0
-    V = np.stack([v for v, _ in nums], axis=1) if nums else np.zeros((0, 0))
-    B = np.stack([b for _, b in nums], axis=1) if nums else np.zeros((0, 0), bool)
-    if B.any():
-        r, j = np.argwhere(B)[0]
-        raise DataError(f"{src.where}: series {_q(names[j])}: {_q(cols.text(names[j], r))} at "
+    K, T = len(names), cols.rows
+    # one (series, rows) block that becomes the values in place; per series its first and last
+    # value, its first hole between them, whether it holds an infinite (2) or huge (1) value;
+    # the errors come after, in the order of the checks over the whole table
+    blk = cols.block(names)
+    text_at = blk.first_text()
+    first, last = np.zeros(K, np.int64), np.full(K, -1, np.int64)
+    hole_at = np.full(K, T, np.int64)
+    odd = np.zeros(K, np.int8)
+    for j in range(K):
+        present = ~np.isnan(blk.V[j, :T])
+        if present.any():
+            first[j], last[j] = np.argmax(present), T - 1 - np.argmax(present[::-1])
+            inside = blk.V[j, first[j]:last[j] + 1]
+            if not present[first[j]:last[j] + 1].all():
+                hole_at[j] = first[j] + np.argmin(present[first[j]:last[j] + 1])
+            with np.errstate(invalid="ignore"):
+                odd[j] = 2 if np.isinf(inside).any() else int((np.abs(inside) > MAX_ABS).any())
+    if (text_at < T).any():
+        j = int(np.argmin(text_at))
+        r = int(text_at[j])
+        raise DataError(f"{src.where}: series {_q(names[j])}: {_q(blk.cells[names[j]][r])} at "
                         f"{src.at(r)} is not a number; fix the cell or choose columns with "
                         "--value-column")
-    empty = np.isnan(V)
+    has = last >= 0  # an empty row inside a series is a hole; before or after it, nothing
+    if not has.all():
+        j = int(np.flatnonzero(~has)[0])
+        raise DataError(f"{src.where}: series {_q(names[j])} has no values; fill the column or "
+                        "leave it out (--value-column)")
+    if (hole_at < T).any():
+        j = int(np.argmin(hole_at))
+        raise DataError(f"{src.where}: series {_q(names[j])} has an empty cell at "
+                        f"{src.at(hole_at[j])} between its first and last values; fill it (only "
+                        "the start and end of a column may be empty)")
     ns = None
     if plan.index_time:
         ns = cols.index_ns
@@ -685,42 +767,44 @@ def _wide(cols: _Cols, plan: _Plan, freq, period):
     elif plan.time:
         ns = cal.to_ns(cols.get(plan.time))
         t_missing = _missing_text(cols.get(plan.time))
-    present = ~empty  # an empty row inside a series is a hole; before or after it, nothing
-    has = present.any(axis=0)
-    if not has.all():
-        j = int(np.flatnonzero(~has)[0])
-        raise DataError(f"{src.where}: series {_q(names[j])} has no values; fill the column or "
-                        "leave it out (--value-column)")
-    if T == 0:
-        raise DataError(f"{src.where} has no data rows; give a table with values")
-    first = np.argmax(present, axis=0)
-    last = T - 1 - np.argmax(present[::-1], axis=0)
-    r = np.arange(T)[:, None]
-    inside = (r >= first) & (r <= last)
-    holes = inside & ~present
-    if holes.any():
-        i, j = np.argwhere(holes)[0]
-        raise DataError(f"{src.where}: series {_q(names[j])} has an empty cell at {src.at(i)} "
-                        "between its first and last values; fill it (only the start and end of "
-                        "a column may be empty)")
     if ns is not None:  # every row that holds a value needs its date
-        used = inside.any(axis=1)
-        bad_t = (ns == NAT) & used
+        cover = np.zeros(T + 1, np.int64)
+        np.add.at(cover, first, 1)
+        np.add.at(cover, last + 1, -1)
+        bad_t = (ns == NAT) & (np.cumsum(cover[:T]) > 0)
         if bad_t.any():
             i = int(np.flatnonzero(bad_t)[0])
-            j = int(np.flatnonzero(inside[i])[0])
+            j = int(np.flatnonzero((first <= i) & (last >= i))[0])
             sid_of = lambda k: (names[j], i)  # noqa: E731
             text = (lambda k: "") if plan.index_time else (lambda k: cols.text(plan.time, i))
             _check_times(ns[i:i + 1], t_missing[i:i + 1], text, sid_of, src,
                          plan.time or "the index")
-    M = inside.T  # (k, T): series-major
-    counts = M.sum(axis=1)
-    codes = np.repeat(np.arange(len(names), dtype=np.int64), counts)
-    rowno = np.nonzero(M)[1].astype(np.int64)
-    y = V.T[M]
-    _check_values(y, None, lambda k: (names[codes[k]], None, rowno[k]), src)
-    ds = None if ns is None else ns[rowno].view("datetime64[ns]")
-    return _assemble(names, codes, ds, y, np.zeros((len(y), 0)), (), rowno, src, freq, period,
+    if odd.any():  # the first series with an infinite value, else with a huge one
+        j = int(np.argmax(odd == odd.max()))
+        _check_values(blk.V[j, first[j]:last[j] + 1], None,
+                      lambda k: (names[j], None, first[j] + k), src)
+    indptr = np.concatenate([[0], np.cumsum(last - first + 1)])
+    # series j moves left from its row of the block to indptr[j]: y fills the block's start
+    flat, cap = blk.V.reshape(-1), blk.V.shape[1]
+    blk = None
+    for j in range(K):
+        flat[indptr[j]:indptr[j + 1]] = flat[j * cap + first[j]:j * cap + last[j] + 1]
+    y = flat[:indptr[-1]]
+    if len(flat) > len(y) + len(y) // 4:  # a block much larger than the values: give it back
+        y = y.copy()
+    del flat
+    ds = None
+    if ns is not None:
+        ds = np.empty(len(y), "datetime64[ns]")
+        for j in range(K):
+            ds[indptr[j]:indptr[j + 1]] = ns[first[j]:last[j] + 1].view("datetime64[ns]")
+
+    def rows(a, b):
+        q = np.arange(a, b, dtype=np.int64)
+        j = np.searchsorted(indptr, q, "right") - 1
+        return j, first[j] + (q - indptr[j])
+
+    return _assemble(names, indptr, ds, y, np.zeros((len(y), 0)), (), rows, src, freq, period,
                      plan.time)
 
 
@@ -749,14 +833,19 @@ def _frame(df, where, opts, freq, period, lines=False):
     return _build(cols, plan, freq, period)
 
 
-def _pd_read(raw, p, **kw):
-    """pandas.read_csv from the start of the open file; its errors as one-line DataErrors."""
+def _pd_read(raw, p, each=None, **kw):
+    """pandas.read_csv from the start of the open file; its errors as one-line DataErrors.
+    ``each``: with ``chunksize``, called on each chunk."""
     pd = _pd()
     raw.seek(0)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             df = pd.read_csv(raw, **kw)
+            if each is not None:
+                with df:
+                    for chunk in df:
+                        each(chunk)
         if any(issubclass(w.category, pd.errors.ParserWarning) and "Length of header" in
                str(w.message) for w in caught):
             _long_row(raw, p)  # a row with more cells than the header
@@ -801,6 +890,10 @@ def _long_row(raw, p):
         text.detach()
 
 
+class _Found(Exception):
+    """Stops a chunked read early."""
+
+
 def _read_csv(p: Path, where, opts, freq, period):
     pd = _pd()
     with _open_regular(p) as fh:
@@ -819,8 +912,16 @@ def _read_csv(p: Path, where, opts, freq, period):
         base = dict(header=0, index_col=False, encoding="utf-8-sig", keep_default_na=False,
                     skip_blank_lines=False, engine="c")  # columns by position: names as written
 
-        def first_is_time():
-            return not _numeric_column(_pd_read(raw, p, usecols=[0], dtype=str, **base).iloc[:, 0])
+        def first_is_time():  # in chunks, up to the first cell that is not a number
+            def each(chunk):
+                if not _numeric_column(chunk.iloc[:, 0]):
+                    raise _Found
+
+            try:
+                _pd_read(raw, p, each=each, usecols=[0], dtype=str, chunksize=1 << 12, **base)
+            except _Found:
+                return True
+            return False
 
         plan = _plan(header, where, *opts, first_is_time)
         need = plan.columns()
@@ -835,23 +936,116 @@ def _read_csv(p: Path, where, opts, freq, period):
                 dtype[j], na[j] = "float64", list(NA_STRINGS)
         # every column used: no usecols, so that a row with too many cells is refused
         cols = sorted(pos) if len(pos) < len(header) else None
-        try:
-            df = _pd_read(raw, p, usecols=cols, dtype=dtype, na_values=na, **base)
-        except (ValueError, TypeError, OverflowError) as e:
-            if isinstance(e, DataError):
-                raise
-            # a cell that is not a number: read the columns as text to name it
-            df = _pd_read(raw, p, usecols=cols, dtype=str, **base)
         order = sorted(pos) if cols is not None else list(range(len(header)))
-        df = df.iloc[:, [order.index(j) for j in pos]]
-        df.columns = need
+        at = {c: order.index(j) for c, j in zip(need, pos)}  # need's columns in the file's order
+        vals = [c for c in need if c not in (plan.id, plan.time)]
+        block = None
+        if plan.long:  # one read: ids and times as categories, parsed once per distinct cell
+            try:
+                df = _pd_read(raw, p, usecols=cols, dtype=dtype, na_values=na, **base)
+            except (ValueError, TypeError, OverflowError) as e:
+                if isinstance(e, DataError):
+                    raise
+                df, block = _read_chunks(raw, p, cols, at, vals, base, coded=True)
+            else:
+                parsed = {c: df.iloc[:, at[c]].to_numpy(np.float64) for c in vals}
+                # the frame keeps the id and time columns: the values' memory is the arrays'
+                df = pd.DataFrame({c: df.iloc[:, at[c]] for c in need if c not in parsed},
+                                  index=df.index, copy=False)
+        else:  # the values straight into one block, which becomes the panel's values
+            df, block = _read_chunks(raw, p, cols, at, vals, base, dtype, na)
         for c, j in zip(need, pos):  # categories inferred as numbers ('007' read as 7): as text
             if c in (plan.id, plan.time) and isinstance(df[c].dtype, pd.CategoricalDtype) and \
                     not pd.api.types.is_string_dtype(df[c].cat.categories.dtype):
                 df[c] = _pd_read(raw, p, usecols=[j], dtype=str, **base).iloc[:, 0].to_numpy()
         if not len(df):
             raise DataError(f"{p} has a header but no data rows")
-        return _build(_Cols(df, need, _Src(where, True)), plan, freq, period)
+        cols = _Cols(df, list(df.columns), _Src(where, True), block=block)
+        if block is None:
+            cols.parsed = parsed
+            del parsed
+        del df, block
+        return _build(cols, plan, freq, period)
+
+
+def _read_chunks(raw, p, usecols, at, vals, base, dtype=None, na=None, coded=False):
+    """The table read in chunks of about a million cells, the value columns ``vals`` written
+    into one (columns, rows) float64 block as they come, so that no column is held twice nor
+    as text. ``dtype``, ``na``: read with these (the C parser's numbers); without them, or when a
+    value cell is not a number, every cell is read as text and parsed as ``_floats`` parses it.
+    ``at``: each needed column's position among the columns read; ``coded``: the other columns
+    as categories (a long table's ids and times: compact). -> (frame of the other columns,
+    _Block)."""
+    pd = _pd()
+    raw.seek(0)
+    cap, size = 1, 0  # rows: at most one per line end (a quoted cell may hold one)
+    while buf := raw.read(1 << 20):
+        cap += buf.count(b"\n") + buf.count(b"\r")
+        size += len(buf)
+    del buf
+    V = np.empty((len(vals), cap))  # pages untouched until written
+    kv = [at[c] for c in vals]
+    ko = {c: k for c, k in at.items() if c not in vals}
+    width = max(at.values()) + 1 if usecols is None else len(usecols)
+    for typed in ((True, False) if dtype is not None else (False,)):
+        # chunks of cells in proportion to the file, so that the parser's buffers (~40 bytes a
+        # cell; ~60 as text, a Python string each) stay a small part of it
+        rows = max(16, max(1 << 16, size >> (8 if typed else 11)) // width)
+        parts = {c: [] for c in ko}
+        bad = None if typed else np.zeros(V.shape, bool)
+        cells = {}
+        seen = [0]
+
+        def each(chunk):
+            a, b = seen[0], seen[0] + len(chunk)
+            for c, k in ko.items():
+                parts[c].append(chunk.iloc[:, k].astype("category") if coded else
+                                chunk.iloc[:, k])
+            if typed:
+                V[:, a:b] = chunk.iloc[:, kv].to_numpy(np.float64).T
+            else:
+                for j, (c, k) in enumerate(zip(vals, kv)):
+                    s = chunk.iloc[:, k]
+                    V[j, a:b], bad[j, a:b] = _floats(s)
+                    if c not in cells and bad[j, a:b].any():
+                        r = int(np.argmax(bad[j, a:b]))
+                        cells[c] = {a + r: s.iloc[r]}
+            seen[0] = b
+
+        kw = dict(dtype=dtype, na_values=na) if typed else dict(dtype=str)
+        try:
+            _pd_read(raw, p, each=each, usecols=usecols, chunksize=rows, **kw, **base)
+            break
+        except (ValueError, TypeError, OverflowError) as e:
+            if isinstance(e, DataError) or not typed:
+                raise
+    T = seen[0]
+    join = (lambda ch: pd.Series(pd.api.types.union_categoricals(ch))) if coded else \
+        (lambda ch: pd.concat(ch, ignore_index=True))
+    other = {c: join(ch) if ch else pd.Series([], dtype=str) for c, ch in parts.items()}
+    df = pd.DataFrame(other, index=pd.RangeIndex(T), copy=False)
+    return df, _Block(V, T, vals, None if bad is None else bad[:, :T], cells)
+
+
+class _Block:
+    """Value columns read into rows ``0..rows-1`` of one (columns, capacity) float64 array
+    ``V``; ``bad``: text cells (None: none), ``cells``: the first text cell of each column
+    ({row: text})."""
+
+    def __init__(self, V, rows, names, bad, cells):
+        self.V, self.rows, self.names, self.bad, self.cells = V, rows, list(names), bad, cells
+
+    def column(self, name):
+        j = self.names.index(name)
+        v = self.V[j, :self.rows]
+        return v, np.zeros(len(v), bool) if self.bad is None else self.bad[j]
+
+    def first_text(self):
+        """Each column's first text cell's row (rows: none)."""
+        if self.bad is None:
+            return np.full(len(self.names), self.rows, np.int64)
+        has = self.bad.any(axis=1)
+        return np.where(has, np.argmax(self.bad, axis=1), self.rows)
 
 
 def _read_parquet(p: Path, where, opts, freq, period):
