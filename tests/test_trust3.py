@@ -363,3 +363,45 @@ def test_a_forecast_that_overflows_is_a_divergence_and_an_empty_out_is_refused(t
     p = subprocess.run([*run[:4], "--out", ""], capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and p.stderr.strip() == (
         "lockstep: error: --out is empty; name the output folder (default: lockstep-out)")
+
+
+def test_the_console_script_installs_the_interrupt_handler_before_any_import():
+    """What runs before the handler: the interpreter's start-up, then lockstep/__init__ (no
+    imports of its own) and cli's `import os, signal`; numpy, argparse and importlib.metadata
+    come after it. (A ^C in the interpreter's own start-up is outside lockstep's reach.)"""
+    code = ("import signal, sys\n"
+            "before, seen, real = set(sys.modules), [], signal.signal\n"
+            "def spy(sig, handler):\n"
+            "    if sig == signal.SIGINT and not seen:\n"
+            "        seen.append(sorted(set(sys.modules) - before))\n"
+            "    return real(sig, handler)\n"
+            "signal.signal = spy\n"
+            "from lockstep.cli import main  # what the console script runs first\n"
+            "print(seen[0])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    mods = set(eval(r.stdout))  # an editable install's finder adds importlib.util
+    assert mods - {"importlib.util"} <= {"lockstep", "lockstep.cli", "__future__"}, r.stdout
+
+
+def test_stdout_on_a_full_device_leaves_no_run_folder(tmp_path, ck):
+    # a new folder: refused before any work, nothing made
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([*LOCKSTEP, "train", "--data", "airpassengers", "--epochs", "2",
+                            "--out", str(tmp_path / "X")], stdout=full, stderr=subprocess.PIPE,
+                           text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "standard output" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "X").exists()
+    # a folder with a checkpoint: it is left as it was, with nothing beside it
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "checkpoint.npz").write_bytes(ck.read_bytes())
+    for extra in (["--force"], ["--resume", "--epochs", "3"]):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([*LOCKSTEP, "train", "--data", "airpassengers", "--epochs", "2",
+                                "--out", str(old), *extra], stdout=full,
+                               stderr=subprocess.PIPE, text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, (extra, r.stderr)
+        assert os.listdir(old) == ["checkpoint.npz"]
+        assert (old / "checkpoint.npz").read_bytes() == ck.read_bytes()

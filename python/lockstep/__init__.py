@@ -5,24 +5,27 @@
     fc.fit(data.load("airpassengers")).predict(12)
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("lockstep")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0+unknown"
-
 __all__ = ["__version__", "ConfigError", "Forecaster", "ModelConfig", "TrainConfig", "data",
            "reference"]
 
-# The public names load on first use (PEP 562), so that `import lockstep.cli` stays light
-# until the command line has installed its interrupt handling.
+# The public names, and the version (importlib.metadata takes ~50 ms), load on first use
+# (PEP 562): `import lockstep.cli` runs no more than this file before the command line
+# installs its interrupt handling.
 _LAZY = {"data": (".data", None), "reference": (".reference", None),
          "ConfigError": (".config", "ConfigError"), "ModelConfig": (".config", "ModelConfig"),
          "TrainConfig": (".config", "TrainConfig"), "Forecaster": (".forecast", "Forecaster")}
 
 
 def __getattr__(name):
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("lockstep")
+        except PackageNotFoundError:  # running from a source tree
+            value = "0.0.0+unknown"
+        globals()[name] = value
+        return value
     if name not in _LAZY:
         raise AttributeError(f"module 'lockstep' has no attribute {name!r}")
     import importlib
@@ -35,4 +38,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"__version__"})

@@ -7,12 +7,8 @@ Exit codes: 0 ok, 1 a check failed or training diverged, 2 bad input (nothing wr
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import signal
-import sys
-from pathlib import Path
 
 
 def _interrupted_early(signum, frame):
@@ -22,10 +18,18 @@ def _interrupted_early(signum, frame):
     os._exit(130)
 
 
+# first thing (the console script imports this module before anything of its own): from here
+# on ^C is one line; before, only the interpreter's start-up and lockstep/__init__ ran
 if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
     signal.signal(signal.SIGINT, _interrupted_early)
 
-import numpy as np  # noqa: E402 - after the early handler: it takes a while to load
+import argparse  # noqa: E402 - the imports after the early handler: they take a while
+import errno  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .errors import LockstepError, OutputError, UsageError, err, one_line, os_error_line, say
@@ -1036,6 +1040,22 @@ def _other_rank() -> bool:
     return False
 
 
+def _probe_stdout():
+    """Write nothing to stdout: a full device (`> /dev/full`) or an I/O error refuses the
+    command now, before any work, instead of after a run whose folder it would leave behind.
+    (Nothing written to a pipe, a terminal or a file is nothing; no stdout is no probe.)"""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    try:
+        os.write(fd, b"")
+    except OSError as e:
+        if e.errno not in (errno.EBADF, errno.EPIPE, errno.EAGAIN):
+            raise OutputError(f"cannot write to standard output ({e.strerror}); send it to a "
+                              "file, a pipe or the terminal") from None
+
+
 def main(argv=None):
     if signal.getsignal(signal.SIGINT) is _interrupted_early:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # from here: the try below
@@ -1045,6 +1065,7 @@ def main(argv=None):
         # parsed inside the try, so that an interrupt here is one line too
         args = build_parser().parse_args(argv)
         args.argv = None if argv is None else list(argv)  # for train --ranks, which re-runs it
+        _probe_stdout()
         return args.func(args)
     except LockstepError as e:
         report(f"lockstep: error: {one_line(e)}")
