@@ -365,6 +365,8 @@ def test_a_forecast_that_overflows_is_a_divergence_and_an_empty_out_is_refused(t
         "lockstep: error: --out is empty; name the output folder (default: lockstep-out)")
 
 
+# ---- 7. an interrupt before main, a standard output that fails -------------------------------
+
 def test_the_console_script_installs_the_interrupt_handler_before_any_import():
     """What runs before the handler: the interpreter's start-up, then lockstep/__init__ (no
     imports of its own) and cli's `import os, signal`; numpy, argparse and importlib.metadata
@@ -405,3 +407,45 @@ def test_stdout_on_a_full_device_leaves_no_run_folder(tmp_path, ck):
         assert r.returncode == 2 and r.stderr.count("\n") == 1, (extra, r.stderr)
         assert os.listdir(old) == ["checkpoint.npz"]
         assert (old / "checkpoint.npz").read_bytes() == ck.read_bytes()
+
+
+# ---- the hostile-input corpus, counted (docs/results.md) -------------------------------------
+
+def corpus_counts(files=("tests/test_hardening.py", "tests/test_trust3.py")) -> dict:
+    """{(file, class, outcome): inputs}: each test pytest collects from ``files`` is one input
+    (a parametrized case, or a test of one input); its class is the section ("# ---- ...") it
+    sits in; its outcome is "one line + exit 2" when it asserts the refusal (``refused``,
+    ``one_line_refusal``, ``returncode == 2``), else "succeeded correctly" when it asserts an
+    exit 0, else "other" (exit 1 or 130, bounds on time or memory, files left as they were)."""
+    import ast
+    import collections
+    import re
+
+    ids = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", *files],
+                         capture_output=True, text=True, cwd=ROOT).stdout.split()
+    counts = collections.Counter()
+    for f in files:
+        text = (ROOT / f).read_text()
+        sections = [(m.start(), re.sub(r"^\d+\.\s*", "", m.group(1)).strip())
+                    for m in re.finditer(r"^# ---- (.*?) -+$", text, re.M)]
+        for node in ast.parse(text).body:
+            if not (isinstance(node, ast.FunctionDef) and node.name.startswith("test_")):
+                continue
+            at = len("\n".join(text.splitlines()[:node.lineno - 1]))
+            cls = ([s for p, s in sections if p <= at] or ["(before the first section)"])[-1]
+            src = ast.get_source_segment(text, node)
+            outcome = ("one line + exit 2" if re.search(
+                r"\brefused\(|one_line_refusal\(|returncode == 2|code == 2|== 2\b", src) else
+                "succeeded correctly" if re.search(r"returncode == 0|\) == 0\b|== 0\b", src)
+                else "other")
+            n = sum(1 for i in ids if i.startswith(f"{f}::{node.name}") and
+                    i[len(f"{f}::{node.name}"):][:1] in ("", "["))
+            counts[(f, cls, outcome)] += n
+    return dict(counts)
+
+
+if __name__ == "__main__":  # python tests/test_trust3.py: the corpus table of docs/results.md
+    rows = corpus_counts()
+    for (f, cls, outcome), n in rows.items():
+        print(f"| {Path(f).name} | {cls} | {outcome} | {n} |")
+    print(f"| all | | | {sum(rows.values())} |")
