@@ -3,7 +3,8 @@ naive) and neuralforecast's LSTM (input 2h, 300 steps, its defaults otherwise), 
 rolling-origin backtests on the bundled real series.
 
     python bench/accuracy.py [--datasets airpassengers,elec_equip,co2,nile,macro]
-                             [--windows 3] [--backend cpu] [--neuralforecast] [--json FILE]
+                             [--windows 3] [--split test|validation] [--set KEY=VALUE]
+                             [--backend cpu] [--neuralforecast] [--json FILE]
 
 Every model forecasts the same windows: K origins one horizon apart, the last window ending at
 each series' end (statsforecast's cross_validation with n_windows=K, step_size=h). lockstep
@@ -12,6 +13,10 @@ before each window; one global model per data set (macro: eight series). Metrics
 here, the same way for every model, per window and series: MASE (scaled by the in-sample MAE
 of the seasonal-naive forecast of the history before the window), sMAPE, RMSE. Wall time is
 the whole backtest of each model on this machine, in one run.
+
+``--split validation`` runs the same backtest on each series without the rows the test
+windows score (its last K horizons), so choices (``--set`` a Forecaster setting) are made on
+windows that precede the test part's.
 
 Targets (issue 16 item 9): lockstep beats seasonal naive on MASE on every series (mean over
 its windows), and its mean MASE over the series is at most that of the better of AutoARIMA
@@ -54,8 +59,8 @@ def _score(p, fc, horizon, windows, step, season):
     return out
 
 
-def run_lockstep(p, horizon, windows, step, backend):
-    g = Forecaster(backend=backend, quiet=True)
+def run_lockstep(p, horizon, windows, step, backend, settings=None):
+    g = Forecaster(backend=backend, quiet=True, **(settings or {}))
     t0 = time.perf_counter()
     res = g.backtest_result(p, horizon, windows, step)
     wall = time.perf_counter() - t0
@@ -125,12 +130,19 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default="airpassengers,elec_equip,co2,nile,macro")
     ap.add_argument("--windows", type=int, default=3)
+    ap.add_argument("--split", choices=["test", "validation"], default="test")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a Forecaster setting (a study on the validation split)")
     ap.add_argument("--backend", default="cpu")
     ap.add_argument("--neuralforecast", action="store_true",
                     help="also neuralforecast's LSTM (slow: minutes; needs neuralforecast)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
-    results = {"machine": {"cpu": platform.processor() or platform.machine(),
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from m3 import parse_set
+
+    settings = parse_set(args.set)
+    results = {"split": args.split, "settings": settings,"machine": {"cpu": platform.processor() or platform.machine(),
                            "cpus": os.cpu_count()}, "windows": args.windows, "datasets": []}
     print(f"# rolling-origin backtests, {args.windows} windows one horizon apart; MASE / sMAPE % "
           "are means over windows and series; wall = the whole backtest")
@@ -139,8 +151,13 @@ def main(argv=None):
         p = data.load(name)
         season, horizon = p.season, HORIZON[p.freq[0]]
         step = horizon
+        if args.split == "validation":  # the windows before the test windows
+            f = p.to_frame()
+            cut = f.groupby("unique_id", sort=False).cumcount(ascending=False)
+            p = data.read(f[cut >= horizon + (args.windows - 1) * step], freq=p.freq)
         rows = {}
-        scores, wall, extra = run_lockstep(p, horizon, args.windows, step, args.backend)
+        scores, wall, extra = run_lockstep(p, horizon, args.windows, step, args.backend,
+                                           settings)
         rows["lockstep"] = (scores, wall, extra)
         sf, why_sf = run_statsforecast(p, horizon, args.windows, step, season)
         for model, (fc, w) in (sf or {}).items():

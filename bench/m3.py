@@ -94,27 +94,47 @@ def fit_window(hist, want, season, diff, steps=1, indices=False):
     return max(2, min(want, room - 1))
 
 
-def run_lockstep(hist, h, season, recipe, backend):
+def parse_set(items):
+    """``KEY=VALUE`` pairs as settings (VALUE read as JSON where it parses, else text)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"m3: --set {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def run_lockstep(hist, h, season, settings, backend):
     from lockstep import Forecaster
 
-    settings = dict(RECIPES[recipe])
+    settings = dict(settings)
     season = settings.pop("season", season)
     if settings.get("head") == "direct":
         settings["head_steps"] = h
     window = fit_window(hist, settings.pop("window", 12), season,
                         settings.get("diff", False) or settings.get("diff_nonseasonal", False),
                         settings.get("head_steps", 1), settings.get("seasonality") == "indices")
+    refit = settings.pop("refit", False)
     fc = Forecaster(window=window, backend=backend, quiet=True, season=season,
                     valid_size=h, **settings)
     t0 = time.perf_counter()
     fc.fit(hist)
+    kept, ran = [s.best_epoch for s in fc.states], [s.epoch for s in fc.states]
+    if refit:  # the same model again on every window, for the epochs validation chose
+        best = max(s.best_epoch or 1 for s in fc.states)
+        fc = Forecaster(window=window, backend=backend, quiet=True, season=season,
+                        valid_size=0, **{**settings, "epochs": best, "patience": None})
+        fc.fit(hist)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     frame = fc.predict(h)
     pred_s = time.perf_counter() - t0
-    kept = [s.best_epoch for s in fc.states]
     return frame, {"fit_s": fit_s, "forecast_s": pred_s, "window": window, "season": season,
-                   "best_epochs": kept, "epochs": [s.epoch for s in fc.states]}
+                   "best_epochs": kept, "epochs": ran}
 
 
 def naive2(hist_y, h, m):
@@ -229,6 +249,9 @@ def main(argv=None):
     ap.add_argument("--frequencies", default="monthly,quarterly,yearly,other")
     ap.add_argument("--split", choices=["validation", "test"], default="validation")
     ap.add_argument("--recipe", choices=sorted(RECIPES), default="default")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a Forecaster setting on top of the recipe (a study on the validation "
+                    "split; the JSON records it)")
     ap.add_argument("--backend", default="cpu")
     ap.add_argument("--series", type=int, help="only the first N series of each frequency "
                     "(a quick look; the figures in docs are for all)")
@@ -240,9 +263,9 @@ def main(argv=None):
         print(f"m3: no data at {a.data_dir}; pass --data-dir", file=sys.stderr)
         return 2
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
-    res = {"split": a.split, "recipe": a.recipe, "settings": RECIPES[a.recipe],
-           "frequencies": {}}
-    print(f"# M3, {a.split} split, recipe {a.recipe!r} ({RECIPES[a.recipe] or 'defaults'}), "
+    settings = {**RECIPES[a.recipe], **parse_set(a.set)}
+    res = {"split": a.split, "recipe": a.recipe, "settings": settings, "frequencies": {}}
+    print(f"# M3, {a.split} split, recipe {a.recipe!r} ({settings or 'defaults'}), "
           f"backend {a.backend}; sMAPE % as the competition computed it")
     for freq in a.frequencies.split(","):
         h, m = FREQS[freq]
@@ -252,7 +275,7 @@ def main(argv=None):
             tr, te = tr[tr["unique_id"].isin(keep)], te[te["unique_id"].isin(keep)]
         hist, fut = split(tr, te, h, a.split)
         ids = list(hist["unique_id"].drop_duplicates())
-        frame, info = run_lockstep(hist, h, m, a.recipe, a.backend)
+        frame, info = run_lockstep(hist, h, m, settings, a.backend)
         ours = score(hist, fut, frame, h, m)
         methods = {"lockstep": {k: v["smape"] for k, v in ours.items()}}
         if a.split == "test":

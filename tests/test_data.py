@@ -138,7 +138,7 @@ def fit(y, exog, indptr, n_train=(120, 30, 15), skip=(0, 0, 0), **kw):
 @pytest.mark.parametrize("transform", ["log", "log1p", "none", "auto"])
 @pytest.mark.parametrize("diff", [False, True, "nonseasonal"])
 @pytest.mark.parametrize("season", [0, 12])
-@pytest.mark.parametrize("scale", ["standard", "minmax", "none"])
+@pytest.mark.parametrize("scale", ["standard", "minmax", "rms", "none"])
 def test_transforms_inverse_undoes_forward(transform, diff, season, scale):
     y, exog, ip = three_series()
     if transform in ("log", "log1p"):
@@ -235,6 +235,9 @@ def test_helpers_on_grouped_arrays():
     np.testing.assert_array_equal(s, [1, 1])
     c, s = prep.group_stats(v, prep.group_of(ip2), use, 2, "standard")
     np.testing.assert_allclose(c, [1.5, 37.5])
+    c, s = prep.group_stats(v, prep.group_of(ip2), use, 2, "rms")  # not centred
+    np.testing.assert_array_equal(c, [0, 0])
+    np.testing.assert_allclose(s, [np.sqrt(2.5), np.sqrt((100 + 400 + 1600 + 6400) / 4)])
 
 
 # ---- windows -----------------------------------------------------------------------------

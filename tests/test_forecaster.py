@@ -337,3 +337,44 @@ def test_skip_short_keeps_exactly_what_prepare_accepts(kw):
         with pytest.raises(DataError, match="too few"):
             Forecaster(backend="numpy", holdout=4, **{**SMALL, "window": 8, **kw}).prepare(
                 p.subset(np.array([i])))
+
+
+def test_the_running_mean_centres_each_row_on_its_past_only():
+    df = long_table(3, 40)
+    fc = Forecaster(backend="numpy", holdout=6, **SMALL)
+    fc.prepare(fc.read(df))
+    assert fc.tf.center.tolist() == [0, 0, 0]  # rms: the values are not centred on a mean
+    ip, first = fc.panel.indptr, fc.first
+    for i in range(3):
+        zv = fc._Zv[ip[i]:ip[i + 1]]
+        for r in range(first[i], ip[i + 1] - ip[i]):
+            past = zv[first[i]:r]  # the rows before r: all a forecast from r would know
+            m = np.mean(past) if len(past) else 0.0
+            assert np.isclose(fc._Z[ip[i] + r], zv[r] - m, rtol=0, atol=1e-12)
+            assert np.isclose(fc._A[ip[i] + r - 1, -1] if r else 0.0, m, rtol=0, atol=1e-12)
+    # a later value changes no earlier row's centring (the scale aside, fitted once)
+    g = df.copy()
+    g.loc[g.index[30], "y"] += 50.0
+    fc2 = Forecaster(backend="numpy", holdout=6, **SMALL)
+    fc2.prepare(fc2.read(g))
+    ratio = fc.tf.spread[0] / fc2.tf.spread[0]
+    np.testing.assert_allclose(fc2._Z[:30] / ratio, fc._Z[:30], rtol=1e-12, atol=1e-12)
+    # a forecast adds the origin's mean back: the same values as before the centring
+    z = np.zeros((3, 4))
+    ends = fc.n_train
+    back = fc._uncentred(z, np.arange(3), ends)
+    np.testing.assert_array_equal(back[:, 0], fc._M[ip[:-1] + ends - 1])
+
+
+def test_checkpoints_from_before_the_running_mean_load_without_it(tmp_path):
+    df = long_table(3, 40)
+    kw = dict(holdout=6, scale="standard", running_mean=False, **SMALL)
+    a = Forecaster(backend="numpy", **kw).fit(df, tmp_path / "old.npz")
+    b = Forecaster.load(tmp_path / "old.npz")
+    assert b.settings.running_mean is False and b.model_cfg.input_size == 1
+    assert_same_bits(b.predict(5)["yhat"].to_numpy(), a.predict(5, at_end=True)["yhat"]
+                     .to_numpy(), "loaded")
+    from lockstep.forecast import _settings_in
+    old = {k: v for k, v in Forecaster(**SMALL).settings.to_dict().items()
+           if k != "running_mean"}
+    assert _settings_in(old)["running_mean"] is False  # what such a run trained with

@@ -211,7 +211,7 @@ def test_checkpoint_fields_are_validated_one_by_one(tmp_path, capsys, good_ck, c
 
 def test_checkpoint_model_shape_not_matching_the_data_is_refused(tmp_path, capsys, good_ck):
     ck = write_ck(tmp_path / "run" / "checkpoint.npz",
-                  changed(good_ck, MODEL, "meta", "model.input_size", 2))
+                  changed(good_ck, MODEL, "meta", "model.input_size", 3))
     line = refused(capsys, "forecast", "--checkpoint", ck, "--horizon", "3", folder=tmp_path)
     assert "field model.meta.model does not match the data and settings" in line, line
     line = refused(capsys, "train", *TINY, "--epochs", "3", "--out", ck.parent, "--resume",

@@ -143,7 +143,7 @@ def test_missing_columns_are_named(tmp_path):
 def test_forecasts_of_the_held_out_rows_carry_their_dates_and_intervals():
     df = synthetic_long(3, 36, exog=True)
     g = fc(calendar=True, exog=["promo"], epochs=2, window=6, holdout=6).fit(df)
-    assert g.model_cfg.input_size == 1 + 2 + 1  # value, calendar sin/cos, one covariate
+    assert g.model_cfg.input_size == 1 + 2 + 1 + 1  # value, calendar, a covariate, running mean
     f = g.predict(6)
     assert list(f.columns) == ["unique_id", "ds", "yhat", "yhat-lo-80", "yhat-hi-80",
                                "yhat-lo-95", "yhat-hi-95"]

@@ -75,7 +75,15 @@ class ForecastSettings:
     # difference; or a seasonal difference. Indices by default: on the M3 validation split
     # monthly sMAPE 17.66 -> 16.95, quarterly 10.59 -> 9.78 (docs/results.md)
     seasonality: str = "indices"
-    scale: str = "standard"
+    # rms: each series' model-space values divided by their root mean square, not centred
+    # on their mean: that mean (the drift, after the difference) over the whole training
+    # part hands every training window the drift of its own future, which a forecast never
+    # has. running_mean centres each row instead on the mean of the values before it (known
+    # then) and gives that mean as an input. Together, on the M3 validation split: monthly
+    # sMAPE 16.95 -> 14.32, yearly 21.02 -> 19.31, other 4.06 -> 4.02, quarterly 9.78 ->
+    # 10.03 (docs/results.md)
+    scale: str = "rms"
+    running_mean: bool = True
     valid_size: int | None = None  # validation points per series; None: default_valid_size
     patience: int | None = 10  # epochs without a better validation forecast
     train_start: float = 0.0  # fraction of each series skipped at the start
@@ -235,14 +243,15 @@ class _Validation:
         k = np.arange(self._h)
         self._mask = k[None, :] < n_valid[:, None]
         rows = np.minimum(start[:, None] + ends[:, None] + k[None, :], len(fc._Z) - 1)
-        self._true = fc._Z[rows]
+        self._true = fc._Zv[rows]
 
     def __getattr__(self, name):  # load, state, predict, train_epoch, run_name, dtype, ...
         return getattr(self._be, name)
 
     def evaluate(self, x=None, y=None):
-        z = self._fc._forecast_model(self._be, self._series, self._ends, self._h,
-                                     steps=self._n_valid)
+        z = self._fc._uncentred(self._fc._forecast_model(self._be, self._series, self._ends,
+                                                         self._h, steps=self._n_valid),
+                                self._series, self._ends)
         with np.errstate(all="ignore"):  # a diverging run gives inf: the Trainer reports it
             err = (z[self._mask] - self._true[self._mask])
             return self._be.dtype.type(np.mean(err * err))
@@ -388,6 +397,13 @@ class Forecaster:
         else:
             self.centroids = None
             self._Z = self.tf.forward(p.y, ip)
+        # the running mean: row r's value centred on the mean through row r - 1 (known at
+        # r), that mean also an input; _Zv keeps the values before the centring
+        self._M = self._running_mean(self._Z) if st.running_mean and not classify else None
+        self._Zv = self._Z
+        if self._M is not None:
+            self._Z = self._Z - self._previous(self._M)
+        if not classify:
             value = np.nan_to_num(self._Z)[:, None]
         F = self._features_rows()
         A = np.concatenate([value, np.zeros((len(p.y), F.shape[1]))], axis=1)
@@ -404,14 +420,40 @@ class Forecaster:
                                      num_layers=st.num_layers)
 
     def _features_rows(self):
-        """(rows, f) features of every row: calendar (sin, cos), then scaled covariates."""
+        """(rows, f) features of every row: calendar (sin, cos), scaled covariates, then the
+        running mean."""
         p = self.panel
         parts = []
         if self.settings.calendar:
             parts.append(self._calendar(p.ds))
         if p.exog_names:
             parts.append(self.tf.exog_forward(p.exog, p.indptr))
+        if self._M is not None:  # row r's input: the mean through row r - 1, known then
+            parts.append(self._previous(self._M)[:, None])
         return np.concatenate(parts, axis=1) if parts else np.zeros((len(p.y), 0))
+
+    def _previous(self, v):
+        """v of the row before in the same series (0 for a series' first row)."""
+        prev = np.concatenate([[0.0], v[:-1]])
+        prev[self.panel.indptr[:-1]] = 0.0
+        return prev
+
+    def _uncentred(self, z, series, ends):
+        """Forecasts ``z`` (B, h) from the origins (series, ends) back from values centred on
+        the running mean through the origin."""
+        if self._M is None:
+            return z
+        return z + self._M[self.panel.indptr[series] + ends - 1][:, None]
+
+    def _running_mean(self, z):
+        """M[r]: the mean of the model-space values ``z`` of rows first..r of row r's series
+        (0 before its first), one float64 scan in row order, so the same bits everywhere."""
+        ip = self.panel.indptr
+        group, pos = prep.group_of(ip), prep.positions(ip)
+        first = self.first[group]
+        cs = np.cumsum(np.where(pos >= first, np.nan_to_num(z), 0.0))
+        base = np.concatenate([[0.0], cs])[ip[:-1]][group]
+        return (cs - base) / np.maximum(pos - first + 1, 1)
 
     def _calendar(self, ds):
         p = self.panel
@@ -523,7 +565,8 @@ class Forecaster:
         """(B, horizon, f) features of the rows at positions ends + k (k < horizon) of each
         row's series: from the data inside it, beyond its end from ``future`` (B, horizon', e)
         raw covariates (calendar from the dates); without ``future`` the last covariates
-        are repeated (only steps inside the data are ever scored then)."""
+        are repeated (only steps inside the data are ever scored then). The running mean
+        stays at the origin's: a forecast never updates it with its own values."""
         p, st = self.panel, self.settings
         B = len(series)
         parts = []
@@ -534,6 +577,9 @@ class Forecaster:
                          .reshape(B, horizon, -1))
         if p.exog_names:
             parts.append(self._exog_block(series, ends, horizon, future))
+        if self._M is not None:  # the mean through the origin, held over the horizon
+            m = self._M[p.indptr[series] + ends - 1]
+            parts.append(np.repeat(m[:, None, None], horizon, axis=1))
         if not parts:
             return np.zeros((B, horizon, 0))
         return np.concatenate(parts, axis=2)
@@ -658,7 +704,7 @@ class Forecaster:
         k = int(self.tf.lags.max()) + 1
         idx = start[:, None] + ends[:, None] + np.arange(-k, 0)[None, :]
         hist = self._S1[np.maximum(idx, 0)]
-        return self.tf.inverse(z, series, hist, ends)
+        return self.tf.inverse(self._uncentred(z, series, ends), series, hist, ends)
 
     # -- calibration --
     def _calibration_rows(self):
@@ -1002,7 +1048,10 @@ class Forecaster:
                   "floor": self.tf.floor if self.tf.floor is not None else np.zeros(len(p))}
         if self.centroids is not None:
             arrays["centroids"] = self.centroids
-        done = len(self.members) == st.ensemble and hasattr(self, "scores")
+        # calibration forecasts that overflow (a diverged model) leave it incomplete: its
+        # training state is kept, but it is never loaded as a forecaster
+        done = len(self.members) == st.ensemble and hasattr(self, "scores") \
+            and bool(np.isfinite(self.scores).all())
         if done:
             arrays |= {"scales": self.scales, "fallback": self.fallback, "scores": self.scores,
                        "score_ptr": self.score_ptr}
@@ -1371,4 +1420,6 @@ def _settings_in(d):
     """Settings from JSON: levels back to a tuple."""
     if isinstance(d, dict) and isinstance(d.get("levels"), list):
         d = dict(d, levels=tuple(d["levels"]))
+    if isinstance(d, dict) and "running_mean" not in d:  # saved before the input existed
+        d = dict(d, running_mean=False)
     return d

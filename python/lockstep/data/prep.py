@@ -14,7 +14,7 @@ import numpy as np
 from .. import arith
 from . import DataError
 
-SCALES = ("standard", "minmax", "none")
+SCALES = ("standard", "minmax", "rms", "none")
 SEASONALITY = ("difference", "indices")  # how the season leaves the series
 TRANSFORMS = ("auto", "log", "log1p", "none")  # what a series' values go through first
 _CODES = {"none": 0, "log": 1, "log1p": 2}  # per-series transform, stored as a small integer
@@ -47,7 +47,8 @@ def lagged(v, indptr, lag, pos=None):
 
 def group_stats(v, group, use, n, scale):
     """(center, spread) of the rows ``use`` of each of ``n`` groups: mean and standard
-    deviation (``standard``), mid-range and half-range (``minmax``) or 0 and 1 (``none``);
+    deviation (``standard``), mid-range and half-range (``minmax``), 0 and the root mean
+    square (``rms``: the values keep their mean, only their size is set) or 0 and 1 (``none``);
     sums run over the rows in order (np.bincount), so the bits depend on nothing else. A
     zero spread becomes 1. ``v`` is (rows,) or (rows, e)."""
     two = v.ndim == 2
@@ -56,10 +57,11 @@ def group_stats(v, group, use, n, scale):
     e = v2.shape[1]
     if scale == "none" or e == 0:
         c, s = np.zeros((n, e)), np.ones((n, e))
-    elif scale == "standard":
+    elif scale in ("standard", "rms"):
         cnt = np.bincount(g, minlength=n).astype(np.float64)
         per = np.maximum(cnt, 1)[:, None]
-        c = np.stack([np.bincount(g, w[:, j], n) for j in range(e)], 1) / per
+        c = np.stack([np.bincount(g, w[:, j], n) for j in range(e)], 1) / per \
+            if scale == "standard" else np.zeros((n, e))
         d = w - c[g]
         s = np.sqrt(np.stack([np.bincount(g, d[:, j] * d[:, j], n) for j in range(e)], 1) / per)
     else:
