@@ -17,7 +17,8 @@ computed here): every choice of recipe is made there (docs/results.md).
 
 No series is dropped: the window of a frequency is the recipe's, shortened when the shortest
 series could not give one training window and a validation span with it (yearly series have
-14 rows). ``--statsforecast`` runs AutoETS, AutoARIMA and AutoTheta on the same data;
+14 rows); it is sized on the validation split's histories in both splits, so the test split
+runs the window that validation scored. ``--statsforecast`` runs AutoETS, AutoARIMA and AutoTheta on the same data;
 ``--neuralforecast`` its LSTM and NHITS (both opt-in, slow). JSON under bench/results/.
 """
 
@@ -108,14 +109,17 @@ def parse_set(items):
     return out
 
 
-def run_lockstep(hist, h, season, settings, backend):
+def run_lockstep(hist, h, season, settings, backend, sizing=None):
+    """Fit and forecast; the window comes from the series ``sizing`` (default ``hist``): the
+    test split sizes it on the validation split's histories, so it runs the window that
+    validation chose."""
     from lockstep import Forecaster
 
     settings = dict(settings)
     season = settings.pop("season", season)
     if settings.get("head") == "direct":
         settings["head_steps"] = h
-    window = fit_window(hist, settings.pop("window", 12), season,
+    window = fit_window(hist if sizing is None else sizing, settings.pop("window", 12), season,
                         settings.get("diff", False) or settings.get("diff_nonseasonal", False),
                         settings.get("head_steps", 1), settings.get("seasonality") == "indices")
     refit = settings.pop("refit", False)
@@ -275,7 +279,8 @@ def main(argv=None):
             tr, te = tr[tr["unique_id"].isin(keep)], te[te["unique_id"].isin(keep)]
         hist, fut = split(tr, te, h, a.split)
         ids = list(hist["unique_id"].drop_duplicates())
-        frame, info = run_lockstep(hist, h, m, settings, a.backend)
+        frame, info = run_lockstep(hist, h, m, settings, a.backend,
+                                   sizing=split(tr, te, h, "validation")[0])
         ours = score(hist, fut, frame, h, m)
         methods = {"lockstep": {k: v["smape"] for k, v in ours.items()}}
         if a.split == "test":
@@ -288,8 +293,11 @@ def main(argv=None):
                 nv[sid] = smape(truth, naive2(y, h, m))
             methods["NAIVE2"] = nv
         extra = {}
-        freq_alias = pd.infer_freq(pd.to_datetime(
-            hist.loc[hist["unique_id"] == ids[0], "ds"])) or "D"
+        freq_alias = None
+        if a.statsforecast or a.neuralforecast:  # their frequency alias, from the dates
+            from lockstep.data import read
+
+            freq_alias = read(hist.loc[hist["unique_id"] == ids[0]]).freq
         for flag, who, run in (("statsforecast", "statsforecast", run_statsforecast),
                                ("neuralforecast", "neuralforecast", run_neuralforecast)):
             if not getattr(a, flag):
