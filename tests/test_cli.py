@@ -166,3 +166,23 @@ def test_console_script_entry_point():
     r = subprocess.run([sys.executable, "-m", "lockstep.cli", "--version"], capture_output=True,
                        text=True, env={**os.environ})
     assert r.returncode == 0 and r.stdout.startswith("lockstep ")
+
+
+def test_scale_and_running_mean_flags_reach_the_model_and_resume_checks_them(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(capsys, "train", *FAST, "--scale", "standard", "--no-running-mean",
+               "--out", str(out))[0] == 0
+    from lockstep import Forecaster
+
+    fc = Forecaster.load(out / "checkpoint.npz")
+    assert fc.settings.scale == "standard" and fc.settings.running_mean is False
+    assert fc.model_cfg.input_size == 1 and fc.tf.center[0] != 0  # centred on the mean
+    before = snapshot(tmp_path)
+    code, _, stderr = run(capsys, "train", *FAST, "--epochs", "4", "--scale", "rms",
+                          "--out", str(out), "--resume")
+    assert code == 2 and "--scale rms differs" in stderr, stderr
+    assert snapshot(tmp_path) == before
+    # flags not given again come from the checkpoint
+    assert run(capsys, "train", *FAST, "--epochs", "4", "--out", str(out), "--resume")[0] == 0
+    fc = Forecaster.load(out / "checkpoint.npz")
+    assert fc.settings.running_mean is False and fc.state.epoch == 4

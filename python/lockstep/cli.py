@@ -145,8 +145,8 @@ def _settings_from_args(args):
               lr=args.lr, optimizer=args.optimizer, batch_size=args.batch_size, clip=args.clip,
               dtype=args.dtype, seed=args.seed, transform="none" if args.no_log else
               args.transform, diff=args.diff, diff_nonseasonal=args.diff_nonseasonal,
-              season=args.season, seasonality=args.seasonality,
-              patience=args.patience or None, holdout=args.holdout, loss_on=args.loss_on,
+              season=args.season, seasonality=args.seasonality, scale=args.scale,
+              running_mean=args.running_mean, patience=args.patience or None, holdout=args.holdout, loss_on=args.loss_on,
               momentum=args.momentum, grad_shards=args.grad_shards, num_layers=args.layers,
               dropout=args.dropout, calendar=args.calendar, levels=_levels(args.level),
               ensemble=args.ensemble, head=args.head, head_steps=args.head_steps)
@@ -164,7 +164,7 @@ SETTING_FLAGS = {"task": "task", "hidden": "hidden_size", "window": "window", "l
                  "clip": "clip", "loss_on": "loss_on", "dtype": "dtype", "seed": "seed",
                  "no_log": "transform", "transform": "transform", "diff": "diff",
                  "diff_nonseasonal": "diff_nonseasonal", "seasonality": "seasonality",
-                 "season": "season", "patience": "patience", "holdout": "holdout",
+                 "scale": "scale", "running_mean": "running_mean", "season": "season", "patience": "patience", "holdout": "holdout",
                  "train_start": "train_start", "grad_shards": "grad_shards",
                  "layers": "num_layers", "dropout": "dropout", "calendar": "calendar",
                  "level": "levels", "ensemble": "ensemble", "head": "head",
@@ -187,8 +187,9 @@ def _show(dest, setting_value):
     flag = "--" + dest.replace("_", "-")
     if dest in ("no_log", "transform"):
         return f"--transform {setting_value}"
-    if dest == "diff_nonseasonal":
-        return "no --no-diff-nonseasonal" if setting_value else "--no-diff-nonseasonal"
+    if dest in ("diff_nonseasonal", "running_mean"):
+        neg = "--no-" + dest.replace("_", "-")
+        return f"no {neg}" if setting_value else neg
     if dest in ("diff", "calendar"):
         return flag if setting_value else f"no {flag}"
     if dest == "patience":
@@ -883,6 +884,15 @@ def build_parser():
                        help="how the season leaves each series: a seasonal difference, or "
                        "seasonal indices removed after the log (where the series' season is "
                        "significant) followed by the lag-1 difference")
+        t.add_argument("--scale", choices=["rms", "standard", "minmax", "none"],
+                       default=dflt.scale,
+                       help="how each series' model-space values are scaled: by their root "
+                       "mean square (no mean subtracted, so no window sees its future's "
+                       "drift), or centred and scaled by the training part's mean and "
+                       "standard deviation (standard) or range (minmax)")
+        t.add_argument("--no-running-mean", dest="running_mean", action="store_false",
+                       help="do not centre each value on the mean of the values before it, "
+                       "nor give that running mean as an input (on by default)")
         t.add_argument("--train-start", type=float, default=None,
                        help="fraction of the series to skip at the start (default: 0; 0.4 for "
                        "classify-change)")
