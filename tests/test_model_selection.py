@@ -51,13 +51,13 @@ def _train(capsys, tmp_path, name, holdout, *extra):
 
 # series: (holdout, default RMSE, MAE, MAPE, --epochs 3 RMSE, beats the baseline's RMSE);
 # docs/results.md. Since the M3 validation studies (seasonal indices, the lag-1 difference of
-# non-seasonal series, then rms scaling with the running mean) these tails moved: AirPassengers
-# 28.571 -> 19.195, the Nile 156.763 -> 150.000, elec_equip 2.749 -> 4.246 (now a hair above
-# seasonal naive's RMSE, below its MAE): reported, not tuned to.
+# non-seasonal series, then rms scaling with the running mean and lr 0.002) these tails moved:
+# AirPassengers 28.571 -> 20.030, the Nile 156.763 -> 152.699, elec_equip 2.749 -> 5.413 (now
+# above seasonal naive's 4.227): reported, not tuned to.
 MEASURED = {
-    "airpassengers": (24, 19.195, 14.032, 3.077, 27.829, True),
-    "elec_equip": (24, 4.246, 3.642, 3.630, 4.246, False),
-    "nile": (10, 150.000, 126.523, 13.871, 150.000, True),
+    "airpassengers": (24, 20.030, 14.649, 3.150, 33.949, True),
+    "elec_equip": (24, 5.413, 4.644, 4.622, 5.413, False),
+    "nile": (10, 152.699, 125.074, 13.411, 152.699, True),
 }
 
 
@@ -72,7 +72,7 @@ def test_default_run_is_no_worse_than_a_short_fixed_run(tmp_path, capsys, name):
     assert [round(dm[k], 3) for k in ("rmse", "mae", "mape")] == [rmse, mae, mape]
     assert round(sm["rmse"], 3) == short
     assert (dm["rmse"] < d["holdout"]["overall"]["baseline"]["rmse"]) == beats
-    assert d["stopped"] == "early-stop" and d["epochs"] < 30  # well under a minute
+    assert d["stopped"] == "early-stop" and d["epochs"] < 60  # well under a minute
 
 
 def test_readme_table_is_what_lockstep_train_prints(tmp_path, capsys):

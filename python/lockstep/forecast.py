@@ -54,7 +54,11 @@ class ForecastSettings:
     hidden_size: int = 32
     window: int = 12
     epochs: int = 150
-    lr: float = 0.005
+    # Adam's step: on the M3 validation split (with the scaling below) 0.002 beat 0.001, 0.003
+    # and 0.005 overall (monthly / quarterly / yearly / other sMAPE 14.06 / 9.79 / 19.12 / 4.00
+    # against 14.32 / 10.03 / 19.31 / 4.02 at 0.005), and on the bundled series' validation
+    # windows (mean MASE 0.652 against 0.679; docs/results.md)
+    lr: float = 0.002
     optimizer: str = "adam"
     momentum: float = 0.0
     batch_size: int = 16
