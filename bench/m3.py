@@ -119,9 +119,11 @@ def run_lockstep(hist, h, season, settings, backend, sizing=None):
     season = settings.pop("season", season)
     if settings.get("head") == "direct":
         settings["head_steps"] = h
-    window = fit_window(hist if sizing is None else sizing, settings.pop("window", 12), season,
-                        settings.get("diff", False) or settings.get("diff_nonseasonal", False),
-                        settings.get("head_steps", 1), settings.get("seasonality") == "indices")
+    want = settings.pop("window", 12)
+    window = want if settings.get("pad") else fit_window(  # padded: every series gives one
+        hist if sizing is None else sizing, want, season,
+        settings.get("diff", False) or settings.get("diff_nonseasonal", False),
+        settings.get("head_steps", 1), settings.get("seasonality") == "indices")
     refit = settings.pop("refit", False)
     fc = Forecaster(window=window, backend=backend, quiet=True, season=season,
                     valid_size=h, **settings)

@@ -321,9 +321,10 @@ def test_seasonal_indices_train_save_and_forecast_the_same_bits(tmp_path):
 
 @pytest.mark.parametrize("kw", [{}, {"seasonality": "difference"},
                                  {"seasonality": "difference", "diff_nonseasonal": False},
-                                 {"head": "direct", "head_steps": 3}, {"train_start": 0.3}])
+                                 {"head": "direct", "head_steps": 3}, {"train_start": 0.3},
+                                 {"pad": True}])
 def test_skip_short_keeps_exactly_what_prepare_accepts(kw):
-    lengths = np.arange(8, 40, 2)
+    lengths = np.arange(4 if kw.get("pad") else 8, 40, 2)
     rows = [pd.DataFrame({"unique_id": f"u{n}", "y": 10 + np.sin(np.arange(n)) + np.arange(n),
                           "ds": pd.date_range("2001-01-01", periods=n, freq="MS")})
             for n in lengths]
@@ -378,3 +379,37 @@ def test_checkpoints_from_before_the_running_mean_load_without_it(tmp_path):
     old = {k: v for k, v in Forecaster(**SMALL).settings.to_dict().items()
            if k != "running_mean"}
     assert _settings_in(old)["running_mean"] is False  # what such a run trained with
+
+
+def test_padding_trains_series_shorter_than_the_window_with_the_same_bits(tmp_path):
+    lengths = (6, 9, 30, 40)
+    p = read(pd.concat([pd.DataFrame({
+        "unique_id": f"u{n}", "y": 10 + np.sin(np.arange(n)) + 0.3 * np.arange(n),
+        "ds": pd.date_range("2001-01-01", periods=n, freq="MS")}) for n in lengths],
+        ignore_index=True))
+    kw = dict(SMALL, window=12)
+    with pytest.raises(DataError, match="or --pad"):
+        Forecaster(backend="numpy", **kw).prepare(p)
+    a = Forecaster(backend="numpy", pad=True, **kw)
+    w = a.prepare(p)
+    # the short series' windows start before their first row; those rows are zeros
+    first_row = p.indptr[:-1] + a.first
+    padded = w.starts < np.repeat(first_row, np.bincount(
+        np.searchsorted(p.indptr, w.lo, side="right") - 1, minlength=4))
+    assert padded.sum() == 2  # one window for each of the two short series
+    x, t = w.gather(np.flatnonzero(padded))
+    for k, s in enumerate(w.starts[padded]):
+        lo = w.lo[padded][k]
+        n_pad = lo - s
+        assert (x[:n_pad, k] == 0).all() and (x[n_pad:, k] == a._A[lo:s + 12]).all()
+        assert (t[:n_pad - 1, k] == 0).all() and (t[n_pad - 1:, k, 0] == a._Z[lo:s + 13]).all()
+    a.fit(p, tmp_path / "p.npz")
+    b = Forecaster(backend="cpu", pad=True, **kw).fit(p)
+    for n in reference.names_of(a.members[0]):
+        assert_same_bits(b.members[0][n], a.members[0][n], n)
+    f = a.predict(5)
+    assert np.isfinite(f["yhat"]).all() and len(f) == 20
+    assert_same_bits(Forecaster.load(tmp_path / "p.npz").predict(5)["yhat"].to_numpy(),
+                     f["yhat"].to_numpy(), "loaded")
+    with pytest.raises(Exception, match="pad is for task regress"):
+        Forecaster(pad=True, task="classify-change", **SMALL)

@@ -149,7 +149,7 @@ def _settings_from_args(args):
               running_mean=args.running_mean, patience=args.patience or None, holdout=args.holdout, loss_on=args.loss_on,
               momentum=args.momentum, grad_shards=args.grad_shards, num_layers=args.layers,
               dropout=args.dropout, calendar=args.calendar, levels=_levels(args.level),
-              ensemble=args.ensemble, head=args.head, head_steps=args.head_steps)
+              ensemble=args.ensemble, head=args.head, head_steps=args.head_steps, pad=args.pad)
     if args.task == "classify-change" and args.train_start is None:
         kw["train_start"] = 0.4  # the seed's choice
     elif args.train_start is not None:
@@ -168,7 +168,7 @@ SETTING_FLAGS = {"task": "task", "hidden": "hidden_size", "window": "window", "l
                  "train_start": "train_start", "grad_shards": "grad_shards",
                  "layers": "num_layers", "dropout": "dropout", "calendar": "calendar",
                  "level": "levels", "ensemble": "ensemble", "head": "head",
-                 "head_steps": "head_steps"}
+                 "head_steps": "head_steps", "pad": "pad"}
 
 
 def _flag_value(dest, v):
@@ -190,7 +190,7 @@ def _show(dest, setting_value):
     if dest in ("diff_nonseasonal", "running_mean"):
         neg = "--no-" + dest.replace("_", "-")
         return f"no {neg}" if setting_value else neg
-    if dest in ("diff", "calendar"):
+    if dest in ("diff", "calendar", "pad"):
         return flag if setting_value else f"no {flag}"
     if dest == "patience":
         return f"--patience {setting_value or 0}" + ("" if setting_value else " (off)")
@@ -893,6 +893,10 @@ def build_parser():
         t.add_argument("--no-running-mean", dest="running_mean", action="store_false",
                        help="do not centre each value on the mean of the values before it, "
                        "nor give that running mean as an input (on by default)")
+        t.add_argument("--pad", action="store_true",
+                       help="train series shorter than the window too: their first windows "
+                       "start before their first value, padded with zeros (default: such "
+                       "series are refused, or dropped by --skip-short)")
         t.add_argument("--train-start", type=float, default=None,
                        help="fraction of the series to skip at the start (default: 0; 0.4 for "
                        "classify-change)")

@@ -108,6 +108,10 @@ class ForecastSettings:
     # horizons in blocks of head_steps
     head: str = "recursive"
     head_steps: int = 0
+    # a series shorter than window + targets still trains: its windows start before its
+    # first value, the missing rows zeros (inputs and targets), so no series is dropped and
+    # no window shrinks for all because of a few short ones (regress only)
+    pad: bool = False
 
     def __post_init__(self):
         check_types(self)
@@ -123,6 +127,9 @@ class ForecastSettings:
         if self.head == "direct" and self.task != "regress":
             raise ConfigError("the direct head forecasts values (task regress); "
                               "classify-change predicts one class at a time: use head recursive")
+        if self.pad and self.task != "regress":
+            raise ConfigError("pad is for task regress (classify-change has no zero class to "
+                              "pad with); drop --pad")
         if self.head == "recursive" and self.head_steps:
             raise ConfigError(f"head_steps {self.head_steps} is for the direct head; pass "
                               "--head direct or drop --head-steps")
@@ -204,10 +211,11 @@ def default_valid_size(season, n, task="regress"):
 class Windows:
     """Training windows of the pooled series, drawn by index from the model rows (never
     materialised as a whole unless they fit in ``train.CHUNK_BYTES``): window k is rows
-    starts[k] .. starts[k] + W - 1 of the inputs ``A`` with targets the next rows of ``Z``."""
+    starts[k] .. starts[k] + W - 1 of the inputs ``A`` with targets the next rows of ``Z``.
+    With ``lo`` (padding), rows before lo[k], its series' first row, are zeros."""
 
-    def __init__(self, A, Z, starts, W, loss_on, dtype, classify, steps=1):
-        self.A, self.Z, self.starts, self.W = A, Z, starts, W
+    def __init__(self, A, Z, starts, W, loss_on, dtype, classify, steps=1, lo=None):
+        self.A, self.Z, self.starts, self.W, self.lo = A, Z, starts, W, lo
         self.loss_on, self.dtype, self.classify = loss_on, np.dtype(dtype), classify
         self.steps = steps  # >1: the direct head's targets, the next `steps` values
         self.shape = (W, len(starts), A.shape[1])
@@ -216,10 +224,11 @@ class Windows:
     def gather(self, idx):
         s = self.starts[idx]
         rows = s[None, :] + np.arange(self.W)[:, None]  # (W, n)
-        x = self.A[rows].astype(self.dtype)
-        if self.steps > 1:  # (n, steps): the values after the window
+        lo = None if self.lo is None else self.lo[idx][None, :]
+        x = padded(self.A, rows, lo).astype(self.dtype)
+        if self.steps > 1:  # (n, steps): the values after the window (never padding)
             return x, self.Z[s[:, None] + self.W + np.arange(self.steps)].astype(self.dtype)
-        t = self.Z[rows + 1] if self.loss_on == "all" else self.Z[s + self.W]
+        t = padded(self.Z, rows + 1, lo) if self.loss_on == "all" else self.Z[s + self.W]
         return x, (t.astype(np.int64) if self.classify else t[..., None].astype(self.dtype))
 
     def compact(self):
@@ -229,6 +238,16 @@ class Windows:
         if self.shape[1] * self.window_bytes <= CHUNK_BYTES:
             return self.gather(np.arange(self.shape[1]))
         return self, None
+
+
+def padded(v, rows, lo):
+    """v[rows], zeros where a row lies before ``lo`` (its series' first row; None: none do)."""
+    if lo is None:
+        return v[rows]
+    before = rows < lo
+    out = v[np.maximum(rows, lo)]
+    out[before] = 0
+    return out
 
 
 class _Validation:
@@ -342,14 +361,16 @@ class Forecaster:
             lags = self.tf.lags
         first = skip + lags
         H = st.head_steps if st.head == "direct" else 1  # targets after each window
-        need = st.window + 1 + H
+        need = _rows_needed(st)
         short = np.flatnonzero(n_train - first < need)
         if short.size:
             i = int(short[0])
             raise DataError(f"series {str(panel.ids[i])!r} has {lengths[i]} rows: too few for "
-                            f"holdout {st.holdout} + window {st.window} (+{lags[i]} for "
+                            f"holdout {st.holdout} + "
+                            f"{'one row' if st.pad else f'window {st.window}'} (+{lags[i]} for "
                             f"differencing) + targets; need {st.holdout + first[i] + need} rows "
-                            f"({short.size} series too short: drop them or pass --skip-short)")
+                            f"({short.size} series too short: drop them, pass --skip-short"
+                            f"{'' if st.pad else ' or --pad'})")
         self.first, self.n_train = first, n_train
         m = n_train - first
         lag_for_valid = self.tf.lag if not classify and st.seasonality == "difference" \
@@ -359,7 +380,10 @@ class Forecaster:
         self.n_valid = np.minimum(nv, np.maximum(0, m - st.window - H))
         self._model_rows(classify)
         counts = m - self.n_valid - st.window - H + 1
-        starts = np.repeat(ip[:-1] + first, counts) + _ranges(counts)
+        pad = np.maximum(0, 1 - counts) if st.pad else np.zeros(n, np.int64)  # one window
+        counts = counts + pad
+        starts = np.repeat(ip[:-1] + first - pad, counts) + _ranges(counts)
+        lo = np.repeat(ip[:-1] + first, counts) if pad.any() else None
         mc = self.model_cfg
         need_b = limits.training_bytes(mc.input_size, mc.hidden_size, mc.output_size,
                                        st.window, 1, st.batch_size,
@@ -369,11 +393,12 @@ class Forecaster:
         itemsize = np.dtype(st.dtype).itemsize
         need_b += min(len(starts) * st.window * (mc.input_size + 1) * itemsize, CHUNK_BYTES)
         need_b += self._A.nbytes + 3 * y.nbytes  # model rows, values, transforms
+        need_b += 0 if lo is None else lo.nbytes
         limits.check_memory(need_b, f"training {n} series ({len(starts)} windows) with hidden "
                             f"size {st.hidden_size} and window {st.window}",
                             "choose a smaller --hidden or --window, or fewer series")
         self.windows = Windows(self._A, self._Z, starts, st.window, st.train_config().loss_on,
-                               st.dtype, classify, H)
+                               st.dtype, classify, H, lo)
         return self.windows
 
     def _model_rows(self, classify, centroids=None):
@@ -640,7 +665,8 @@ class Forecaster:
             s, e, need = series[idx], ends[idx], steps[idx]
             F = self._feature_block(s, e, horizon, None if future is None else future[idx])
             rows = (p.indptr[s] + e)[None, :] + np.arange(-W, 0)[:, None]  # (W, B)
-            x = self._A[rows].copy()
+            lo = (p.indptr[s] + self.first[s])[None, :]
+            x = padded(self._A, rows, lo if (rows < lo).any() else None).copy()
             if F.shape[2]:
                 x[-1, :, nv:] = F[:, 0]
             h = 0
@@ -1019,12 +1045,11 @@ class Forecaster:
         st = self.settings
         # prepare's rule: a series too short for its seasonal difference drops it, so what
         # it must hold is the skipped start, the lag-1 difference, the window and targets
-        H = st.head_steps if st.head == "direct" else 1
         lengths = panel.lengths()
         n_train = lengths - st.holdout
         skip = (st.train_start * np.maximum(n_train, 0)).astype(np.int64)
         lag1 = int(st.diff or st.diff_nonseasonal or st.task != "regress")
-        keep = np.flatnonzero(n_train - skip - lag1 >= st.window + 1 + H)
+        keep = np.flatnonzero(n_train - skip - lag1 >= _rows_needed(st))
         if not len(keep):
             raise DataError(f"every series is too short for window {st.window} and the last "
                             f"{st.holdout} rows held out")
@@ -1142,6 +1167,12 @@ class Forecaster:
         self.scales, self.fallback = ck.scales, ck.fallback
         self.scores, self.score_ptr = ck.scores, ck.score_ptr
         self.loaded = True
+
+
+def _rows_needed(st) -> int:
+    """Model rows a series needs: a window (one row when padded) and its targets."""
+    H = st.head_steps if st.head == "direct" else 1
+    return (1 if st.pad else st.window) + 1 + H
 
 
 def check_horizon(horizon):
