@@ -1,7 +1,8 @@
 """lockstep on the M3 competition, scored as the competition scored it, beside its 24 methods.
 
     python bench/m3.py [--data-dir ../shared/data/m3] [--frequencies monthly,quarterly,...]
-                       [--split validation|test] [--recipe default] [--backend cpu]
+                       [--split validation|test] [--recipe default] [--set KEY=VALUE]
+                       [--backend cpu]
                        [--statsforecast] [--neuralforecast] [--json-file FILE]
 
 One global model per frequency (monthly, quarterly, yearly, other; horizons 18, 8, 6, 8) is
@@ -14,6 +15,10 @@ model beats NAIVE2, the 80 / 95 % interval coverage and the fit and forecast wal
 ``--split validation`` never looks at the test part: it cuts the last horizon off each series'
 training part and scores that instead (the methods' table is then NAIVE2 and seasonal naive
 computed here): every choice of recipe is made there (docs/results.md).
+
+``--set KEY=VALUE`` adds a Forecaster setting to the recipe for a study on the validation
+split (``refit=true``: fit again on every window, validation span included, for the epoch
+count validation chose).
 
 No series is dropped: the window of a frequency is the recipe's, shortened when the shortest
 series could not give one training window and a validation span with it (yearly series have
