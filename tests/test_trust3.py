@@ -367,6 +367,25 @@ def test_a_forecast_that_overflows_is_a_divergence_and_an_empty_out_is_refused(t
 
 # ---- 7. an interrupt before main, a standard output that fails -------------------------------
 
+def test_an_interrupt_after_the_work_while_the_interpreter_exits_is_ignored():
+    """A ^C that lands after the command finished (in the interpreter's shutdown, its atexit
+    callbacks) neither prints a traceback nor changes the exit code; in-process callers of
+    cli.main keep their own ^C."""
+    code = ("import os, signal, sys\n"
+            "sys.argv = ['lockstep', 'info']\n"
+            "from lockstep import cli\n"
+            "rc = cli.main()\n"
+            "os.kill(os.getpid(), signal.SIGINT)\n"
+            "print('exit', rc)\n"
+            "sys.exit(rc)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert p.stdout.rstrip().endswith("exit 0")
+    with pytest.raises(SystemExit):  # argparse's --version exits
+        cli.main(["--version"])
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # a caller keeps its ^C
+
+
 def test_the_console_script_installs_the_interrupt_handler_before_any_import():
     """What runs before the handler: the interpreter's start-up, then lockstep/__init__ (no
     imports of its own) and cli's `import os, signal`; numpy, argparse and importlib.metadata

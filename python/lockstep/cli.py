@@ -1071,8 +1071,18 @@ def _probe_stdout():
 
 
 def main(argv=None):
-    if signal.getsignal(signal.SIGINT) is _interrupted_early:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here: the try below
+    console = signal.getsignal(signal.SIGINT) is _interrupted_early
+    if console:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here: _run's try
+    try:
+        return _run(argv)
+    finally:
+        if console and argv is None:  # the command's process: its work is done and said;
+            # a ^C while the interpreter shuts down is ignored, not a traceback from atexit
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run(argv):
     report = (lambda msg: None) if _other_rank() else err
     args = None
     try:
