@@ -142,7 +142,8 @@ def main(argv=None):
     from m3 import parse_set
 
     settings = parse_set(args.set)
-    results = {"split": args.split, "settings": settings,"machine": {"cpu": platform.processor() or platform.machine(),
+    results = {"split": args.split, "settings": settings,
+               "machine": {"cpu": platform.processor() or platform.machine(),
                            "cpus": os.cpu_count()}, "windows": args.windows, "datasets": []}
     print(f"# rolling-origin backtests, {args.windows} windows one horizon apart; MASE / sMAPE % "
           "are means over windows and series; wall = the whole backtest")
