@@ -23,8 +23,9 @@ count validation chose).
 No series is dropped: the window of a frequency is the recipe's, shortened when the shortest
 series could not give one training window and a validation span with it (yearly series have
 14 rows); it is sized on the validation split's histories in both splits, so the test split
-runs the window that validation scored. ``--statsforecast`` runs AutoETS, AutoARIMA and AutoTheta on the same data;
-``--neuralforecast`` its LSTM and NHITS (both opt-in, slow). JSON under bench/results/.
+runs the window that validation scored. ``--statsforecast`` runs AutoETS, AutoARIMA and
+AutoTheta on the same data; ``--neuralforecast`` its LSTM and NHITS (both opt-in, slow). JSON
+under bench/results/.
 """
 
 from __future__ import annotations

@@ -146,8 +146,9 @@ def _settings_from_args(args):
               dtype=args.dtype, seed=args.seed, transform="none" if args.no_log else
               args.transform, diff=args.diff, diff_nonseasonal=args.diff_nonseasonal,
               season=args.season, seasonality=args.seasonality, scale=args.scale,
-              running_mean=args.running_mean, patience=args.patience or None, holdout=args.holdout, loss_on=args.loss_on,
-              momentum=args.momentum, grad_shards=args.grad_shards, num_layers=args.layers,
+              running_mean=args.running_mean, patience=args.patience or None,
+              holdout=args.holdout, loss_on=args.loss_on, momentum=args.momentum,
+              grad_shards=args.grad_shards, num_layers=args.layers,
               dropout=args.dropout, calendar=args.calendar, levels=_levels(args.level),
               ensemble=args.ensemble, head=args.head, head_steps=args.head_steps, pad=args.pad)
     if args.task == "classify-change" and args.train_start is None:
@@ -164,7 +165,8 @@ SETTING_FLAGS = {"task": "task", "hidden": "hidden_size", "window": "window", "l
                  "clip": "clip", "loss_on": "loss_on", "dtype": "dtype", "seed": "seed",
                  "no_log": "transform", "transform": "transform", "diff": "diff",
                  "diff_nonseasonal": "diff_nonseasonal", "seasonality": "seasonality",
-                 "scale": "scale", "running_mean": "running_mean", "season": "season", "patience": "patience", "holdout": "holdout",
+                 "scale": "scale", "running_mean": "running_mean", "season": "season",
+                 "patience": "patience", "holdout": "holdout",
                  "train_start": "train_start", "grad_shards": "grad_shards",
                  "layers": "num_layers", "dropout": "dropout", "calendar": "calendar",
                  "level": "levels", "ensemble": "ensemble", "head": "head",
