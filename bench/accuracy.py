@@ -39,6 +39,8 @@ import numpy as np  # noqa: E402
 from lockstep import Forecaster, data  # noqa: E402
 from lockstep.metrics import metrics, naive_scale  # noqa: E402
 
+from forecast_common import parse_set, quiet_lightning  # noqa: E402
+
 HORIZON = {"M": 12, "Q": 8, "Y": 10, "A": 10}  # by the first letter of the frequency
 
 
@@ -102,10 +104,7 @@ def run_neuralforecast(p, horizon, windows, step):
         from neuralforecast.models import LSTM
     except ImportError as e:
         return None, f"neuralforecast is not installed ({e})"
-    import logging
-
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)  # no per-fit banners in the table
+    quiet_lightning()
     # neuralforecast's own defaults but for the fixed seed and the quiet trainer
     nf = NeuralForecast(models=[LSTM(h=horizon, input_size=2 * horizon, max_steps=300,
                                      random_seed=0, enable_progress_bar=False,
@@ -138,9 +137,6 @@ def main(argv=None):
                     help="also neuralforecast's LSTM (slow: minutes; needs neuralforecast)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from m3 import parse_set
-
     settings = parse_set(args.set)
     results = {"split": args.split, "settings": settings,
                "machine": {"cpu": platform.processor() or platform.machine(),

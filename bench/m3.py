@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from forecast_common import parse_set, quiet_lightning
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DIR = HERE.parents[1] / "shared" / "data" / "m3"
@@ -99,20 +100,6 @@ def fit_window(hist, want, season, diff, steps=1, indices=False):
             and not indices:
         return min(want, room - season - int(diff))
     return max(2, min(want, room - 1))
-
-
-def parse_set(items):
-    """``KEY=VALUE`` pairs as settings (VALUE read as JSON where it parses, else text)."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"m3: --set {item!r}: expected KEY=VALUE")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 def run_lockstep(hist, h, season, settings, backend, sizing=None):
@@ -231,14 +218,11 @@ def run_statsforecast(hist, h, m, freq):
 
 def run_neuralforecast(hist, h, m, freq):
     try:
-        import logging
-
         from neuralforecast import NeuralForecast
         from neuralforecast.models import LSTM, NHITS
     except ImportError as e:
         return None, f"neuralforecast is not installed ({e}); pip install neuralforecast"
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_lightning()
     shortest = int(hist.groupby("unique_id").size().min())
     size = max(2, min(2 * h, shortest - h))  # an input window every series can give
     out = {}

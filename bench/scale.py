@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from forecast_common import quiet_lightning
 
 HERE = Path(__file__).resolve()
 MARK = "SCALE-RESULT "
@@ -184,14 +185,11 @@ def worker_lockstep(a):
 
 
 def worker_neuralforecast(a):
-    import logging
-
     cap_memory(a.max_mem_gib)
     from neuralforecast import NeuralForecast
     from neuralforecast.models import LSTM
 
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_lightning()
     df = make_table(a.n, a.seed)
     lengths = df.groupby("unique_id", sort=False).size().to_numpy()
     # windows of input 12 and horizon 12 per series; each step trains on windows_batch_size
