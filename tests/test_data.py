@@ -320,3 +320,42 @@ def test_seasonal_indices_deseasonalise_and_come_back():
     np.testing.assert_allclose(f[0], want, rtol=1e-9)
     with pytest.raises(ValueError, match="position"):
         t.stage1(y, group)
+
+
+def _theta_by_hand(x, h):
+    """The Theta method of one series, written the plain way as an oracle: SES errors for
+    every smoothing constant of the grid and its refinement, the least-squares slope by
+    np.polyfit, the Hyndman-Billah forecast."""
+    def sse(a):
+        level, e2 = x[0], 0.0
+        for v in x[1:]:
+            e2 += (v - level) ** 2
+            level = level + a * (v - level)
+        return e2, level
+
+    grid = list(prep.THETA_GRID)
+    best = grid[int(np.argmin([sse(a)[0] for a in grid]))]
+    fine = [round(min(max(best + k * 0.01, 0.01), 1.0), 2) for k in range(-4, 5)]
+    a = fine[int(np.argmin([sse(a)[0] for a in fine]))]
+    level = sse(a)[1]
+    b = np.polyfit(np.arange(len(x)), x, 1)[0] if len(x) > 1 else 0.0
+    k = np.arange(1, h + 1)
+    return level + b / 2 * (k - 1 + (1 - (1 - a) ** len(x)) / a)
+
+
+def test_theta_is_ses_with_half_the_trend_row_by_row():
+    """prep.theta: the SES-with-drift form of the Theta method (against a plain one-series
+    oracle), half the slope of a straight line, a constant kept, and each row's bits its
+    own whatever rows and padding share its batch."""
+    rng = np.random.default_rng(3)
+    n = np.array([1, 2, 7, 30, 64])
+    x = np.cumsum(rng.normal(0.1, 1.0, (len(n), 64)), axis=1)
+    f = prep.theta(x, n, 9)
+    for b, k in enumerate(n):
+        np.testing.assert_allclose(f[b], _theta_by_hand(x[b, :k], 9), rtol=1e-9, atol=1e-9)
+    line = 2.0 + 0.5 * np.arange(20)
+    np.testing.assert_allclose(prep.theta(line[None], [20], 4)[0],
+                               line[-1] + 0.25 * np.arange(1, 5), rtol=1e-12)
+    np.testing.assert_array_equal(prep.theta(np.full((1, 9), 3.5), [9], 3), np.full((1, 3), 3.5))
+    for b, k in enumerate(n):  # alone, unpadded: the same bits as in the batch
+        assert np.array_equal(prep.theta(x[b:b + 1, :k], [k], 9)[0], f[b]), b

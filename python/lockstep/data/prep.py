@@ -207,6 +207,11 @@ class Transforms:
         (B, h). ``series`` (B,) names each row's series; ``s1_hist`` (B, k) holds the last k
         stage-1 values (after the log) of its history, k >= max lag + 1; ``start`` (B,): the
         position of the first value (for the seasonal indices)."""
+        return self.from_stage1(self.to_stage1(z, series, s1_hist), series, start)
+
+    def to_stage1(self, z, series, s1_hist):
+        """The stage-1 values (after the log, less the seasonal indices) that continue each
+        row's history when its model space continues with ``z`` (see ``inverse``)."""
         z = np.asarray(z, np.float64)
         B, h = z.shape
         s = z * self.spread[series][:, None] + self.center[series][:, None]
@@ -230,6 +235,12 @@ class Transforms:
                 prev = s[:, t] + prev
                 out[:, t] = prev
             s = np.where(d[:, None], out, s)
+        return s
+
+    def from_stage1(self, s, series, start=None):
+        """Values from stage-1 values ``s`` (B, h): the seasonal indices of the positions from
+        ``start`` (B,) on added back, then the exp / expm1 of each series' log."""
+        h = s.shape[1]
         if self.period:
             k = (np.asarray(start)[:, None] + np.arange(h)[None, :]) % self.period
             s = s + self.index[series[:, None], k]
@@ -269,6 +280,67 @@ def seasonal_indices(v, indptr, pos, group, skip, n_train, m):
         si = np.bincount(p, dev, minlength=m) / np.maximum(cnt, 1)
         out[i] = si - np.sum(si) / m
     return out
+
+
+THETA_GRID = np.round(np.arange(1, 21) * 0.05, 2)  # smoothing constants tried, then refined
+
+
+def _ses(xv, valid, a):
+    """Simple exponential smoothing of each row of ``xv`` (B, T) over its ``valid`` values
+    for the smoothing constants ``a`` (A, 1) or (A, B): the in-sample one-step squared
+    error (A, B), summed over t in order."""
+    B, T = xv.shape
+    level = np.broadcast_to(xv[:, 0], (a.shape[0], B)).copy()
+    sse = np.zeros_like(level)
+    for t in range(1, T):
+        e = xv[:, t] - level
+        on = valid[:, t]
+        sse = sse + np.where(on, e * e, 0.0)
+        level = np.where(on, level + a * e, level)
+    return sse
+
+
+def ses_alpha(x, n):
+    """Per row of ``x`` (B, T), over its first n[b] >= 1 values: the smoothing constant of
+    THETA_GRID with the smallest in-sample one-step squared error, refined in steps of
+    0.01 around it (the first of equal errors)."""
+    x = np.asarray(x, np.float64)
+    valid = np.arange(x.shape[1])[None, :] < np.asarray(n)[:, None]
+    xv = np.where(valid, x, 0.0)
+    grid = THETA_GRID[:, None]
+    best = grid[np.argmin(_ses(xv, valid, grid), axis=0), 0]
+    fine = np.round(np.clip(best[None, :] + np.arange(-4, 5)[:, None] * 0.01, 0.01, 1.0), 2)
+    k = np.argmin(_ses(xv, valid, fine), axis=0)
+    return fine[k, np.arange(x.shape[0])]
+
+
+def theta(x, n, h):
+    """The Theta method's forecasts (B, h) of the rows of ``x`` (B, T), each from its first
+    n[b] >= 1 values (deseasonalised already): simple exponential smoothing with the
+    constant ``a`` of ``ses_alpha`` plus half the least-squares slope ``b`` as the drift,
+    the SES-with-drift form of Hyndman and Billah (2003): level + b / 2 (k - 1 + (1 -
+    (1 - a)^n) / a) for k = 1..h. Sums run over t in order, elementwise over rows, so a
+    row's bits depend on its own values only (not on the rows beside it)."""
+    x = np.asarray(x, np.float64)
+    n = np.asarray(n, np.int64)
+    B, T = x.shape
+    a = ses_alpha(x, n)
+    valid = np.arange(T)[None, :] < n[:, None]
+    level, q = x[:, 0].copy(), 1.0 - a
+    s0, st, stt, sx, stx = (np.zeros(B) for _ in range(5))
+    for t in range(T):
+        on = valid[:, t]
+        xt = np.where(on, x[:, t], 0.0)
+        if t:
+            level = np.where(on, level + a * (xt - level), level)
+            q = np.where(on, q * (1.0 - a), q)
+        f = np.where(on, float(t), 0.0)
+        s0, st, stt = s0 + on, st + f, stt + f * f
+        sx, stx = sx + xt, stx + f * xt
+    den = s0 * stt - st * st
+    slope = np.where(den > 0, (s0 * stx - st * sx) / np.where(den > 0, den, 1.0), 0.0)
+    steps = np.arange(h, dtype=np.float64)[None, :]
+    return level[:, None] + (slope / 2)[:, None] * (steps + ((1.0 - q) / a)[:, None])
 
 
 def _seasonal(x, m) -> bool:
