@@ -186,3 +186,20 @@ def test_scale_and_running_mean_flags_reach_the_model_and_resume_checks_them(tmp
     assert run(capsys, "train", *FAST, "--epochs", "4", "--out", str(out), "--resume")[0] == 0
     fc = Forecaster.load(out / "checkpoint.npz")
     assert fc.settings.running_mean is False and fc.state.epoch == 4
+
+
+def test_theta_weight_flag_reaches_the_forecast_and_resume_checks_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(capsys, "train", *FAST, "--theta-weight", "0.5", "--out", str(out))[0] == 0
+    from lockstep import Forecaster
+
+    assert Forecaster.load(out / "checkpoint.npz").settings.theta_weight == 0.5
+    before = snapshot(tmp_path)
+    code, _, stderr = run(capsys, "train", *FAST, "--epochs", "4", "--theta-weight", "0",
+                          "--out", str(out), "--resume")
+    assert code == 2 and "--theta-weight 0" in stderr and "differs" in stderr, stderr
+    assert snapshot(tmp_path) == before
+    code, _, stderr = run(capsys, "train", *FAST, "--task", "classify-change",
+                          "--theta-weight", "0.5", "--out", str(tmp_path / "c"))
+    assert code == 2 and "classify-change predicts classes" in stderr, stderr
+    assert not (tmp_path / "c").exists()

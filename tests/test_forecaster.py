@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_same_bits
 
 from lockstep import Forecaster, checkpoint, data, reference
-from lockstep.data import DataError
+from lockstep.data import DataError, prep
 from lockstep.data.table import read
 
 SMALL = dict(hidden_size=5, window=6, epochs=3, batch_size=16, patience=None, quiet=True,
@@ -413,3 +413,44 @@ def test_padding_trains_series_shorter_than_the_window_with_the_same_bits(tmp_pa
                      f["yhat"].to_numpy(), "loaded")
     with pytest.raises(Exception, match="pad is for task regress"):
         Forecaster(pad=True, task="classify-change", **SMALL)
+
+
+def test_the_theta_mix_is_a_weighted_geometric_mean_of_the_model_and_theta():
+    """theta_weight w: forecasts exp((1 - w) log model + w log Theta) with the seasonal
+    indices back in; w = 1 is the Theta method of each series' log, deseasonalised history,
+    whatever the model learned; training is the same bits whatever w."""
+    df = long_table(3, 48)
+    kw = dict(holdout=6, season=12, **SMALL)
+    f = {w: Forecaster(backend="numpy", theta_weight=w, **kw).fit(df) for w in (0.0, 1.0)}
+    mixed = Forecaster(backend="numpy", **kw).fit(df)
+    assert mixed.settings.theta_weight == 0.25  # the default for task regress
+    for n in reference.names_of(mixed.members[0]):  # training is blind to the mix
+        assert_same_bits(mixed.members[0][n], f[0.0].members[0][n], n)
+    y = {w: fc.predict(6, level=[])["yhat"].to_numpy().reshape(3, 6) for w, fc in f.items()}
+    want = np.exp(0.75 * np.log(y[0.0]) + 0.25 * np.log(y[1.0]))
+    np.testing.assert_allclose(mixed.predict(6, level=[])["yhat"].to_numpy().reshape(3, 6),
+                               want, rtol=1e-12)
+    other_seed = Forecaster(backend="numpy", theta_weight=1.0, **{**kw, "seed": 7}).fit(df)
+    assert_same_bits(other_seed.predict(6)["yhat"].to_numpy(), y[1.0].reshape(-1), "theta")
+    fc, p = f[1.0], f[1.0].panel
+    for i in range(3):  # by hand: the log, less the indices; prep.theta; back
+        n = fc.n_train[i]
+        pos = np.arange(n + 6)
+        s1 = np.log(p.y[p.indptr[i]:p.indptr[i] + n]) - fc.tf.index[i, pos[:n] % 12]
+        back = np.exp(prep.theta(s1[None], [n], 6)[0] + fc.tf.index[i, pos[n:] % 12])
+        np.testing.assert_allclose(y[1.0][i], back, rtol=1e-12)
+
+
+def test_theta_weight_is_for_value_forecasts_only():
+    from lockstep.config import ConfigError
+    from lockstep.forecast import ForecastSettings
+
+    assert ForecastSettings(task="classify-change").theta_weight == 0.0
+    assert ForecastSettings(theta_weight=0).theta_weight == 0
+    with pytest.raises(ConfigError, match="theta_weight must be in"):
+        ForecastSettings(theta_weight=1.5)
+    with pytest.raises(ConfigError, match="classify-change predicts classes"):
+        ForecastSettings(task="classify-change", theta_weight=0.5)
+    from lockstep.forecast import _settings_in
+    old = {k: v for k, v in ForecastSettings().to_dict().items() if k != "theta_weight"}
+    assert ForecastSettings(**_settings_in(old)).theta_weight == 0.0  # saved before the mix

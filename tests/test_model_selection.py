@@ -53,11 +53,12 @@ def _train(capsys, tmp_path, name, holdout, *extra):
 # docs/results.md. Since the M3 validation studies (seasonal indices, the lag-1 difference of
 # non-seasonal series, then rms scaling with the running mean and lr 0.002) these tails moved:
 # AirPassengers 28.571 -> 20.030, the Nile 156.763 -> 152.699, elec_equip 2.749 -> 5.413 (now
-# above seasonal naive's 4.227): reported, not tuned to.
+# above seasonal naive's 4.227); with a quarter of the Theta method mixed in (theta_weight):
+# AirPassengers 25.265, the Nile 146.931, elec_equip 4.919: reported, not tuned to.
 MEASURED = {
-    "airpassengers": (24, 20.030, 14.649, 3.150, 33.949, True),
-    "elec_equip": (24, 5.413, 4.644, 4.622, 5.413, False),
-    "nile": (10, 152.699, 125.074, 13.411, 152.699, True),
+    "airpassengers": (24, 25.265, 19.064, 3.921, 39.670, True),
+    "elec_equip": (24, 4.919, 4.230, 4.213, 4.919, False),
+    "nile": (10, 146.931, 122.421, 13.339, 146.931, True),
 }
 
 

@@ -150,7 +150,8 @@ def _settings_from_args(args):
               holdout=args.holdout, loss_on=args.loss_on, momentum=args.momentum,
               grad_shards=args.grad_shards, num_layers=args.layers,
               dropout=args.dropout, calendar=args.calendar, levels=_levels(args.level),
-              ensemble=args.ensemble, head=args.head, head_steps=args.head_steps, pad=args.pad)
+              ensemble=args.ensemble, head=args.head, head_steps=args.head_steps, pad=args.pad,
+              theta_weight=args.theta_weight)
     if args.task == "classify-change" and args.train_start is None:
         kw["train_start"] = 0.4  # the seed's choice
     elif args.train_start is not None:
@@ -170,7 +171,7 @@ SETTING_FLAGS = {"task": "task", "hidden": "hidden_size", "window": "window", "l
                  "train_start": "train_start", "grad_shards": "grad_shards",
                  "layers": "num_layers", "dropout": "dropout", "calendar": "calendar",
                  "level": "levels", "ensemble": "ensemble", "head": "head",
-                 "head_steps": "head_steps", "pad": "pad"}
+                 "head_steps": "head_steps", "pad": "pad", "theta_weight": "theta_weight"}
 
 
 def _flag_value(dest, v):
@@ -899,6 +900,10 @@ def build_parser():
                        help="train series shorter than the window too: their first windows "
                        "start before their first value, padded with zeros (default: such "
                        "series are refused, or dropped by --skip-short)")
+        t.add_argument("--theta-weight", type=float, default=None, metavar="W",
+                       help="the Theta method's share of each forecast: (1 - W) model + W "
+                       "Theta, mixed after the log (default: 0.25 for task regress; 0 = the "
+                       "model alone)")
         t.add_argument("--train-start", type=float, default=None,
                        help="fraction of the series to skip at the start (default: 0; 0.4 for "
                        "classify-change)")
