@@ -190,7 +190,11 @@ def test_scale_and_running_mean_flags_reach_the_model_and_resume_checks_them(tmp
 
 def test_theta_weight_flag_reaches_the_forecast_and_resume_checks_it(tmp_path, capsys):
     out = tmp_path / "run"
-    assert run(capsys, "train", *FAST, "--theta-weight", "0.5", "--out", str(out))[0] == 0
+    code, stdout, _ = run(capsys, "train", *FAST, "--theta-weight", "0.5", "--out", str(out))
+    assert code == 0 and "mix: 0.5 model + 0.5 Theta method" in stdout, stdout
+    code, stdout, _ = run(capsys, "train", *FAST, "--theta-weight", "0", "--out",
+                          str(tmp_path / "alone"))
+    assert code == 0 and "mix:" not in stdout
     from lockstep import Forecaster
 
     assert Forecaster.load(out / "checkpoint.npz").settings.theta_weight == 0.5

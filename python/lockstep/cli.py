@@ -550,6 +550,9 @@ def _train_in(folder, args, fc, panel, ck_path):
     if st.task == "regress":
         say(args, "transforms: " + ", ".join(f"{k} {v} series" if len(panel) > 1 else k
                                              for k, v in result["transforms"].items()))
+        if st.theta_weight:
+            say(args, f"mix: {1 - st.theta_weight:g} model + {st.theta_weight:g} Theta method "
+                "after the log (--theta-weight; 0: the model alone)")
     say(args, "selection: " + _summary(fc))
     say(args, f"checkpoint: {ck_path}  ({fc.state.epoch} epochs, {fc.state.stopped})")
     if args.json:
