@@ -447,6 +447,18 @@ def test_theta_weight_is_for_value_forecasts_only():
 
     assert ForecastSettings(task="classify-change").theta_weight == 0.0
     assert ForecastSettings(theta_weight=0).theta_weight == 0
+    # the default is set by the data: none with covariates (Theta cannot see them)
+    df = long_table(3, 40, exog=True)
+    fc = Forecaster(backend="numpy", holdout=6, exog=["promo"], **SMALL)
+    assert fc.settings.theta_weight is None
+    fc.prepare(fc.read(df))
+    assert fc.settings.theta_weight == 0.0
+    fc = Forecaster(backend="numpy", holdout=6, exog=["promo"], theta_weight=0.5, **SMALL)
+    fc.prepare(fc.read(df))
+    assert fc.settings.theta_weight == 0.5
+    fc = Forecaster(backend="numpy", holdout=6, **SMALL)
+    fc.prepare(fc.read(df.drop(columns="promo")))
+    assert fc.settings.theta_weight == 0.25
     with pytest.raises(ConfigError, match="theta_weight must be in"):
         ForecastSettings(theta_weight=1.5)
     with pytest.raises(ConfigError, match="classify-change predicts classes"):

@@ -905,8 +905,8 @@ def build_parser():
                        "series are refused, or dropped by --skip-short)")
         t.add_argument("--theta-weight", type=float, default=None, metavar="W",
                        help="the Theta method's share of each forecast: (1 - W) model + W "
-                       "Theta, mixed after the log; Theta sees no covariates (default: 0.25 "
-                       "for task regress; 0 = the model alone)")
+                       "Theta, mixed after the log (default: 0.25 for task regress without "
+                       "covariates, 0 with them, which Theta cannot see; 0 = the model alone)")
         t.add_argument("--train-start", type=float, default=None,
                        help="fraction of the series to skip at the start (default: 0; 0.4 for "
                        "classify-change)")

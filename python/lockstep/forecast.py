@@ -18,7 +18,7 @@ processes dividing ``grad_shards``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
@@ -122,7 +122,8 @@ class ForecastSettings:
     # the forecast's share taken from the Theta method (prep.theta) run on each series' own
     # log, deseasonalised history: (1 - w) model + w Theta, mixed after the log and before
     # the season goes back in (a weighted geometric mean of the two forecasts). 0: the
-    # model alone. None: THETA_WEIGHT for task regress, 0 for classify-change
+    # model alone. None: THETA_WEIGHT, set when the data is read (``prepare``), 0 for data
+    # with covariates (the Theta method cannot see them) and for classify-change
     theta_weight: float | None = None
 
     def __post_init__(self):
@@ -142,10 +143,9 @@ class ForecastSettings:
         if self.pad and self.task != "regress":
             raise ConfigError("pad is for task regress (classify-change has no zero class to "
                               "pad with); drop --pad")
-        if self.theta_weight is None:
-            object.__setattr__(self, "theta_weight",
-                               THETA_WEIGHT if self.task == "regress" else 0.0)
-        if not 0 <= self.theta_weight <= 1:
+        if self.theta_weight is None and self.task != "regress":
+            object.__setattr__(self, "theta_weight", 0.0)
+        if self.theta_weight is not None and not 0 <= self.theta_weight <= 1:
             raise ConfigError(f"theta_weight must be in [0, 1] (the Theta method's share of "
                               f"the forecast), got {self.theta_weight}")
         if self.theta_weight and self.task != "regress":
@@ -354,6 +354,9 @@ class Forecaster:
         one line, what cannot train: too-short series (named), values beyond +-1e150, sizes
         that cannot fit in memory."""
         st = self.settings
+        if st.theta_weight is None:  # the default: Theta cannot see covariates
+            st = self.settings = replace(st, theta_weight=0.0 if panel.exog_names
+                                         else THETA_WEIGHT)
         self.panel, self.holdout = panel, st.holdout
         y, ip, n = panel.y, panel.indptr, len(panel)
         lengths = np.diff(ip)
