@@ -7,7 +7,8 @@ arrays indexed by series), draws the windows of all series by index, and trains
 Model selection scores each epoch by recursive forecasts of every series' validation span;
 split-conformal intervals come from the validation span's forecast errors. ``predict``,
 ``evaluate_holdout`` and ``backtest`` run every series (and every calibration origin) through
-the engine together, one call per horizon step.
+the engine together, one call per horizon step; a share of the Theta method's forecast of
+each row (``prep.theta``, on the host) is mixed in after the log (``theta_weight``).
 
 Checkpoints hold two sections (``checkpoint.write``): ``data`` (the panel) and ``model``
 (settings, per-series state, members' training states, calibration); each is validated here,
