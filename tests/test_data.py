@@ -323,12 +323,14 @@ def test_seasonal_indices_deseasonalise_and_come_back():
 
 
 def _theta_by_hand(x, h):
-    """The Theta method of one series, written the plain way as an oracle: SES errors for
-    every smoothing constant of the grid and its refinement, the least-squares slope by
-    np.polyfit, the Hyndman-Billah forecast."""
+    """The Theta method of one series, written the plain way as an oracle: SES errors of the
+    last THETA_MEMORY values for every smoothing constant of the grid and its refinement,
+    the least-squares slope of all values by np.polyfit, the Hyndman-Billah forecast."""
+    xs = x[-prep.THETA_MEMORY:]
+
     def sse(a):
-        level, e2 = x[0], 0.0
-        for v in x[1:]:
+        level, e2 = xs[0], 0.0
+        for v in xs[1:]:
             e2 += (v - level) ** 2
             level = level + a * (v - level)
         return e2, level
@@ -340,16 +342,17 @@ def _theta_by_hand(x, h):
     level = sse(a)[1]
     b = np.polyfit(np.arange(len(x)), x, 1)[0] if len(x) > 1 else 0.0
     k = np.arange(1, h + 1)
-    return level + b / 2 * (k - 1 + (1 - (1 - a) ** len(x)) / a)
+    return level + b / 2 * (k - 1 + (1 - (1 - a) ** len(xs)) / a)
 
 
 def test_theta_is_ses_with_half_the_trend_row_by_row():
     """prep.theta: the SES-with-drift form of the Theta method (against a plain one-series
-    oracle), half the slope of a straight line, a constant kept, and each row's bits its
-    own whatever rows and padding share its batch."""
+    oracle; a long history smoothed over its last THETA_MEMORY values), half the slope of a
+    straight line, a constant kept, and each row's bits its own whatever rows and padding
+    share its batch."""
     rng = np.random.default_rng(3)
-    n = np.array([1, 2, 7, 30, 64])
-    x = np.cumsum(rng.normal(0.1, 1.0, (len(n), 64)), axis=1)
+    n = np.array([1, 2, 7, 30, 64, prep.THETA_MEMORY + 150])
+    x = np.cumsum(rng.normal(0.1, 1.0, (len(n), n.max() + 5)), axis=1)
     f = prep.theta(x, n, 9)
     for b, k in enumerate(n):
         np.testing.assert_allclose(f[b], _theta_by_hand(x[b, :k], 9), rtol=1e-9, atol=1e-9)

@@ -772,7 +772,7 @@ class Forecaster:
         n = np.maximum(ends - (self.first[series] - self.tf.lags[series]), 1)
         out = np.empty((len(series), horizon))
         T = int(n.max()) if len(n) else 1
-        chunk = max(1, PREDICT_BYTES // (T * 8 * 3))
+        chunk = max(1, PREDICT_BYTES // (T * 8 * 6))  # the history and prep.theta's sums
         for lo in range(0, len(series), chunk):
             sl = slice(lo, lo + chunk)
             k = n[sl]

@@ -283,62 +283,62 @@ def seasonal_indices(v, indptr, pos, group, skip, n_train, m):
 
 
 THETA_GRID = np.round(np.arange(1, 21) * 0.05, 2)  # smoothing constants tried, then refined
+# the Theta method smooths each history's last THETA_MEMORY values at most (their first one
+# the starting level): (1 - 0.01)^512 < 0.6 %, so older values barely count even at the
+# smallest constant, and a long history costs no more than that
+THETA_MEMORY = 512
 
 
 def _ses(xv, valid, a):
     """Simple exponential smoothing of each row of ``xv`` (B, T) over its ``valid`` values
-    for the smoothing constants ``a`` (A, 1) or (A, B): the in-sample one-step squared
-    error (A, B), summed over t in order."""
+    (a prefix of the row; the first one the starting level) for the smoothing constants
+    ``a`` (A, 1) or (A, B): the in-sample one-step squared error, the last level and
+    (1 - a)^(values), each (A, B), every one running over t in order."""
     B, T = xv.shape
     level = np.broadcast_to(xv[:, 0], (a.shape[0], B)).copy()
     sse = np.zeros_like(level)
+    q = np.broadcast_to(1.0 - a, level.shape).copy()
     for t in range(1, T):
         e = xv[:, t] - level
         on = valid[:, t]
         sse = sse + np.where(on, e * e, 0.0)
         level = np.where(on, level + a * e, level)
-    return sse
-
-
-def ses_alpha(x, n):
-    """Per row of ``x`` (B, T), over its first n[b] >= 1 values: the smoothing constant of
-    THETA_GRID with the smallest in-sample one-step squared error, refined in steps of
-    0.01 around it (the first of equal errors)."""
-    x = np.asarray(x, np.float64)
-    valid = np.arange(x.shape[1])[None, :] < np.asarray(n)[:, None]
-    xv = np.where(valid, x, 0.0)
-    grid = THETA_GRID[:, None]
-    best = grid[np.argmin(_ses(xv, valid, grid), axis=0), 0]
-    fine = np.round(np.clip(best[None, :] + np.arange(-4, 5)[:, None] * 0.01, 0.01, 1.0), 2)
-    k = np.argmin(_ses(xv, valid, fine), axis=0)
-    return fine[k, np.arange(x.shape[0])]
+        q = np.where(on, q * (1.0 - a), q)
+    return sse, level, q
 
 
 def theta(x, n, h):
     """The Theta method's forecasts (B, h) of the rows of ``x`` (B, T), each from its first
-    n[b] >= 1 values (deseasonalised already): simple exponential smoothing with the
-    constant ``a`` of ``ses_alpha`` plus half the least-squares slope ``b`` as the drift,
-    the SES-with-drift form of Hyndman and Billah (2003): level + b / 2 (k - 1 + (1 -
-    (1 - a)^n) / a) for k = 1..h. Sums run over t in order, elementwise over rows, so a
-    row's bits depend on its own values only (not on the rows beside it)."""
+    n[b] >= 1 values (deseasonalised already): simple exponential smoothing of the last
+    THETA_MEMORY of them plus half the least-squares slope ``b`` of all of them as the
+    drift, the SES-with-drift form of Hyndman and Billah (2003): level + b / 2 (k - 1 +
+    (1 - (1 - a)^m) / a) for k = 1..h over m smoothed values. The smoothing constant ``a``
+    is the one of THETA_GRID with the smallest in-sample one-step squared error, refined in
+    steps of 0.01 around it (the first of equal errors). Sums run over t in order,
+    elementwise over rows, so a row's bits depend on its own values only (not on the rows
+    or the padding beside it)."""
     x = np.asarray(x, np.float64)
     n = np.asarray(n, np.int64)
     B, T = x.shape
-    a = ses_alpha(x, n)
-    valid = np.arange(T)[None, :] < n[:, None]
-    level, q = x[:, 0].copy(), 1.0 - a
-    s0, st, stt, sx, stx = (np.zeros(B) for _ in range(5))
-    for t in range(T):
-        on = valid[:, t]
-        xt = np.where(on, x[:, t], 0.0)
-        if t:
-            level = np.where(on, level + a * (xt - level), level)
-            q = np.where(on, q * (1.0 - a), q)
-        f = np.where(on, float(t), 0.0)
-        s0, st, stt = s0 + on, st + f, stt + f * f
-        sx, stx = sx + xt, stx + f * xt
-    den = s0 * stt - st * st
-    slope = np.where(den > 0, (s0 * stx - st * sx) / np.where(den > 0, den, 1.0), 0.0)
+    rows = np.arange(B)
+    xv = np.where(np.arange(T)[None, :] < n[:, None], x, 0.0)
+    sx = np.cumsum(xv, axis=1)[rows, n - 1]  # np.cumsum adds in order
+    stx = np.cumsum(xv * np.arange(T, dtype=np.float64), axis=1)[rows, n - 1]
+    nf = n.astype(np.float64)
+    st, stt = nf * (nf - 1) / 2, (nf - 1) * nf * (2 * nf - 1) / 6  # sums of t and t^2
+    den = nf * stt - st * st
+    slope = np.where(den > 0, (nf * stx - st * sx) / np.where(den > 0, den, 1.0), 0.0)
+    m = np.minimum(n, THETA_MEMORY)  # the smoothed values, left-aligned
+    K = int(m.max())
+    idx = (n - m)[:, None] + np.minimum(np.arange(K)[None, :], m[:, None] - 1)
+    valid = np.arange(K)[None, :] < m[:, None]
+    xs = np.where(valid, x[rows[:, None], idx], 0.0)
+    grid = THETA_GRID[:, None]
+    best = grid[np.argmin(_ses(xs, valid, grid)[0], axis=0), 0]
+    fine = np.round(np.clip(best[None, :] + np.arange(-4, 5)[:, None] * 0.01, 0.01, 1.0), 2)
+    sse, level, q = _ses(xs, valid, fine)
+    k = np.argmin(sse, axis=0)
+    a, level, q = fine[k, rows], level[k, rows], q[k, rows]
     steps = np.arange(h, dtype=np.float64)[None, :]
     return level[:, None] + (slope / 2)[:, None] * (steps + ((1.0 - q) / a)[:, None])
 
